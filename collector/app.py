@@ -1,0 +1,104 @@
+"""Composition root: engine, migrations, writer, pipeline, receivers, API; start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+
+import uvicorn
+
+from collector.api import build_api
+from collector.pipeline import Pipeline
+from collector.receive.grpc import build_grpc_server
+from collector.receive.http import build_otlp_app
+from collector.settings import Settings, SettingsError
+from collector.store.engine import current_revision, head_revision, make_engine, migrate
+from collector.store.writer import LedgerWriter
+from dashboard.routes import add_dashboard
+
+log = logging.getLogger("breakeven")
+
+
+def _bind(host: str, port: int, setting: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SettingsError(f"{setting}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class Collector:
+    """The running product: start() brings everything up, stop() drains and shuts down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.db)
+        self.pipeline: Pipeline | None = None
+        self.otlp_http_port = settings.otlp_http_port
+        self.otlp_grpc_port = settings.otlp_grpc_port
+        self.http_port = settings.http_port
+        self._servers: list[uvicorn.Server] = []
+        self._loop_thread: threading.Thread | None = None
+        self._grpc = None
+
+    def start(self) -> None:
+        """Migrate (unless told not to), start the writer, then listen."""
+        s = self.settings
+        if s.migrate:
+            migrate(self.engine)
+        elif current_revision(self.engine) != head_revision(self.engine):
+            raise SettingsError("migrate: database is not at the current schema; run `breakeven migrate`")
+        self.pipeline = Pipeline(LedgerWriter(self.engine), s.queue_max_spans, s.batch_max_spans, s.trace_cache_traces)
+        self.pipeline.start()
+        otlp_sock = _bind(s.host, s.otlp_http_port, "otlp_http_port")
+        api_sock = _bind(s.host, s.http_port, "http_port")
+        self.otlp_http_port = otlp_sock.getsockname()[1]
+        self.http_port = api_sock.getsockname()[1]
+        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline)
+        self._grpc.start()
+
+        api = build_api(self.engine, self.pipeline)
+        add_dashboard(api, self.engine)
+        apps = [(build_otlp_app(s, self.pipeline), otlp_sock), (api, api_sock)]
+        self._servers = [
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+            for app, _ in apps
+        ]
+        started = threading.Event()
+
+        async def serve_all() -> None:
+            tasks = [asyncio.create_task(srv.serve(sockets=[sock])) for srv, (_, sock) in zip(self._servers, apps, strict=True)]
+            while not all(srv.started for srv in self._servers):
+                await asyncio.sleep(0.01)
+            started.set()
+            await asyncio.gather(*tasks)
+
+        self._loop_thread = threading.Thread(target=lambda: asyncio.run(serve_all()), name="breakeven-http", daemon=True)
+        self._loop_thread.start()
+        if not started.wait(30):
+            raise RuntimeError("HTTP listeners did not start within 30 s")
+        log.info(
+            "breakeven listening: OTLP/HTTP %s:%d, OTLP/gRPC %s:%d, API and dashboard http://%s:%d/ (db %s)",
+            s.host, self.otlp_http_port, s.host, self.otlp_grpc_port, s.host, self.http_port,
+            self.engine.url.render_as_string(hide_password=True),
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight exports commit, drain the queue, close the database."""
+        for server in self._servers:
+            server.should_exit = True
+        if self._grpc is not None:
+            self._grpc.stop(grace=10).wait()
+        if self._loop_thread is not None:
+            self._loop_thread.join(30)
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        self.engine.dispose()

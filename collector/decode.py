@@ -1,0 +1,263 @@
+"""OTLP protobuf and OTLP/JSON -> decoded spans, log hints and metric counts.
+
+OTLP/JSON is turned into the protobuf message first (hex ids rewritten to the proto3
+JSON base64 form), so the resource -> scope -> span loop exists once and gRPC, HTTP
+protobuf and HTTP JSON share it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from collector.records import Attributes, DecodedSpan, Rejection, SpanEvent
+
+_ZERO_TRACE = b"\x00" * 16
+_ZERO_SPAN = b"\x00" * 8
+
+
+class PayloadError(ValueError):
+    """The whole request body is unusable; the message says why (sent back as 400)."""
+
+
+@dataclass(slots=True)
+class DecodedTraces:
+    """What one trace export decoded to."""
+
+    spans: list[DecodedSpan] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DecodedLogRecord:
+    """A log record that names a span: what GenAI content events look like as logs."""
+
+    trace_id: str | None
+    span_id: str | None
+    event_name: str
+    body: Any
+    attributes: Attributes
+    resource: Attributes
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_traces(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Parse a trace export body of the given content type into the protobuf message."""
+    return _parse(ExportTraceServiceRequest, body, content_type, _hexify_trace_json)
+
+
+def parse_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:
+    """Parse a logs export body into the protobuf message."""
+    return _parse(ExportLogsServiceRequest, body, content_type, _hexify_logs_json)
+
+
+def parse_metrics(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
+    """Parse a metrics export body into the protobuf message."""
+    return _parse(ExportMetricsServiceRequest, body, content_type, lambda doc: None)
+
+
+def _parse(message_type: Any, body: bytes, content_type: str, fix_ids: Any) -> Any:
+    if content_type == "application/x-protobuf":
+        try:
+            return message_type.FromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise PayloadError(f"body is not a valid OTLP protobuf message: {exc}") from None
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PayloadError("body is not an OTLP/JSON object")
+    fix_ids(doc)
+    try:
+        return json_format.ParseDict(doc, message_type(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        raise PayloadError(f"body is not valid OTLP/JSON: {exc}") from None
+
+
+def _hex_to_b64(value: Any) -> Any:
+    """OTLP/JSON ids are hex; proto3 JSON bytes are base64. Bad hex becomes empty (rejected later)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        raw = binascii.unhexlify(value)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _fix_keys(obj: Any, keys: tuple[str, ...]) -> None:
+    if isinstance(obj, dict):
+        for key in keys:
+            if key in obj:
+                obj[key] = _hex_to_b64(obj[key])
+
+
+def _children(obj: Any, *names: str) -> Iterable[Any]:
+    if not isinstance(obj, dict):
+        return ()
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, list):
+            return value
+    return ()
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hexify_trace_json(doc: dict[str, Any]) -> None:
+    for rs in _children(doc, "resourceSpans", "resource_spans"):
+        for ss in _children(rs, "scopeSpans", "scope_spans"):
+            for span in _children(ss, "spans"):
+                _fix_keys(span, _ID_KEYS)
+                for link in _children(span, "links"):
+                    _fix_keys(link, _ID_KEYS)
+
+
+def _hexify_logs_json(doc: dict[str, Any]) -> None:
+    for rl in _children(doc, "resourceLogs", "resource_logs"):
+        for sl in _children(rl, "scopeLogs", "scope_logs"):
+            for record in _children(sl, "logRecords", "log_records"):
+                _fix_keys(record, _ID_KEYS)
+
+
+# ---------------------------------------------------------------- values
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP AnyValue as a plain Python value (bytes as hex)."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def attributes(pairs: Iterable[KeyValue]) -> Attributes:
+    """OTLP key-values as a dict; the last of repeated keys wins."""
+    return {kv.key: any_value(kv.value) for kv in pairs}
+
+
+# ---------------------------------------------------------------- spans
+
+
+def decode_traces(request: ExportTraceServiceRequest) -> DecodedTraces:
+    """Walk resource -> scope -> span once, keeping good spans and naming the bad."""
+    out = DecodedTraces()
+    for rs in request.resource_spans:
+        resource = attributes(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            scope_name = ss.scope.name
+            scope_version = ss.scope.version
+            for sp in ss.spans:
+                problem = _span_problem(sp)
+                if problem is not None:
+                    out.rejected.append(problem)
+                    continue
+                parent = sp.parent_span_id
+                out.spans.append(
+                    DecodedSpan(
+                        trace_id=sp.trace_id.hex(),
+                        span_id=sp.span_id.hex(),
+                        parent_span_id=parent.hex() if len(parent) == 8 and parent != _ZERO_SPAN else None,
+                        name=sp.name,
+                        kind=sp.kind,
+                        start_ns=sp.start_time_unix_nano,
+                        end_ns=sp.end_time_unix_nano,
+                        attributes=attributes(sp.attributes),
+                        events=[
+                            SpanEvent(ev.name, ev.time_unix_nano, attributes(ev.attributes))
+                            for ev in sp.events
+                        ],
+                        status_code=sp.status.code,
+                        status_message=sp.status.message,
+                        resource=resource,
+                        scope_name=scope_name,
+                        scope_version=scope_version,
+                    )
+                )
+    return out
+
+
+def _span_problem(sp: Any) -> Rejection | None:
+    if len(sp.trace_id) != 16 or sp.trace_id == _ZERO_TRACE:
+        return Rejection("invalid_trace_id", f"span {sp.name!r}: trace id must be 16 non-zero bytes")
+    if len(sp.span_id) != 8 or sp.span_id == _ZERO_SPAN:
+        return Rejection("invalid_span_id", f"span {sp.name!r}: span id must be 8 non-zero bytes")
+    if sp.start_time_unix_nano == 0 or sp.end_time_unix_nano < sp.start_time_unix_nano:
+        return Rejection("invalid_time", f"span {sp.name!r}: start must be set and not after end")
+    return None
+
+
+def count_spans(request: ExportTraceServiceRequest) -> int:
+    """How many spans a trace export carries."""
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+# ---------------------------------------------------------------- logs and metrics
+
+
+def decode_logs(request: ExportLogsServiceRequest) -> list[DecodedLogRecord]:
+    """Log records as plain values, keeping only what GenAI content detection needs."""
+    records: list[DecodedLogRecord] = []
+    for rl in request.resource_logs:
+        resource = attributes(rl.resource.attributes)
+        for sl in rl.scope_logs:
+            for rec in sl.log_records:
+                attrs = attributes(rec.attributes)
+                event_name = getattr(rec, "event_name", "") or str(attrs.get("event.name", ""))
+                records.append(
+                    DecodedLogRecord(
+                        trace_id=rec.trace_id.hex() if len(rec.trace_id) == 16 else None,
+                        span_id=rec.span_id.hex() if len(rec.span_id) == 8 else None,
+                        event_name=event_name,
+                        body=any_value(rec.body),
+                        attributes=attrs,
+                        resource=resource,
+                    )
+                )
+    return records
+
+
+def count_log_records(request: ExportLogsServiceRequest) -> int:
+    """How many log records a logs export carries."""
+    return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+
+
+def count_data_points(request: ExportMetricsServiceRequest) -> int:
+    """How many data points a metrics export carries (metrics are accepted, not yet stored)."""
+    total = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    total += len(getattr(metric, kind).data_points)
+    return total

@@ -1,0 +1,108 @@
+"""One hand-off for every receiver: parsed OTLP request -> Work for the pipeline.
+
+HTTP (protobuf and JSON) and gRPC call these after parsing, so what counts as a call,
+a drop or a reject is decided in one place.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector.decode import count_data_points, count_log_records, count_spans, decode_logs, decode_traces
+from collector.normalize import normalize_span
+from collector.pipeline import Work
+from collector.records import LlmSpan, PromptHashHint, Rejection
+from collector.redact import hash_messages, messages_from_log
+from collector.settings import Settings
+
+
+class TooLarge(ValueError):
+    """The export carries more items than a setting allows (answered 413)."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the receiver needs to answer: the work, and what was refused and why."""
+
+    work: Work
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    first_detail: str = ""
+
+    def message(self) -> str:
+        """The OTLP partial-success message, empty when nothing was refused."""
+        if not self.rejected:
+            return ""
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items()))
+        return f"{self.rejected} span(s) rejected ({reasons}); first: {self.first_detail}"
+
+
+def _reject(outcome: Outcome, rejection: Rejection) -> None:
+    outcome.rejected += 1
+    outcome.reasons[rejection.reason] += 1
+    if not outcome.first_detail:
+        outcome.first_detail = rejection.detail or rejection.reason
+
+
+def traces_outcome(request: ExportTraceServiceRequest, settings: Settings) -> Outcome:
+    """Decode, redact and normalize a trace export; keep LLM calls, count the rest."""
+    total = count_spans(request)
+    if total > settings.max_spans_per_request:
+        raise TooLarge(f"export carries {total} spans; max_spans_per_request is {settings.max_spans_per_request}")
+    decoded = decode_traces(request)
+    outcome = Outcome(Work())
+    for rejection in decoded.rejected:
+        _reject(outcome, rejection)
+    dropped = 0
+    for span in decoded.spans:
+        result = normalize_span(span, settings)
+        if result is None:
+            dropped += 1
+        elif isinstance(result, Rejection):
+            _reject(outcome, result)
+        else:
+            outcome.work.spans.append(result)
+    counters = outcome.work.counters
+    counters[("spans_received", "")] = total
+    if dropped:
+        counters[("non_llm_dropped", "")] = dropped
+    for reason, n in outcome.reasons.items():
+        counters[("rejected", reason)] = n
+    return outcome
+
+
+def logs_outcome(request: ExportLogsServiceRequest) -> Outcome:
+    """Log records: GenAI content events become prompt-hash hints; the text goes nowhere."""
+    outcome = Outcome(Work())
+    hints: list[PromptHashHint] = []
+    by_span: dict[tuple[str, str], list[list[str]]] = {}
+    for record in decode_logs(request):
+        if record.trace_id is None or record.span_id is None:
+            continue
+        messages = messages_from_log(record.event_name, record.body, record.attributes)
+        if messages:
+            by_span.setdefault((record.trace_id, record.span_id), []).extend(messages)
+    for (trace_id, span_id), messages in by_span.items():
+        hints.append(PromptHashHint(trace_id, span_id, hash_messages(messages)))
+    outcome.work.hints = hints
+    outcome.work.counters[("log_records_received", "")] = count_log_records(request)
+    if hints:
+        outcome.work.counters[("prompt_hashes_from_logs", "")] = len(hints)
+    return outcome
+
+
+def metrics_outcome(request: ExportMetricsServiceRequest) -> Outcome:
+    """Metrics are accepted and counted; GPU utilization will be read from them later."""
+    outcome = Outcome(Work())
+    outcome.work.counters[("metric_points_received", "")] = count_data_points(request)
+    return outcome
+
+
+def llm_spans_of(outcome: Outcome) -> list[LlmSpan]:
+    """The LLM spans an outcome carries (for tests and tools)."""
+    return outcome.work.spans

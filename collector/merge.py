@@ -1,0 +1,163 @@
+"""One call, one record: group the LLM spans of a trace that describe the same call.
+
+The same call often arrives as several spans: an instrumentation library's span with the
+provider SDK's own span beneath it, a gateway's pair (LiteLLM emits two), or an app's
+client span, a router's span and the serving engine's server span across services.
+
+Two spans of one trace describe the same call when
+  - one is nested in the other: it descends from it through the LLM spans we hold, or
+    its time interval lies inside the other's (within CLOCK_SKEW_NS, for spans from
+    different hosts, where the path runs through HTTP spans we never store); and
+  - their usage agrees: same total input and same output when both report usage; when
+    one reports none (a gateway's outer span, an SDK span without usage), only direct
+    descent counts, not time alone; and
+  - they are not siblings (same parent: two parallel calls) and not two engine spans.
+Grouping is transitive. Each field of the call comes from the span that knows it best:
+who (service, team, feature, environment, request model, the call's identity and time)
+from the outermost span, the caller; what served it (backend, backend class, provider,
+response model, quantization, time to first token) from the innermost, the engine;
+token counts from the span that reports the most token kinds, the innermost on a tie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from collector.records import TOKEN_FIELDS, Call, LlmSpan
+
+CLOCK_SKEW_NS = 250_000_000  # 250 ms
+
+
+def _descends(inner: LlmSpan, outer: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
+    """Whether inner's parent chain, through spans we hold, reaches outer."""
+    seen = 0
+    parent = inner.parent_span_id
+    while parent is not None and seen < 64:
+        if parent == outer.span_id:
+            return True
+        step = by_id.get(parent)
+        if step is None:
+            return False
+        parent = step.parent_span_id
+        seen += 1
+    return False
+
+
+def _nested_in(inner: LlmSpan, outer: LlmSpan) -> bool:
+    return outer.start_ns - CLOCK_SKEW_NS <= inner.start_ns and inner.end_ns <= outer.end_ns + CLOCK_SKEW_NS
+
+
+def _has_usage(span: LlmSpan) -> bool:
+    return span.input_tokens is not None or span.output_tokens is not None
+
+
+def _usage_agrees(a: LlmSpan, b: LlmSpan) -> bool:
+    if a.total_input() is not None and b.total_input() is not None and a.total_input() != b.total_input():
+        return False
+    return a.output_tokens is None or b.output_tokens is None or a.output_tokens == b.output_tokens
+
+
+def same_call(a: LlmSpan, b: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
+    """Whether two LLM spans of one trace describe one call (see the module docstring)."""
+    if a.trace_id != b.trace_id or a.span_id == b.span_id:
+        return False
+    if a.is_engine and b.is_engine:
+        return False
+    if a.parent_span_id is not None and a.parent_span_id == b.parent_span_id:
+        return False
+    for inner, outer in ((a, b), (b, a)):
+        descends = _descends(inner, outer, by_id)
+        if not (descends or _nested_in(inner, outer)):
+            continue
+        if _has_usage(inner) and _has_usage(outer):
+            if _usage_agrees(inner, outer):
+                return True
+        elif descends and inner.parent_span_id == outer.span_id:
+            return True
+    return False
+
+
+def group_spans(spans: Sequence[LlmSpan]) -> list[list[LlmSpan]]:
+    """Spans of one trace, grouped so that each group is one call; outermost first."""
+    by_id = {s.span_id: s for s in spans}
+    parent: dict[str, str] = {s.span_id: s.span_id for s in spans}
+
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    ordered = sorted(spans, key=_outer_first)
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1 :]:
+            if root(a.span_id) != root(b.span_id) and same_call(a, b, by_id):
+                parent[root(b.span_id)] = root(a.span_id)
+    groups: dict[str, list[LlmSpan]] = {}
+    for span in ordered:
+        groups.setdefault(root(span.span_id), []).append(span)
+    return list(groups.values())
+
+
+def _outer_first(span: LlmSpan) -> tuple[int, int, int, str]:
+    # Earlier start, then longer, then not an engine span: the caller comes first.
+    return (span.start_ns, -span.end_ns, int(span.is_engine), span.span_id)
+
+
+def _first(values: Iterable[object]) -> object:
+    return next((v for v in values if v is not None), None)
+
+
+def merge_group(group: Sequence[LlmSpan]) -> Call:
+    """The call a group of spans describes, each field from the span that knows it best."""
+    outer_first = sorted(group, key=_outer_first)
+    outer = outer_first[0]
+    engine_first = sorted(group, key=lambda s: (not s.is_engine, -s.start_ns, s.end_ns, s.span_id))
+    usage_span = max(
+        engine_first[::-1], key=lambda s: (s.usage_detail(), s.is_engine, s.start_ns)
+    )
+
+    def caller(name: str) -> object:
+        return _first(getattr(s, name) for s in outer_first)
+
+    def engine(name: str) -> object:
+        return _first(getattr(s, name) for s in engine_first)
+
+    classes = [s.backend_class for s in engine_first if s.backend_class != "unknown"]
+    errors = [s for s in outer_first if s.status == "error"]
+    conventions = sorted({d for s in group for d in s.conventions})
+    tokens = {name: getattr(usage_span, name) or 0 for name in TOKEN_FIELDS}
+    return Call(
+        trace_id=outer.trace_id,
+        span_id=outer.span_id,
+        parent_span_id=outer.parent_span_id,
+        start_ns=outer.start_ns,
+        end_ns=outer.end_ns,
+        ttft_ms=engine("ttft_ms"),  # type: ignore[arg-type]
+        service=caller("service"),  # type: ignore[arg-type]
+        environment=caller("environment"),  # type: ignore[arg-type]
+        team=caller("team"),  # type: ignore[arg-type]
+        feature=caller("feature"),  # type: ignore[arg-type]
+        operation=caller("operation"),  # type: ignore[arg-type]
+        provider=engine("provider"),  # type: ignore[arg-type]
+        backend=engine("backend"),  # type: ignore[arg-type]
+        backend_class=classes[0] if classes else "unknown",
+        server_address=engine("server_address"),  # type: ignore[arg-type]
+        request_model=caller("request_model"),  # type: ignore[arg-type]
+        response_model=engine("response_model"),  # type: ignore[arg-type]
+        quantization=engine("quantization"),  # type: ignore[arg-type]
+        prompt_hash=caller("prompt_hash"),  # type: ignore[arg-type]
+        usage_reported=any(_has_usage(s) for s in group),
+        streaming=caller("streaming"),  # type: ignore[arg-type]
+        status="error" if errors else "ok",
+        error_type=errors[0].error_type if errors else None,
+        emitter=outer.emitter,
+        conventions=",".join(conventions),
+        member_span_ids=tuple(s.span_id for s in outer_first),
+        **tokens,
+    )
+
+
+def calls_of_trace(spans: Sequence[LlmSpan]) -> list[Call]:
+    """Every call a trace's LLM spans describe."""
+    return [merge_group(g) for g in group_spans(spans)]

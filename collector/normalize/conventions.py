@@ -1,0 +1,175 @@
+"""Attribute names per GenAI dialect, pinned, and the precedence between them.
+
+Precedence for every field (first present wins): breakeven's own attributes, then the
+user's [attributes] mapping, then the current OTel GenAI names, the older OTel GenAI
+names, OpenInference, OpenLLMetry/Traceloop, OpenLIT and engine-specific names (vLLM).
+The lists below ARE that rule; tests/unit/test_precedence.py pins it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from collector.records import DecodedSpan
+
+OTEL_GENAI = "otel_genai"  # gen_ai.provider.name era (semconv >= 1.37)
+OTEL_GENAI_LEGACY = "otel_genai_legacy"  # gen_ai.system era (semconv <= 1.36)
+OPENLLMETRY = "openllmetry"
+OPENINFERENCE = "openinference"
+OPENLIT = "openlit"
+VLLM = "vllm"
+SGLANG = "sglang"
+TGI = "tgi"
+LITELLM = "litellm"
+BREAKEVEN = "breakeven"
+
+PROVIDER = (
+    "breakeven.provider",
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "llm.provider",
+    "llm.system",
+)
+REQUEST_MODEL = (
+    "breakeven.request_model",
+    "gen_ai.request.model",
+    "llm.request.model",
+    "embedding.model_name",
+)
+RESPONSE_MODEL = (
+    "breakeven.response_model",
+    "gen_ai.response.model",
+    "llm.response.model",
+    "llm.model_name",
+)
+OPERATION = ("gen_ai.operation.name", "llm.request.type")
+SERVER_ADDRESS = ("server.address", "net.peer.name", "gen_ai.openai.api_base", "llm.openai.api_base")
+SERVER_PORT = ("server.port", "net.peer.port")
+
+INPUT_TOKENS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "llm.token_count.prompt",
+    "llm.usage.prompt_tokens",
+)
+OUTPUT_TOKENS = (
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "llm.token_count.completion",
+    "llm.usage.completion_tokens",
+)
+CACHE_READ_TOKENS = (
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_read_input_tokens",
+    "gen_ai.usage.input_tokens.cached",
+    "llm.token_count.prompt_details.cache_read",
+    "llm.usage.cache_read_input_tokens",
+    "gen_ai.usage.cached_tokens",
+)
+CACHE_WRITE_TOKENS = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.input_tokens.cache_write",
+    "llm.token_count.prompt_details.cache_write",
+    "llm.usage.cache_creation_input_tokens",
+)
+REASONING_TOKENS = (
+    "gen_ai.usage.reasoning.output_tokens",
+    "gen_ai.usage.reasoning_tokens",
+    "gen_ai.usage.output_tokens.reasoning",
+    "llm.token_count.completion_details.reasoning",
+    "llm.usage.reasoning_tokens",
+    "gen_ai.usage.completion_tokens_details.reasoning_tokens",
+)
+TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total")
+
+# Seconds from request to first token.
+TTFT_SECONDS = (
+    "gen_ai.latency.time_to_first_token",  # vLLM
+    "gen_ai.server.time_to_first_token",
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.server.ttft",  # OpenLIT
+)
+# Span events that mark the first streamed token.
+FIRST_TOKEN_EVENTS = (
+    "First Token Stream Event",  # OpenInference
+    "gen_ai.content.completion.chunk",
+    "llm.content.completion.chunk",  # OpenLLMetry
+)
+STREAMING = ("breakeven.streaming", "gen_ai.request.stream", "llm.is_streaming", "gen_ai.request.is_stream", "llm.stream")
+INVOCATION_PARAMETERS = ("llm.invocation_parameters", "gen_ai.request.parameters")
+
+# Defaults behind breakeven.* and the user's mapping; span attributes, then resource.
+FIELD_DEFAULTS: Mapping[str, Sequence[str]] = {
+    "service": ("service.name",),
+    "environment": ("deployment.environment.name", "deployment.environment", "gen_ai.environment"),
+    "team": ("team",),
+    "feature": ("feature",),
+    "prompt_hash": ("gen_ai.prompt.hash", "llm.prompt.hash"),
+    "backend": (),
+    "quantization": ("gen_ai.request.quantization", "vllm.quantization", "quantization"),
+}
+
+# gen_ai.operation.name values (and dialect equivalents) -> breakeven operation.
+OPERATIONS: Mapping[str, str] = {
+    "chat": "chat",
+    "text_completion": "text_completion",
+    "completion": "text_completion",
+    "completions": "text_completion",
+    "generate_content": "generate_content",
+    "embeddings": "embeddings",
+    "embedding": "embeddings",
+    "rerank": "rerank",
+    "responses": "chat",
+    "response": "chat",
+}
+# Spans that carry gen_ai.* attributes but are not one inference call.
+NOT_CALL_OPERATIONS = frozenset(
+    {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "workflow", "task", "agent", "tool"}
+)
+OPENINFERENCE_CALL_KINDS = {"LLM": None, "EMBEDDING": "embeddings"}
+
+
+def first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    """The first present, non-empty value among keys, or None."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def detect(span: DecodedSpan) -> tuple[str, ...]:
+    """The GenAI dialects a span speaks, most specific first."""
+    attrs = span.attributes
+    scope = span.scope_name.lower()
+    sdk = str(span.resource.get("telemetry.sdk.name", "")).lower()
+    service = str(span.resource.get("service.name", "")).lower()
+    found: list[str] = []
+    if any(k.startswith("breakeven.") for k in attrs):
+        found.append(BREAKEVEN)
+    if scope.startswith("vllm") or "gen_ai.latency.e2e" in attrs or "gen_ai.latency.time_in_queue" in attrs:
+        found.append(VLLM)
+    if scope.startswith("sglang") or service.startswith("sglang"):
+        found.append(SGLANG)
+    if scope.startswith("text_generation") or service.startswith("text-generation-inference"):
+        found.append(TGI)
+    if scope.startswith("litellm") or any(k.startswith("litellm.") for k in attrs):
+        found.append(LITELLM)
+    if "openinference.span.kind" in attrs:
+        found.append(OPENINFERENCE)
+    if sdk == "openlit" or scope.startswith("openlit") or "gen_ai.sdk.version" in attrs:
+        found.append(OPENLIT)
+    if (
+        "llm.request.type" in attrs
+        or "llm.usage.total_tokens" in attrs
+        or "llm.is_streaming" in attrs
+        or any(k.startswith("traceloop.") for k in attrs)
+    ):
+        found.append(OPENLLMETRY)
+    if "gen_ai.provider.name" in attrs:
+        found.append(OTEL_GENAI)
+    elif "gen_ai.system" in attrs or "gen_ai.operation.name" in attrs:
+        found.append(OTEL_GENAI_LEGACY)
+    return tuple(found)

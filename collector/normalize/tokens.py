@@ -1,0 +1,104 @@
+"""One meaning for token counts, whatever the provider and the emitter.
+
+Canonical: the prompt's total input is input + cache_read + cache_write (so `input`
+was neither read from nor written to a cache); output counts every generated token,
+reasoning included; reasoning says how many of those were reasoning.
+
+Providers differ (OpenAI and Gemini count cached tokens inside prompt tokens, Anthropic
+reports them beside input) and so do emitters (some sum Anthropic's fields into their
+input count, some pass the raw field on). HABITS records, per dialect and provider,
+whether the emitter's input count includes the cache counts, learned from each
+emitter's source and output (tests/fixtures/emitters/README.md has the evidence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from collector.normalize import conventions as c
+
+# (dialect, provider) -> does the emitter's input count include cache reads and writes?
+# Missing pairs fall back to PROVIDER_INPUT_INCLUDES_CACHE, then True (the OTel rule).
+HABITS: Mapping[tuple[str, str], bool] = {
+    (c.OTEL_GENAI, "anthropic"): True,
+    (c.OTEL_GENAI_LEGACY, "anthropic"): True,
+    (c.OPENLLMETRY, "anthropic"): True,
+    (c.OPENINFERENCE, "anthropic"): True,
+    (c.OPENLIT, "anthropic"): False,
+}
+# What each provider's own API reports, used for emitters we have no entry for.
+PROVIDER_INPUT_INCLUDES_CACHE: Mapping[str, bool] = {"anthropic": False}
+# Providers whose output count leaves reasoning ("thoughts") out.
+PROVIDER_OUTPUT_EXCLUDES_REASONING = frozenset({"google"})
+
+
+class TokenError(ValueError):
+    """A token count that is not a count (negative, fractional, absurd)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts in the canonical meaning; None where the span did not say."""
+
+    input_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+
+
+def as_count(value: Any, limit: int) -> int | None:
+    """A token count from an attribute value; raises TokenError when it is not one."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        count = value
+    elif isinstance(value, float) and value.is_integer():
+        count = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        count = int(value.strip())
+    else:
+        raise TokenError(f"token count {value!r} is not a whole number")
+    if count < 0 or count > limit:
+        raise TokenError(f"token count {count} is outside 0..{limit}")
+    return count
+
+
+def input_includes_cache(dialects: tuple[str, ...], provider: str | None) -> bool:
+    """Whether this emitter's input count already contains the cache counts."""
+    for dialect in dialects:
+        habit = HABITS.get((dialect, provider or ""))
+        if habit is not None:
+            return habit
+    return PROVIDER_INPUT_INCLUDES_CACHE.get(provider or "", True)
+
+
+def canonical_usage(
+    attrs: Mapping[str, Any], dialects: tuple[str, ...], provider: str | None, limit: int
+) -> Usage:
+    """The span's usage in the canonical meaning; raises TokenError on a bad count."""
+    raw_input = as_count(c.first(attrs, c.INPUT_TOKENS), limit)
+    raw_output = as_count(c.first(attrs, c.OUTPUT_TOKENS), limit)
+    cache_read = as_count(c.first(attrs, c.CACHE_READ_TOKENS), limit)
+    cache_write = as_count(c.first(attrs, c.CACHE_WRITE_TOKENS), limit)
+    reasoning = as_count(c.first(attrs, c.REASONING_TOKENS), limit)
+    total = as_count(c.first(attrs, c.TOTAL_TOKENS), limit)
+
+    input_tokens = raw_input
+    if raw_input is not None:
+        cached = (cache_read or 0) + (cache_write or 0)
+        # An input smaller than its own cached part cannot include it, whatever the habit.
+        if cached and raw_input >= cached and input_includes_cache(dialects, provider):
+            input_tokens = raw_input - cached
+
+    output_tokens = raw_output
+    if raw_output is not None and reasoning:
+        excluded = provider in PROVIDER_OUTPUT_EXCLUDES_REASONING
+        if total is not None and raw_input is not None:
+            # The total settles it when it is there: prompt + output (+ reasoning if apart).
+            excluded = total == raw_input + raw_output + reasoning and total != raw_input + raw_output
+        if excluded or raw_output < reasoning:
+            output_tokens = raw_output + reasoning
+    return Usage(input_tokens, cache_read, cache_write, output_tokens, reasoning)

@@ -1,0 +1,114 @@
+"""OTLP/gRPC receiver: TraceService, LogsService and MetricsService Export.
+
+Same decode and hand-off as HTTP. A full queue answers RESOURCE_EXHAUSTED, a database
+that cannot commit UNAVAILABLE (both retryable for OTel SDK exporters), a bad payload
+INVALID_ARGUMENT; partial success is reported in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from collector import ingest
+from collector.pipeline import Pipeline, PipelineStopped, QueueFull
+from collector.settings import Settings
+
+log = logging.getLogger("breakeven.receive.grpc")
+COMMIT_TIMEOUT_SECONDS = 60.0
+
+
+def _export(
+    pipeline: Pipeline,
+    outcome_of: Callable[[], ingest.Outcome],
+    context: grpc.ServicerContext,
+    response: Any,
+    partial_field: str,
+) -> Any:
+    try:
+        outcome = outcome_of()
+    except ingest.TooLarge as exc:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    try:
+        future = pipeline.submit(outcome.work)
+    except QueueFull as exc:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    except PipelineStopped as exc:
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+    try:
+        future.result(COMMIT_TIMEOUT_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the database refused the commit
+        log.warning("export refused: %s", exc)
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"could not commit, retry later: {exc}")
+    if outcome.rejected:
+        setattr(response.partial_success, partial_field, outcome.rejected)
+        response.partial_success.error_message = outcome.message()
+    return response
+
+
+class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings, self.pipeline = settings, pipeline
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
+        return _export(
+            self.pipeline,
+            lambda: ingest.traces_outcome(request, self.settings),
+            context,
+            trace_service_pb2.ExportTraceServiceResponse(),
+            "rejected_spans",
+        )
+
+
+class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _export(
+            self.pipeline,
+            lambda: ingest.logs_outcome(request),
+            context,
+            logs_service_pb2.ExportLogsServiceResponse(),
+            "rejected_log_records",
+        )
+
+
+class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        return _export(
+            self.pipeline,
+            lambda: ingest.metrics_outcome(request),
+            context,
+            metrics_service_pb2.ExportMetricsServiceResponse(),
+            "rejected_data_points",
+        )
+
+
+def build_grpc_server(settings: Settings, pipeline: Pipeline) -> tuple[grpc.Server, int]:
+    """A started-ready gRPC server bound to host:otlp_grpc_port, and the port it got."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="breakeven-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", settings.max_decompressed_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(settings, pipeline), server)
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(pipeline), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(pipeline), server)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    port = server.add_insecure_port(f"{host}:{settings.otlp_grpc_port}")
+    if port == 0:
+        raise OSError(f"otlp_grpc_port: cannot listen on {settings.host}:{settings.otlp_grpc_port}")
+    return server, port

@@ -1,0 +1,170 @@
+"""Frozen records that flow through the pipeline; no I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Value types an OTLP AnyValue decodes to.
+AttrValue = Any
+Attributes = dict[str, AttrValue]
+
+BACKEND_CLASSES = ("frontier", "managed", "self_hosted", "unknown")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+
+
+@dataclass(slots=True)
+class SpanEvent:
+    """One span event: name, time and attributes."""
+
+    name: str
+    time_ns: int
+    attributes: Attributes
+
+
+@dataclass(slots=True)
+class DecodedSpan:
+    """One OTLP span as decoded, before any GenAI interpretation.
+
+    `resource` and `scope_*` are shared between the spans of one resource/scope,
+    never copied.
+    """
+
+    trace_id: str  # 32 lowercase hex
+    span_id: str  # 16 lowercase hex
+    parent_span_id: str | None
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    attributes: Attributes
+    events: list[SpanEvent]
+    status_code: int  # 0 unset, 1 ok, 2 error
+    status_message: str
+    resource: Attributes
+    scope_name: str
+    scope_version: str
+
+
+@dataclass(slots=True)
+class Rejection:
+    """A span the decoder or normalizer refused, and why (a short stable reason)."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class LlmSpan:
+    """One span that describes an LLM call, normalized, content already removed.
+
+    Token fields follow one meaning for every emitter: the prompt's total input is
+    input_tokens + cache_read_tokens + cache_write_tokens; output_tokens counts every
+    generated token, reasoning included. None means the span did not report it.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: int
+    start_ns: int
+    end_ns: int
+    ttft_ms: float | None
+    service: str | None
+    environment: str | None
+    team: str | None
+    feature: str | None
+    operation: str | None
+    provider: str | None
+    backend: str | None
+    backend_class: str
+    server_address: str | None
+    request_model: str | None
+    response_model: str | None
+    quantization: str | None
+    prompt_hash: str | None
+    input_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    output_tokens: int | None
+    reasoning_tokens: int | None
+    streaming: bool | None
+    status: str  # "ok" | "error"
+    error_type: str | None
+    emitter: str  # instrumentation scope name[@version]
+    conventions: tuple[str, ...]
+    is_engine: bool  # a serving engine's own span (vLLM, SGLang, TGI)
+    attributes: Attributes = field(default_factory=dict)  # audit copy, content removed
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The span's identity."""
+        return (self.trace_id, self.span_id)
+
+    def usage_detail(self) -> int:
+        """How much usage this span knows: the number of token kinds it reported."""
+        return sum(getattr(self, name) is not None for name in TOKEN_FIELDS)
+
+    def total_input(self) -> int | None:
+        """Total prompt tokens, cached included, or None when unknown."""
+        if self.input_tokens is None:
+            return None
+        return self.input_tokens + (self.cache_read_tokens or 0) + (self.cache_write_tokens or 0)
+
+
+@dataclass(slots=True)
+class Call:
+    """One LLM call: the merge of every span in a trace that describes it."""
+
+    trace_id: str
+    span_id: str  # the outermost (caller's) span
+    parent_span_id: str | None
+    start_ns: int
+    end_ns: int
+    ttft_ms: float | None
+    service: str | None
+    environment: str | None
+    team: str | None
+    feature: str | None
+    operation: str | None
+    provider: str | None
+    backend: str | None
+    backend_class: str
+    server_address: str | None
+    request_model: str | None
+    response_model: str | None
+    quantization: str | None
+    prompt_hash: str | None
+    input_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    usage_reported: bool
+    streaming: bool | None
+    status: str
+    error_type: str | None
+    emitter: str
+    conventions: str
+    member_span_ids: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The call's identity: its trace and outermost span."""
+        return (self.trace_id, self.span_id)
+
+
+@dataclass(slots=True)
+class PromptHashHint:
+    """A prompt hash learned from a log record, for the span it names."""
+
+    trace_id: str
+    span_id: str
+    prompt_hash: str

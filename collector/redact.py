@@ -1,0 +1,232 @@
+"""Prompt and completion text -> a prompt hash; the text is dropped before anything is queued.
+
+Every GenAI dialect puts content somewhere else: OTel GenAI (`gen_ai.input.messages`,
+older `gen_ai.prompt` events and log records), OpenLLMetry (`gen_ai.prompt.N.content`),
+OpenInference (`llm.input_messages.N.message.content`, `input.value`), OpenLIT
+(`gen_ai.prompt` / `gen_ai.content.prompt`). We read the prompt into one canonical form,
+a list of [role, text] pairs, hash that, and drop every content-bearing attribute.
+
+The hash is sha256 over `breakeven-prompt-v1\n` + the canonical JSON, so the same
+prompt sent through two emitters that both keep messages hashes the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from collector.records import Attributes, SpanEvent
+
+HASH_PREFIX = b"breakeven-prompt-v1\n"
+
+# Attributes whose value is prompt or completion text (or carries it), by exact name.
+CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "gen_ai.content.prompt",
+        "gen_ai.content.completion",
+        "gen_ai.content.reasoning",
+        "gen_ai.event.content",
+        "gen_ai.tool.call.arguments",
+        "gen_ai.tool.call.result",
+        "gen_ai.tool.definitions",
+        "gen_ai.request.messages",
+        "gen_ai.response.text",
+        "input.value",
+        "output.value",
+        "llm.prompts",
+        "llm.completions",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+        "content",
+        "body",
+        "message",
+    }
+)
+# ... and by prefix: flattened message lists and template variables.
+CONTENT_PREFIXES = (
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "gen_ai.input.messages.",
+    "gen_ai.output.messages.",
+    "gen_ai.content.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+    "llm.prompt_template.",
+    "llm.completions.",
+    "llm.tools.",
+    "embedding.embeddings.",
+    "retrieval.documents.",
+    "reranker.input_documents.",
+    "reranker.output_documents.",
+    "reranker.query",
+    "input.",
+    "output.",
+)
+# Span events (and log record event names) that exist only to carry content.
+CONTENT_EVENTS = frozenset(
+    {
+        "gen_ai.content.prompt",
+        "gen_ai.content.completion",
+        "gen_ai.content.reasoning",
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.assistant.message",
+        "gen_ai.tool.message",
+        "gen_ai.choice",
+        "gen_ai.client.inference.operation.details",
+        "llm.content.completion.chunk",
+    }
+)
+_PROMPT_EVENT_ROLES = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+_FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d+)\.(role|content)$")
+_FLAT_OPENINFERENCE = re.compile(
+    r"^llm\.input_messages\.(\d+)\.message\.(role|content|contents\.\d+\.message_content\.text)$"
+)
+
+
+def is_content_key(key: str) -> bool:
+    """Whether an attribute name carries prompt or completion text."""
+    return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES) or key.endswith(
+        (".content", ".text", ".message_content", ".arguments")
+    )
+
+
+def strip_content(attrs: Attributes) -> Attributes:
+    """The attributes without any content-bearing key (the same dict when there is none)."""
+    if not any(is_content_key(k) for k in attrs):
+        return attrs
+    return {k: v for k, v in attrs.items() if not is_content_key(k)}
+
+
+def redact(attrs: Attributes, events: Iterable[SpanEvent]) -> tuple[Attributes, list[SpanEvent], str | None]:
+    """Span attributes and events without content, plus the prompt's hash if content was sent."""
+    events = list(events)
+    messages = prompt_messages(attrs, events)
+    prompt_hash = hash_messages(messages) if messages else None
+    clean_events = [
+        SpanEvent(ev.name, ev.time_ns, {} if ev.name in CONTENT_EVENTS else strip_content(ev.attributes))
+        for ev in events
+    ]
+    return strip_content(attrs), clean_events, prompt_hash
+
+
+def hash_messages(messages: list[list[str]]) -> str:
+    """The prompt hash of canonical [role, text] messages."""
+    canonical = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(HASH_PREFIX + canonical.encode("utf-8")).hexdigest()
+
+
+def prompt_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent] = ()) -> list[list[str]]:
+    """The prompt as [role, text] pairs, from whichever dialect carried it; [] if none did."""
+    structured = attrs.get("gen_ai.input.messages")
+    if structured is not None:
+        system = _messages_from_value(attrs.get("gen_ai.system_instructions"), "system")
+        return system + _messages_from_value(structured, "user")
+    flat = _flattened(attrs, _FLAT_OPENLLMETRY) or _flattened(attrs, _FLAT_OPENINFERENCE)
+    if flat:
+        return flat
+    from_events = _messages_from_events(events)
+    if from_events:
+        return from_events
+    for key in ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "input.value", "traceloop.entity.input"):
+        if key in attrs:
+            return _messages_from_value(attrs[key], "user")
+    return []
+
+
+def messages_from_log(event_name: str, body: Any, attrs: Mapping[str, Any]) -> list[list[str]]:
+    """Prompt messages carried by one log record (OTel GenAI events as logs)."""
+    role = _PROMPT_EVENT_ROLES.get(event_name)
+    if role is not None:
+        return _messages_from_value(body, role)
+    if event_name == "gen_ai.client.inference.operation.details":
+        merged = dict(attrs)
+        if isinstance(body, Mapping):
+            merged.update(body)
+        return prompt_messages(merged)
+    return []
+
+
+def _flattened(attrs: Mapping[str, Any], pattern: re.Pattern[str]) -> list[list[str]]:
+    found: dict[int, dict[str, str]] = {}
+    for key, value in attrs.items():
+        match = pattern.match(key)
+        if match:
+            field = "role" if match.group(2) == "role" else "content"
+            slot = found.setdefault(int(match.group(1)), {})
+            slot[field] = slot.get(field, "") + _text(value)
+    return [[found[i].get("role", "user"), found[i].get("content", "")] for i in sorted(found)]
+
+
+def _messages_from_events(events: Iterable[SpanEvent]) -> list[list[str]]:
+    messages: list[list[str]] = []
+    for ev in events:
+        role = _PROMPT_EVENT_ROLES.get(ev.name)
+        if role is not None:
+            content = ev.attributes.get("gen_ai.event.content", ev.attributes.get("content"))
+            messages.extend(_messages_from_value(content, role))
+        elif ev.name == "gen_ai.content.prompt":
+            for key in ("gen_ai.prompt", "gen_ai.content.prompt"):
+                if key in ev.attributes:
+                    messages.extend(_messages_from_value(ev.attributes[key], "user"))
+    return messages
+
+
+def _messages_from_value(value: Any, default_role: str) -> list[list[str]]:
+    """Messages from a JSON string, a list of message objects, one message, or plain text."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("[", "{"):
+            try:
+                return _messages_from_value(json.loads(stripped), default_role)
+            except ValueError:
+                pass
+        return [[default_role, value]]
+    if isinstance(value, Mapping):
+        if isinstance(value.get("messages"), list):
+            return _messages_from_value(value["messages"], default_role)
+        role = str(value.get("role") or default_role)
+        for key in ("parts", "content", "text"):
+            if key in value:
+                return [[role, _text(value[key])]]
+        return [[role, json.dumps(value, sort_keys=True, default=str)]]
+    if isinstance(value, list):
+        if all(isinstance(v, Mapping) and ("role" in v or "parts" in v) for v in value):
+            out: list[list[str]] = []
+            for item in value:
+                out.extend(_messages_from_value(item, default_role))
+            return out
+        return [[default_role, _text(value)]]
+    return [[default_role, str(value)]]
+
+
+def _text(value: Any) -> str:
+    """The text of a content value: plain text, or the text parts of a parts list."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        for key in ("content", "text"):
+            if key in value:
+                return _text(value[key])
+        return json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, list):
+        return "".join(_text(v) for v in value)
+    return str(value)

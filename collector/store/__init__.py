@@ -1,0 +1,1 @@
+"""The ledger: schema, engine, writer and queries (DuckDB embedded, or PostgreSQL)."""

@@ -1,0 +1,52 @@
+"""Database engines and migrations for DuckDB (embedded) and PostgreSQL."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for the database URL; DuckDB files get their folder created."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
+        from pathlib import Path
+
+        Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
+
+
+def alembic_config(engine: sa.Engine) -> Config:
+    """Alembic configured for the migrations that ship inside the package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("collector") / "migrations"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Upgrade the database to a revision (head by default)."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Downgrade the database to a revision ("base" empties it)."""
+    command.downgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision(engine: sa.Engine) -> str | None:
+    """The newest revision the package ships."""
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()

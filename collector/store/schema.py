@@ -1,0 +1,84 @@
+"""SQLAlchemy Core tables; the migrations in collector/migrations must produce exactly these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+TS = sa.DateTime(timezone=True)
+
+
+def _who_what_columns() -> list[sa.Column[object]]:
+    """Columns a call and an LLM span share: identity aside, the canonical record."""
+    return [
+        sa.Column("parent_span_id", sa.String(16)),
+        sa.Column("start_time", TS, nullable=False),
+        sa.Column("end_time", TS, nullable=False),
+        sa.Column("ttft_ms", sa.Float),
+        sa.Column("service", sa.String),
+        sa.Column("environment", sa.String),
+        sa.Column("team", sa.String),
+        sa.Column("feature", sa.String),
+        sa.Column("operation", sa.String),
+        sa.Column("provider", sa.String),
+        sa.Column("backend", sa.String),
+        sa.Column("backend_class", sa.String(16), nullable=False),
+        sa.Column("server_address", sa.String),
+        sa.Column("request_model", sa.String),
+        sa.Column("response_model", sa.String),
+        sa.Column("quantization", sa.String),
+        sa.Column("prompt_hash", sa.String),
+        sa.Column("streaming", sa.Boolean),
+        sa.Column("status", sa.String(8), nullable=False),
+        sa.Column("error_type", sa.String),
+        sa.Column("emitter", sa.String, nullable=False),
+        sa.Column("conventions", sa.String, nullable=False),
+        sa.Column("received_at", TS, nullable=False),
+    ]
+
+
+def _token_columns(nullable: bool) -> list[sa.Column[object]]:
+    return [
+        sa.Column(name, sa.BigInteger, nullable=nullable)
+        for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+    ]
+
+
+# One row per LLM call: the merge of the spans that describe it (see collector/merge.py).
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("span_id", sa.String(16), primary_key=True),
+    *_who_what_columns(),
+    *_token_columns(nullable=False),
+    sa.Column("usage_reported", sa.Boolean, nullable=False),
+    sa.Column("span_count", sa.Integer, nullable=False),
+    sa.Column("member_span_ids", sa.String, nullable=False),
+)
+sa.Index("ix_calls_start_time", calls.c.start_time)
+
+# One row per LLM span as received (normalized, content removed), for audit and re-merge.
+llm_spans = sa.Table(
+    "llm_spans",
+    metadata,
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("span_id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("kind", sa.Integer, nullable=False),
+    sa.Column("is_engine", sa.Boolean, nullable=False),
+    *_who_what_columns(),
+    *_token_columns(nullable=True),
+    sa.Column("attributes", sa.Text, nullable=False),  # JSON, content removed
+)
+sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time)
+
+# Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
+ingest_counters = sa.Table(
+    "ingest_counters",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("reason", sa.String, primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,83 @@
+"""What the writer remembers of recent traces, so spans of one call merge across exports.
+
+TraceCache holds the LLM spans and calls of the most recent traces (bounded by count).
+SeenTraces is a Bloom filter over every trace id stored since start (and warmed from
+the database at start), in two rotating generations of fixed size: a trace that is
+not in the cache but may have been seen is looked up in the database (the slow path
+for late spans); a trace the filter has never seen is new, with no query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from collector.records import Call, LlmSpan
+
+
+@dataclass(slots=True)
+class TraceState:
+    """The LLM spans of one trace we hold, and the calls they make."""
+
+    spans: dict[str, LlmSpan] = field(default_factory=dict)
+    calls: dict[tuple[str, str], Call] = field(default_factory=dict)
+
+
+class TraceCache:
+    """Most recently touched traces first out of memory, bounded by count."""
+
+    def __init__(self, max_traces: int) -> None:
+        self.max_traces = max_traces
+        self._states: OrderedDict[str, TraceState] = OrderedDict()
+
+    def get(self, trace_id: str) -> TraceState | None:
+        """The state of a trace, if it is still held."""
+        return self._states.get(trace_id)
+
+    def put(self, trace_id: str, state: TraceState) -> None:
+        """Hold (or refresh) a trace's state, evicting the least recently touched."""
+        self._states[trace_id] = state
+        self._states.move_to_end(trace_id)
+        while len(self._states) > self.max_traces:
+            self._states.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+class SeenTraces:
+    """A two-generation Bloom filter of trace ids; false positives cost one query."""
+
+    HASHES = 6
+
+    def __init__(self, bits_per_generation: int = 1 << 26, capacity: int = 4_000_000) -> None:
+        self.bits = bits_per_generation
+        self.capacity = capacity
+        self._current = bytearray(self.bits // 8)
+        self._previous = bytearray(self.bits // 8)
+        self._count = 0
+
+    def _positions(self, trace_id: str) -> list[int]:
+        digest = hashlib.blake2b(trace_id.encode("ascii"), digest_size=16).digest()
+        h1 = int.from_bytes(digest[:8], "little")
+        h2 = int.from_bytes(digest[8:], "little") | 1
+        return [(h1 + i * h2) % self.bits for i in range(self.HASHES)]
+
+    def add(self, trace_id: str) -> None:
+        """Remember a trace id."""
+        if self._count >= self.capacity:
+            self._previous, self._current = self._current, bytearray(self.bits // 8)
+            self._count = 0
+        bits = self._current
+        for pos in self._positions(trace_id):
+            bits[pos >> 3] |= 1 << (pos & 7)
+        self._count += 1
+
+    def maybe_seen(self, trace_id: str) -> bool:
+        """False: never seen. True: probably seen (or a false positive)."""
+        positions = self._positions(trace_id)
+        for bits in (self._current, self._previous):
+            if all(bits[p >> 3] & (1 << (p & 7)) for p in positions):
+                return True
+        return False

@@ -1,0 +1,1 @@
+"""Server-rendered dashboard pages over the store queries."""

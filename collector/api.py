@@ -62,7 +62,7 @@ def build_api(engine: sa.Engine, pipeline: Pipeline | None) -> FastAPI:
         try:
             if current_revision(engine) != head_revision(engine):
                 problems.append("database is not migrated to head (run: breakeven migrate)")
-        except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        except Exception as exc:
             problems.append(f"database unreachable: {exc.__class__.__name__}")
         if pipeline is not None and (pipeline._thread is None or not pipeline._thread.is_alive()):
             problems.append("writer is not running")

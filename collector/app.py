@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 
+import grpc
 import uvicorn
 
 from collector.api import build_api
@@ -47,7 +48,7 @@ class Collector:
         self.http_port = settings.http_port
         self._servers: list[uvicorn.Server] = []
         self._loop_thread: threading.Thread | None = None
-        self._grpc = None
+        self._grpc: grpc.Server | None = None
 
     def start(self) -> None:
         """Migrate (unless told not to), start the writer, then listen."""
@@ -75,13 +76,18 @@ class Collector:
         started = threading.Event()
 
         async def serve_all() -> None:
-            tasks = [asyncio.create_task(srv.serve(sockets=[sock])) for srv, (_, sock) in zip(self._servers, apps, strict=True)]
+            tasks = [
+                asyncio.create_task(srv.serve(sockets=[sock]))
+                for srv, (_, sock) in zip(self._servers, apps, strict=True)
+            ]
             while not all(srv.started for srv in self._servers):
                 await asyncio.sleep(0.01)
             started.set()
             await asyncio.gather(*tasks)
 
-        self._loop_thread = threading.Thread(target=lambda: asyncio.run(serve_all()), name="breakeven-http", daemon=True)
+        self._loop_thread = threading.Thread(
+            target=lambda: asyncio.run(serve_all()), name="breakeven-http", daemon=True
+        )
         self._loop_thread.start()
         if not started.wait(30):
             raise RuntimeError("HTTP listeners did not start within 30 s")

@@ -192,10 +192,7 @@ def decode_traces(request: ExportTraceServiceRequest) -> DecodedTraces:
                         start_ns=sp.start_time_unix_nano,
                         end_ns=sp.end_time_unix_nano,
                         attributes=attributes(sp.attributes),
-                        events=[
-                            SpanEvent(ev.name, ev.time_unix_nano, attributes(ev.attributes))
-                            for ev in sp.events
-                        ],
+                        events=[SpanEvent(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in sp.events],
                         status_code=sp.status.code,
                         status_message=sp.status.message,
                         resource=resource,

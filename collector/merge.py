@@ -113,9 +113,7 @@ def merge_group(group: Sequence[LlmSpan]) -> Call:
     outer_first = sorted(group, key=_outer_first)
     outer = outer_first[0]
     engine_first = sorted(group, key=lambda s: (not s.is_engine, -s.start_ns, s.end_ns, s.span_id))
-    usage_span = max(
-        engine_first[::-1], key=lambda s: (s.usage_detail(), s.is_engine, s.start_ns)
-    )
+    usage_span = max(engine_first[::-1], key=lambda s: (s.usage_detail(), s.is_engine, s.start_ns))
 
     def caller(name: str) -> object:
         return _first(getattr(s, name) for s in outer_first)

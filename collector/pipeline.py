@@ -136,7 +136,7 @@ class Pipeline:
             try:
                 batch, states = self._build([p.work for p in taken])
                 self.writer.write(batch, int(time.time() * 1e6))
-            except Exception as exc:  # noqa: BLE001 - any failure must reach the waiting clients
+            except Exception as exc:
                 log.warning("commit failed, %d exports refused: %s", len(taken), exc)
                 for pending in taken:
                     pending.future.set_exception(exc)
@@ -233,7 +233,11 @@ class Pipeline:
             elif span.prompt_hash is None and state is not None:
                 state.spans[hint.span_id] = dataclasses.replace(span, prompt_hash=hint.prompt_hash)
                 state.calls = {
-                    k: (dataclasses.replace(c, prompt_hash=hint.prompt_hash) if hint.span_id in c.member_span_ids and c.prompt_hash is None else c)
+                    k: (
+                        dataclasses.replace(c, prompt_hash=hint.prompt_hash)
+                        if hint.span_id in c.member_span_ids and c.prompt_hash is None
+                        else c
+                    )
                     for k, c in state.calls.items()
                 }
                 states[hint.trace_id] = state

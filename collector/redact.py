@@ -100,8 +100,10 @@ _FLAT_OPENINFERENCE = re.compile(
 
 def is_content_key(key: str) -> bool:
     """Whether an attribute name carries prompt or completion text."""
-    return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES) or key.endswith(
-        (".content", ".text", ".message_content", ".arguments")
+    return (
+        key in CONTENT_KEYS
+        or key.startswith(CONTENT_PREFIXES)
+        or key.endswith((".content", ".text", ".message_content", ".arguments"))
     )
 
 

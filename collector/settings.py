@@ -63,18 +63,12 @@ class Settings:
         return make_url(self.db).get_backend_name()
 
 
-_INT_SETTINGS = {
-    f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)
-}
+_INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
 _BOOL_SETTINGS = {"migrate"}
-_SCALAR_SETTINGS = {
-    f.name for f in dataclasses.fields(Settings) if f.name not in ("attributes", "backend_classes")
-}
+_SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in ("attributes", "backend_classes")}
 
 
-def load_settings(
-    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from defaults, config file, environment and flags; validate them."""
     environ = os.environ if environ is None else environ
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -161,9 +155,7 @@ def _as_attribute_map(raw: Any) -> dict[str, tuple[str, ...]]:
     result: dict[str, tuple[str, ...]] = {}
     for name, sources in raw.items():
         if name not in MAPPABLE_FIELDS:
-            raise SettingsError(
-                f"attributes.{name}: not a mappable field (one of {', '.join(MAPPABLE_FIELDS)})"
-            )
+            raise SettingsError(f"attributes.{name}: not a mappable field (one of {', '.join(MAPPABLE_FIELDS)})")
         if isinstance(sources, str):
             sources = [sources]
         if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
@@ -178,9 +170,7 @@ def _as_backend_classes(raw: Any) -> dict[str, str]:
     result: dict[str, str] = {}
     for key, value in raw.items():
         if value not in BACKEND_CLASSES:
-            raise SettingsError(
-                f"backend_classes.{key}: {value!r} is not one of {', '.join(BACKEND_CLASSES)}"
-            )
+            raise SettingsError(f"backend_classes.{key}: {value!r} is not one of {', '.join(BACKEND_CLASSES)}")
         result[str(key).lower()] = str(value)
     return result
 

@@ -77,7 +77,4 @@ class SeenTraces:
     def maybe_seen(self, trace_id: str) -> bool:
         """False: never seen. True: probably seen (or a false positive)."""
         positions = self._positions(trace_id)
-        for bits in (self._current, self._previous):
-            if all(bits[p >> 3] & (1 << (p & 7)) for p in positions):
-                return True
-        return False
+        return any(all(bits[p >> 3] & 1 << (p & 7) for p in positions) for bits in (self._current, self._previous))

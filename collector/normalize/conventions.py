@@ -97,7 +97,13 @@ FIRST_TOKEN_EVENTS = (
     "gen_ai.content.completion.chunk",
     "llm.content.completion.chunk",  # OpenLLMetry
 )
-STREAMING = ("breakeven.streaming", "gen_ai.request.stream", "llm.is_streaming", "gen_ai.request.is_stream", "llm.stream")
+STREAMING = (
+    "breakeven.streaming",
+    "gen_ai.request.stream",
+    "llm.is_streaming",
+    "gen_ai.request.is_stream",
+    "llm.stream",
+)
 INVOCATION_PARAMETERS = ("llm.invocation_parameters", "gen_ai.request.parameters")
 
 # Defaults behind breakeven.* and the user's mapping; span attributes, then resource.

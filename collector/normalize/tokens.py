@@ -75,9 +75,7 @@ def input_includes_cache(dialects: tuple[str, ...], provider: str | None) -> boo
     return PROVIDER_INPUT_INCLUDES_CACHE.get(provider or "", True)
 
 
-def canonical_usage(
-    attrs: Mapping[str, Any], dialects: tuple[str, ...], provider: str | None, limit: int
-) -> Usage:
+def canonical_usage(attrs: Mapping[str, Any], dialects: tuple[str, ...], provider: str | None, limit: int) -> Usage:
     """The span's usage in the canonical meaning; raises TokenError on a bad count."""
     raw_input = as_count(c.first(attrs, c.INPUT_TOKENS), limit)
     raw_output = as_count(c.first(attrs, c.OUTPUT_TOKENS), limit)

@@ -44,7 +44,7 @@ def _export(
         context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     try:
         future.result(COMMIT_TIMEOUT_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - the database refused the commit
+    except Exception as exc:
         log.warning("export refused: %s", exc)
         context.abort(grpc.StatusCode.UNAVAILABLE, f"could not commit, retry later: {exc}")
     if outcome.rejected:

@@ -127,8 +127,10 @@ def _make_endpoint(
                 raise HttpError(503, str(exc), {"Retry-After": RETRY_AFTER_SECONDS}) from None
             try:
                 await asyncio.wrap_future(future)
-            except Exception as exc:  # noqa: BLE001 - the database refused the commit
-                raise HttpError(503, f"could not commit, retry later: {exc}", {"Retry-After": RETRY_AFTER_SECONDS}) from None
+            except Exception as exc:
+                raise HttpError(
+                    503, f"could not commit, retry later: {exc}", {"Retry-After": RETRY_AFTER_SECONDS}
+                ) from None
         except HttpError as err:
             if err.status >= 500:
                 log.warning("export refused (%d): %s", err.status, err.message)
@@ -138,7 +140,7 @@ def _make_endpoint(
             return _error_response(HttpError(status, str(exc)), reply_type)
         reply = response_type()
         if outcome.rejected:
-            partial = getattr(reply, "partial_success")
+            partial = reply.partial_success
             setattr(partial, partial_field, outcome.rejected)
             partial.error_message = outcome.message()
         return Response(_encode(reply, content_type), 200, media_type=content_type)
@@ -159,8 +161,20 @@ def build_otlp_app(settings: Settings, pipeline: Pipeline) -> Starlette:
         return ingest.metrics_outcome(decode.parse_metrics(body, content_type))
 
     routes = [
-        Route("/v1/traces", _make_endpoint(settings, pipeline, traces, ExportTraceServiceResponse, "rejected_spans"), methods=["POST"]),
-        Route("/v1/logs", _make_endpoint(settings, pipeline, logs, ExportLogsServiceResponse, "rejected_log_records"), methods=["POST"]),
-        Route("/v1/metrics", _make_endpoint(settings, pipeline, metrics, ExportMetricsServiceResponse, "rejected_data_points"), methods=["POST"]),
+        Route(
+            "/v1/traces",
+            _make_endpoint(settings, pipeline, traces, ExportTraceServiceResponse, "rejected_spans"),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/logs",
+            _make_endpoint(settings, pipeline, logs, ExportLogsServiceResponse, "rejected_log_records"),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/metrics",
+            _make_endpoint(settings, pipeline, metrics, ExportMetricsServiceResponse, "rejected_data_points"),
+            methods=["POST"],
+        ),
     ]
     return Starlette(routes=routes)

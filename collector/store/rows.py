@@ -28,7 +28,7 @@ def datetime_to_ns(value: datetime) -> int:
     """An aware datetime as nanoseconds since the epoch."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return int(round(value.timestamp() * 1e6)) * 1000
+    return round(value.timestamp() * 1e6) * 1000
 
 
 def call_values(call: Call, received_at_us: int) -> dict[str, Any]:

@@ -115,9 +115,7 @@ class LedgerWriter:
     ) -> None:
         if replaced:
             conn.execute(
-                calls.delete().where(
-                    calls.c.trace_id == sa.bindparam("t"), calls.c.span_id == sa.bindparam("s")
-                ),
+                calls.delete().where(calls.c.trace_id == sa.bindparam("t"), calls.c.span_id == sa.bindparam("s")),
                 [{"t": t, "s": s} for t, s in replaced],
             )
         for table, rows in ((llm_spans, span_rows), (calls, call_rows)):

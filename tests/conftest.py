@@ -1,0 +1,91 @@
+"""Shared fixtures: a real collector in-process on free loopback ports, real OTel SDK tracers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from collector.app import Collector
+from collector.settings import load_settings
+
+PG_URL = os.environ.get("BREAKEVEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class RunningCollector:
+    """A collector under test and where to reach it."""
+
+    app: Collector
+    db_path: Path
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.app.otlp_http_port}"
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"127.0.0.1:{self.app.otlp_grpc_port}"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.app.http_port}"
+
+    def calls(self, **params: Any) -> list[dict[str, Any]]:
+        """Every stored call matching the filters (follows the cursor)."""
+        out: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": 1000, **({"cursor": cursor} if cursor else {})}
+            page = httpx.get(f"{self.api}/api/v1/calls", params=query, timeout=10).json()
+            out.extend(page["calls"])
+            cursor = page["next"]
+            if cursor is None:
+                return out
+
+    def ingest(self) -> dict[str, Any]:
+        return httpx.get(f"{self.api}/api/v1/ingest", timeout=10).json()
+
+
+def start_collector(tmp_path: Path, **overrides: Any) -> RunningCollector:
+    """Start a collector on free ports with a fresh DuckDB file."""
+    db_path = tmp_path / "ledger.duckdb"
+    flags = {"db": f"duckdb:///{db_path}", "otlp_http_port": 0, "otlp_grpc_port": 0, "http_port": 0, **overrides}
+    settings = load_settings(flags, environ={})
+    app = Collector(settings)
+    app.start()
+    return RunningCollector(app, db_path)
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[RunningCollector]:
+    """A fresh collector per test."""
+    running = start_collector(tmp_path)
+    yield running
+    running.app.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
+    """One collector for a whole module (tests keep to their own services or trace ids)."""
+    running = start_collector(tmp_path_factory.mktemp("shared"))
+    yield running
+    running.app.stop()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until predicate returns something truthy; fail after timeout (never a bare sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

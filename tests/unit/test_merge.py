@@ -1,0 +1,157 @@
+"""One call, one record: every shape in which one call arrives as several spans."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from collector.merge import calls_of_trace
+from tests.spans import llm
+
+
+def test_instrumentation_span_with_sdk_span_beneath_is_one_call() -> None:
+    outer = llm(
+        "a1",
+        service="app",
+        team="search",
+        emitter="openllmetry",
+        input_tokens=234,
+        cache_read_tokens=1000,
+        output_tokens=50,
+    )
+    inner = llm(
+        "a2",
+        "a1",
+        start=5,
+        end=990,
+        service="app",
+        emitter="anthropic-sdk",
+        input_tokens=234,
+        cache_read_tokens=1000,
+        cache_write_tokens=0,
+        output_tokens=50,
+        reasoning_tokens=0,
+        response_model="claude-sonnet-4-5-20250929",
+    )
+    (call,) = calls_of_trace([outer, inner])
+    assert call.span_id == "a1"
+    assert call.member_span_ids == ("a1", "a2")
+    assert call.team == "search"
+    assert call.response_model == "claude-sonnet-4-5-20250929"
+    assert (call.input_tokens, call.cache_read_tokens, call.output_tokens) == (234, 1000, 50)
+
+
+def test_litellm_pair_outer_with_usage_inner_without() -> None:
+    outer = llm("l1", name="litellm_request", input_tokens=100, output_tokens=20)
+    raw = llm("l2", "l1", start=1, end=999, name="raw_gen_ai_request", input_tokens=None, output_tokens=None)
+    (call,) = calls_of_trace([outer, raw])
+    assert call.member_span_ids == ("l1", "l2")
+    assert call.usage_reported and call.input_tokens == 100
+
+
+def test_client_router_engine_across_services() -> None:
+    client = llm(
+        "c1",
+        service="web",
+        team="growth",
+        feature="chat",
+        provider="openai",
+        backend="router.internal",
+        backend_class="unknown",
+        request_model="llama-70b",
+        input_tokens=900,
+        output_tokens=100,
+    )
+    # The router's span hangs off an HTTP server span we never store: only time nesting links it.
+    router = llm(
+        "r1",
+        "http-in-1",
+        start=10,
+        end=980,
+        service="router",
+        provider="openai",
+        backend="10.0.0.7:8000",
+        backend_class="unknown",
+        input_tokens=900,
+        output_tokens=100,
+    )
+    engine = llm(
+        "e1",
+        "http-in-2",
+        start=20,
+        end=970,
+        service="vllm-70b",
+        provider="vllm",
+        backend="vllm-70b",
+        backend_class="self_hosted",
+        is_engine=True,
+        response_model="meta-llama/Llama-3.3-70B-Instruct",
+        quantization="fp8",
+        ttft_ms=40.0,
+        input_tokens=900,
+        output_tokens=100,
+        request_model=None,
+    )
+    for order in itertools.permutations([client, router, engine]):
+        (call,) = calls_of_trace(list(order))
+        assert call.span_id == "c1"
+        assert (call.service, call.team, call.feature, call.request_model) == ("web", "growth", "chat", "llama-70b")
+        assert (call.backend, call.backend_class, call.provider) == ("vllm-70b", "self_hosted", "vllm")
+        assert (call.response_model, call.quantization, call.ttft_ms) == (
+            "meta-llama/Llama-3.3-70B-Instruct",
+            "fp8",
+            40.0,
+        )
+        assert set(call.member_span_ids) == {"c1", "r1", "e1"}
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        pytest.param(
+            [llm("p1", "agent", start=0, end=500), llm("p2", "agent", start=0, end=500)],
+            id="parallel siblings with the same usage are two calls",
+        ),
+        pytest.param(
+            [llm("s1", start=0, end=400), llm("s2", start=600, end=900)],
+            id="sequential calls with the same usage are two calls",
+        ),
+        pytest.param(
+            [llm("n1", start=0, end=1000, input_tokens=500), llm("n2", "n1", start=10, end=900, input_tokens=100)],
+            id="nested spans with different usage are two calls (an agent's inner call)",
+        ),
+        pytest.param(
+            [llm("x1", start=0, end=1000, is_engine=True), llm("x2", start=10, end=900, is_engine=True)],
+            id="two engine spans are two calls",
+        ),
+        pytest.param(
+            [
+                llm("g1", start=0, end=1000, input_tokens=None, output_tokens=None),
+                llm("g2", "other", start=10, end=900),
+            ],
+            id="time nesting alone does not merge a span without usage",
+        ),
+    ],
+)
+def test_distinct_calls_stay_distinct(spans: list) -> None:
+    assert len(calls_of_trace(spans)) == len(spans)
+
+
+def test_error_and_usage_choice() -> None:
+    outer = llm("o1", status="error", error_type="RateLimitError", input_tokens=100, output_tokens=None)
+    inner = llm(
+        "o2",
+        "o1",
+        start=1,
+        end=999,
+        status="error",
+        error_type="429",
+        input_tokens=100,
+        output_tokens=None,
+        cache_read_tokens=0,
+    )
+    (call,) = calls_of_trace([outer, inner])
+    assert (call.status, call.error_type) == ("error", "RateLimitError")
+    assert call.output_tokens == 0  # canonical integers; usage_reported says what was known
+    assert call.usage_reported

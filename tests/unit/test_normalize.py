@@ -1,0 +1,371 @@
+"""Each dialect's attributes -> the canonical record (table-driven, hand-computed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from collector.normalize import normalize_span, quantization_from_model
+from collector.records import LlmSpan, Rejection, SpanEvent
+from collector.settings import load_settings
+from tests.spans import T0, decoded
+
+SETTINGS = load_settings({}, environ={})
+
+
+def norm(attrs: dict[str, Any], **kw: Any) -> LlmSpan:
+    result = normalize_span(decoded(attrs, **kw), kw.pop("settings", SETTINGS) if "settings" in kw else SETTINGS)
+    assert isinstance(result, LlmSpan), result
+    return result
+
+
+DIALECTS = [
+    pytest.param(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.model": "gpt-4o-2024-08-06",
+            "gen_ai.usage.input_tokens": 1234,
+            "gen_ai.usage.cache_read.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 567,
+            "gen_ai.usage.reasoning.output_tokens": 300,
+            "server.address": "api.openai.com",
+        },
+        {},
+        dict(
+            provider="openai",
+            operation="chat",
+            request_model="gpt-4o",
+            response_model="gpt-4o-2024-08-06",
+            input_tokens=234,
+            cache_read_tokens=1000,
+            cache_write_tokens=None,
+            output_tokens=567,
+            reasoning_tokens=300,
+            backend_class="frontier",
+            backend="api.openai.com",
+        ),
+        id="otel genai current: openai input includes cached, reasoning inside output",
+    ),
+    pytest.param(
+        {
+            "gen_ai.system": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.prompt_tokens": 100,
+            "gen_ai.usage.completion_tokens": 20,
+        },
+        {},
+        dict(
+            provider="openai",
+            input_tokens=100,
+            output_tokens=20,
+            cache_read_tokens=None,
+            backend_class="frontier",
+            conventions=("otel_genai_legacy",),
+        ),
+        id="otel genai legacy names",
+    ),
+    pytest.param(
+        {
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "claude-sonnet-4-5",
+            "gen_ai.usage.input_tokens": 2234,
+            "gen_ai.usage.cache_read.input_tokens": 1000,
+            "gen_ai.usage.cache_creation.input_tokens": 1000,
+            "gen_ai.usage.output_tokens": 50,
+        },
+        {},
+        dict(provider="anthropic", input_tokens=234, cache_read_tokens=1000, cache_write_tokens=1000, output_tokens=50),
+        id="otel genai anthropic: spec says input includes cache read and creation",
+    ),
+    pytest.param(
+        {
+            "gen_ai.system": "Anthropic",
+            "llm.request.type": "chat",
+            "gen_ai.request.model": "claude-3-5-sonnet",
+            "gen_ai.usage.prompt_tokens": 2234,
+            "gen_ai.usage.cache_read_input_tokens": 1000,
+            "gen_ai.usage.cache_creation_input_tokens": 1000,
+            "gen_ai.usage.completion_tokens": 50,
+            "llm.usage.total_tokens": 2284,
+            "llm.is_streaming": True,
+        },
+        {},
+        dict(
+            provider="anthropic",
+            input_tokens=234,
+            cache_read_tokens=1000,
+            cache_write_tokens=1000,
+            output_tokens=50,
+            streaming=True,
+        ),
+        id="openllmetry anthropic: prompt tokens summed with cache, capitalised system",
+    ),
+    pytest.param(
+        {
+            "openinference.span.kind": "LLM",
+            "llm.provider": "openai",
+            "llm.system": "openai",
+            "llm.model_name": "gpt-4o-2024-08-06",
+            "llm.invocation_parameters": '{"model": "gpt-4o", "stream": false}',
+            "llm.token_count.prompt": 1234,
+            "llm.token_count.prompt_details.cache_read": 1000,
+            "llm.token_count.completion": 567,
+            "llm.token_count.completion_details.reasoning": 300,
+            "llm.token_count.total": 1801,
+        },
+        {},
+        dict(
+            provider="openai",
+            request_model="gpt-4o",
+            response_model="gpt-4o-2024-08-06",
+            input_tokens=234,
+            cache_read_tokens=1000,
+            output_tokens=567,
+            reasoning_tokens=300,
+            streaming=False,
+            operation="chat",
+        ),
+        id="openinference: model from the parameter blob, response model from llm.model_name",
+    ),
+    pytest.param(
+        {
+            "openinference.span.kind": "EMBEDDING",
+            "embedding.model_name": "text-embedding-3-small",
+            "llm.token_count.prompt": 8,
+            "llm.token_count.total": 8,
+        },
+        {},
+        dict(operation="embeddings", request_model="text-embedding-3-small", input_tokens=8, output_tokens=None),
+        id="openinference embedding span",
+    ),
+    pytest.param(
+        {
+            "gen_ai.system": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 100,
+            "gen_ai.usage.output_tokens": 20,
+            "gen_ai.server.ttft": 0.25,
+            "gen_ai.request.is_stream": True,
+            "gen_ai.sdk.version": "1.45.0",
+        },
+        {"telemetry.sdk.name": "openlit"},
+        dict(ttft_ms=250.0, streaming=True, conventions=("openlit", "otel_genai_legacy")),
+        id="openlit: ttft in seconds and stream flag",
+    ),
+    pytest.param(
+        {
+            "gen_ai.response.model": "meta-llama/Llama-3.1-8B-Instruct-FP8",
+            "gen_ai.usage.prompt_tokens": 900,
+            "gen_ai.usage.completion_tokens": 100,
+            "gen_ai.latency.time_to_first_token": 0.05,
+            "gen_ai.latency.e2e": 1.2,
+            "gen_ai.latency.time_in_queue": 0.01,
+            "gen_ai.request.id": "cmpl-1",
+        },
+        {"service.name": "vllm-llama8b"},
+        dict(
+            provider="vllm",
+            backend_class="self_hosted",
+            backend="vllm-llama8b",
+            is_engine=True,
+            ttft_ms=50.0,
+            quantization="fp8",
+            input_tokens=900,
+            output_tokens=100,
+            operation="chat",
+            request_model="meta-llama/Llama-3.1-8B-Instruct-FP8",
+        ),
+        id="vllm request span: no provider, model only as response, quantization from the name",
+    ),
+    pytest.param(
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 5,
+            "server.address": "api.together.xyz",
+        },
+        {},
+        dict(provider="together", backend_class="managed", backend="api.together.xyz"),
+        id="an openai client aimed at together is together's bill",
+    ),
+    pytest.param(
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "llama-8b",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 5,
+            "server.address": "10.0.0.7",
+            "server.port": 8000,
+        },
+        {},
+        dict(provider="openai", backend_class="unknown", backend="10.0.0.7:8000"),
+        id="an openai client aimed at an unknown address is not frontier",
+    ),
+    pytest.param(
+        {
+            "gen_ai.provider.name": "gcp.gemini",
+            "gen_ai.operation.name": "generate_content",
+            "gen_ai.request.model": "gemini-2.5-pro",
+            "gen_ai.usage.input_tokens": 1000,
+            "gen_ai.usage.cache_read.input_tokens": 400,
+            "gen_ai.usage.output_tokens": 100,
+            "gen_ai.usage.reasoning.output_tokens": 50,
+        },
+        {},
+        dict(
+            provider="google",
+            operation="generate_content",
+            input_tokens=600,
+            cache_read_tokens=400,
+            output_tokens=150,
+            reasoning_tokens=50,
+        ),
+        id="gemini: output count leaves thoughts out, canonical output adds them",
+    ),
+    pytest.param(
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            "error.type": "RateLimitError",
+        },
+        {},
+        dict(status="error", error_type="RateLimitError", input_tokens=None, output_tokens=None),
+        id="an error call with no usage is still a call",
+    ),
+    pytest.param(
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 5,
+            "breakeven.team": "search",
+            "breakeven.feature": "autocomplete",
+            "breakeven.backend": "openai-eu",
+            "breakeven.quantization": "none",
+            "breakeven.prompt_hash": "abc123",
+        },
+        {"deployment.environment.name": "prod"},
+        dict(
+            team="search",
+            feature="autocomplete",
+            backend="openai-eu",
+            quantization="none",
+            prompt_hash="abc123",
+            environment="prod",
+            conventions=("breakeven", "otel_genai"),
+        ),
+        id="breakeven's own attributes and the resource environment",
+    ),
+]
+
+
+@pytest.mark.parametrize(("attrs", "resource", "expected"), DIALECTS)
+def test_dialect_maps_to_canonical_record(
+    attrs: dict[str, Any], resource: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    span = norm(attrs, resource=resource)
+    for name, value in expected.items():
+        assert getattr(span, name) == value, name
+
+
+NOT_CALLS = [
+    pytest.param({"http.method": "GET", "http.route": "/"}, id="an HTTP span"),
+    pytest.param({"db.system": "postgresql", "db.statement": "select 1"}, id="a DB span"),
+    pytest.param(
+        {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "x", "gen_ai.usage.input_tokens": 500},
+        id="an agent span summing its children's usage",
+    ),
+    pytest.param({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search"}, id="a tool span"),
+    pytest.param(
+        {"openinference.span.kind": "CHAIN", "llm.token_count.prompt": 10, "llm.model_name": "gpt-4o"},
+        id="an openinference chain span",
+    ),
+    pytest.param(
+        {"traceloop.span.kind": "workflow", "gen_ai.request.model": "gpt-4o", "gen_ai.system": "openai"},
+        id="a traceloop workflow span",
+    ),
+]
+
+
+@pytest.mark.parametrize("attrs", NOT_CALLS)
+def test_non_llm_spans_are_not_calls(attrs: dict[str, Any]) -> None:
+    assert normalize_span(decoded(attrs), SETTINGS) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(-1, id="negative"),
+        pytest.param(10**12, id="absurdly large"),
+        pytest.param(1.5, id="fractional"),
+        pytest.param("many", id="not a number"),
+    ],
+)
+def test_bad_token_counts_are_rejected_with_a_reason(value: Any) -> None:
+    attrs = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": value}
+    result = normalize_span(decoded(attrs), SETTINGS)
+    assert isinstance(result, Rejection)
+    assert result.reason == "invalid_tokens"
+
+
+def test_user_mapping_names_where_team_lives() -> None:
+    settings = load_settings({"config": None}, environ={})
+    settings = type(settings)(
+        **{**settings.__dict__, "attributes": {"team": ("app.team",), "feature": ("app.feature",)}}
+    )
+    attrs = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 1}
+    span = normalize_span(decoded(attrs, resource={"app.team": "growth", "app.feature": "chatbot"}), settings)
+    assert isinstance(span, LlmSpan)
+    assert (span.team, span.feature) == ("growth", "chatbot")
+
+
+def test_configured_address_is_self_hosted() -> None:
+    settings = load_settings({}, environ={})
+    settings = type(settings)(**{**settings.__dict__, "backend_classes": {"10.0.0.7:8000": "self_hosted"}})
+    attrs = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "llama",
+        "gen_ai.usage.input_tokens": 1,
+        "server.address": "10.0.0.7",
+        "server.port": 8000,
+    }
+    span = normalize_span(decoded(attrs), settings)
+    assert isinstance(span, LlmSpan) and span.backend_class == "self_hosted"
+
+
+def test_ttft_from_first_token_event_and_errors_from_exception_events() -> None:
+    events = [
+        SpanEvent("First Token Stream Event", T0 + 120_000_000, {}),
+        SpanEvent("exception", T0 + 500_000_000, {"exception.type": "openai.APIError", "exception.message": "x"}),
+    ]
+    attrs = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai"}
+    span = norm(attrs, events=events, status_code=2)
+    assert span.ttft_ms == pytest.approx(120.0)
+    assert span.streaming is True
+    assert (span.status, span.error_type) == ("error", "openai.APIError")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("meta-llama/Llama-3.1-8B-Instruct-FP8", "fp8"),
+        ("TheBloke/Mistral-7B-Instruct-v0.2-AWQ", "awq"),
+        ("Qwen/Qwen2.5-72B-Instruct-GPTQ-Int4", "gptq"),
+        ("llama3.1:8b-instruct-q4_K_M", "q4_k_m"),
+        ("gpt-4o", None),
+        ("openai/gpt-oss-120b", None),
+    ],
+)
+def test_quantization_from_model_name(model: str, expected: str | None) -> None:
+    assert quantization_from_model(model) == expected

@@ -131,6 +131,16 @@ def _outcome(span: DecodedSpan) -> tuple[str, str | None]:
     return "error", str(error_type)
 
 
+def _from_span_name(span: DecodedSpan) -> tuple[str | None, str | None, str | None]:
+    """(provider, operation, model) of a bare span from a GenAI-only scope, named "{op} {model}"."""
+    for prefix in c.GENAI_SCOPE_PREFIXES:
+        if span.scope_name.startswith(prefix):
+            provider = canonical_provider(span.scope_name[len(prefix) :].split(".", 1)[0])
+            operation, _, model = span.name.partition(" ")
+            return provider, c.OPERATIONS.get(operation.lower()), model or None
+    return None, None, None
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -145,6 +155,9 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         return None
 
     provider = canonical_provider(c.first(attrs, c.PROVIDER))
+    named_provider, named_operation, named_model = _from_span_name(span)
+    provider = provider or named_provider
+    operation = operation or named_operation
     host, port = _host_and_port(attrs)
     is_engine = any(d in dialects for d in (c.VLLM, c.SGLANG, c.TGI)) or (
         provider in ("vllm", "sglang", "tgi") and span.kind == SPAN_KIND_SERVER
@@ -161,7 +174,7 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         return Rejection("invalid_tokens", f"span {span.name!r}: {exc}")
 
     response_model = _text(c.first(attrs, c.RESPONSE_MODEL))
-    request_model = _text(c.first(attrs, c.REQUEST_MODEL) or params.get("model") or response_model)
+    request_model = _text(c.first(attrs, c.REQUEST_MODEL) or params.get("model") or response_model or named_model)
     has_usage = usage.input_tokens is not None or usage.output_tokens is not None
     if not (has_usage or is_engine or (request_model and (operation or provider))):
         return None

@@ -35,13 +35,15 @@ REQUEST_MODEL = (
     "breakeven.request_model",
     "gen_ai.request.model",
     "llm.request.model",
-    "embedding.model_name",
+    "llm.request.model_name",  # OpenInference anthropic
 )
 RESPONSE_MODEL = (
     "breakeven.response_model",
     "gen_ai.response.model",
     "llm.response.model",
+    "llm.response.model_name",
     "llm.model_name",
+    "embedding.model_name",
 )
 OPERATION = ("gen_ai.operation.name", "llm.request.type")
 SERVER_ADDRESS = ("server.address", "net.peer.name", "gen_ai.openai.api_base", "llm.openai.api_base")
@@ -70,6 +72,7 @@ CACHE_READ_TOKENS = (
 CACHE_WRITE_TOKENS = (
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",  # the anthropic SDK's own spans
     "gen_ai.usage.input_tokens.cache_write",
     "llm.token_count.prompt_details.cache_write",
     "llm.usage.cache_creation_input_tokens",
@@ -104,7 +107,10 @@ STREAMING = (
     "gen_ai.request.is_stream",
     "llm.stream",
 )
-INVOCATION_PARAMETERS = ("llm.invocation_parameters", "gen_ai.request.parameters")
+INVOCATION_PARAMETERS = ("llm.invocation_parameters", "embedding.invocation_parameters", "gen_ai.request.parameters")
+# Instrumentation scopes that only ever make LLM-call spans, named "{operation} {model}"
+# (the OTel GenAI span name); their error spans may carry no attribute at all.
+GENAI_SCOPE_PREFIXES = {"openlit.instrumentation.": OPENLIT}
 
 # Defaults behind breakeven.* and the user's mapping; span attributes, then resource.
 FIELD_DEFAULTS: Mapping[str, Sequence[str]] = {

@@ -223,24 +223,25 @@ class Pipeline:
         return states
 
     def _apply_hints_to_states(self, hints: list[PromptHashHint], states: dict[str, TraceState]) -> None:
+        """Put log-borne prompt hashes on the spans and calls they name (copies, never the cache's)."""
         for hint in hints:
             state = states.get(hint.trace_id) or self.cache.get(hint.trace_id)
             span = state.spans.get(hint.span_id) if state else None
-            if span is None:
+            if state is None or span is None:
                 self._hints[(hint.trace_id, hint.span_id)] = hint.prompt_hash
                 while len(self._hints) > 10_000:
                     self._hints.popitem(last=False)
-            elif span.prompt_hash is None and state is not None:
-                state.spans[hint.span_id] = dataclasses.replace(span, prompt_hash=hint.prompt_hash)
-                state.calls = {
-                    k: (
-                        dataclasses.replace(c, prompt_hash=hint.prompt_hash)
-                        if hint.span_id in c.member_span_ids and c.prompt_hash is None
-                        else c
-                    )
-                    for k, c in state.calls.items()
-                }
-                states[hint.trace_id] = state
+                continue
+            if span.prompt_hash is not None:
+                continue
+            spans = {**state.spans, hint.span_id: dataclasses.replace(span, prompt_hash=hint.prompt_hash)}
+            calls = {
+                k: dataclasses.replace(c, prompt_hash=hint.prompt_hash)
+                if hint.span_id in c.member_span_ids and c.prompt_hash is None
+                else c
+                for k, c in state.calls.items()
+            }
+            states[hint.trace_id] = TraceState(spans, calls)
 
     def _remember(self, states: dict[str, TraceState]) -> None:
         for trace_id, state in states.items():

@@ -41,7 +41,7 @@ class Collector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db)
+        self.engine = make_engine(settings.db, settings.duckdb_memory_limit)
         self.pipeline: Pipeline | None = None
         self.otlp_http_port = settings.otlp_http_port
         self.otlp_grpc_port = settings.otlp_grpc_port

@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             from collector.store.engine import current_revision, make_engine, migrate
 
-            engine = make_engine(settings.db)
+            engine = make_engine(settings.db, settings.duckdb_memory_limit)
             migrate(engine, args.revision)
             print(f"database at revision {current_revision(engine)}")
             return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,7 +52,8 @@ class Settings:
     # Pipeline.
     queue_max_spans: int = 200_000
     batch_max_spans: int = 20_000
-    trace_cache_traces: int = 100_000
+    trace_cache_traces: int = 20_000
+    duckdb_memory_limit: str = "1GB"
     # Mapping: canonical field -> span/resource attribute names tried first, in order.
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # server address, address:port or provider -> backend class.
@@ -201,5 +203,7 @@ def _check(s: Settings) -> None:
             raise SettingsError(f"{name}: must be positive, got {getattr(s, name)}")
     if s.batch_max_spans > s.queue_max_spans:
         raise SettingsError("batch_max_spans: must not exceed queue_max_spans")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)", s.duckdb_memory_limit.strip().lower()):
+        raise SettingsError(f"duckdb_memory_limit: expected a size such as 512MB or 2GB, got {s.duckdb_memory_limit!r}")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"log_level: one of debug, info, warning, error; got {s.log_level!r}")

@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 
-def make_engine(url: str) -> sa.Engine:
+def make_engine(url: str, duckdb_memory_limit: str | None = None) -> sa.Engine:
     """An engine for the database URL; DuckDB files get their folder created."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
@@ -20,7 +20,11 @@ def make_engine(url: str) -> sa.Engine:
         Path(parsed.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
+    connect_args = {}
+    if parsed.get_backend_name() == "duckdb" and duckdb_memory_limit:
+        # DuckDB's default is 80% of RAM: a sidecar must not take that.
+        connect_args["config"] = {"memory_limit": duckdb_memory_limit}
+    return sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql", connect_args=connect_args)
 
 
 def alembic_config(engine: sa.Engine) -> Config:

@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Capture real OTLP payloads from GenAI instrumentation libraries.
+
+For every emitter below this script
+
+1. creates (or reuses) a virtualenv under ``/tmp/breakeven-capture/<venv>``
+   and pip-installs the instrumentation, its provider client,
+   ``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp-proto-http``;
+2. runs ``scripts/capture_driver.py`` inside that venv.  The driver starts
+   ``tests/fakeprovider.py`` and a tiny OTLP/HTTP capture receiver, sets up the
+   OTel SDK with OTLP/HTTP protobuf exporters pointing at the receiver, turns
+   content capture on, instruments, runs each scenario and writes
+   ``tests/fixtures/emitters/<emitter>/<scenario>.json``.
+
+Usage::
+
+    python scripts/capture_emitters.py                 # all emitters
+    python scripts/capture_emitters.py openlit-openai otel-anthropic
+    python scripts/capture_emitters.py --setup-only    # just build the venvs
+    python scripts/capture_emitters.py --reinstall ... # rebuild the venvs
+    python scripts/capture_emitters.py --list
+
+Nothing is pinned on purpose (pip picks the newest compatible releases); the
+installed versions are recorded in every fixture and in the README.  Venvs are
+reused when their requirement list is unchanged (marker file inside the venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DRIVER = REPO / "scripts" / "capture_driver.py"
+FIXTURES = REPO / "tests" / "fixtures" / "emitters"
+VENV_ROOT = Path(os.environ.get("BREAKEVEN_CAPTURE_VENVS", "/tmp/breakeven-capture"))
+
+COMMON = ["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"]
+
+# venv name -> requirements (besides COMMON).  Pre-release-only packages get an
+# explicit pre-release lower bound so pip accepts them without --pre (which
+# would drag pre-releases of everything else in).
+VENVS: dict[str, list[str]] = {
+    # openai-v2 (last release 2.4b0, superseded by
+    # opentelemetry-instrumentation-genai-openai) needs two pins: it imports
+    # httpx, which openai>=3 (on httpx2) no longer installs; and util-genai
+    # 1.2+ lacks opentelemetry.util.genai.instruments (ImportError) while
+    # util-genai 1.0/1.1 hard-wire is_experimental_mode() to True, so only
+    # util-genai 0.x still gives the real default (old semconv) mode.
+    "otel-openai-v2": [
+        "opentelemetry-instrumentation-openai-v2>=2.0b0",
+        "openai<3",
+        "opentelemetry-util-genai>=0.4b0,<1.0",
+    ],
+    "otel-genai-openai": ["opentelemetry-instrumentation-genai-openai>=1.0b0", "openai"],
+    "otel-anthropic": ["opentelemetry-instrumentation-genai-anthropic>=1.0b0", "anthropic"],
+    "openllmetry-openai": ["opentelemetry-instrumentation-openai", "openai"],
+    "openllmetry-anthropic": ["opentelemetry-instrumentation-anthropic", "anthropic"],
+    "openinference-openai": ["openinference-instrumentation-openai", "openai"],
+    "openinference-anthropic": ["openinference-instrumentation-anthropic", "anthropic"],
+    "openlit": ["openlit", "openai", "anthropic"],
+    "anthropic-sdk": ["anthropic"],
+}
+
+OPENAI_SCENARIOS = [
+    "chat",
+    "chat-stream",
+    "chat-cached",
+    "chat-reasoning",
+    "chat-cache-write",
+    "chat-error",
+    "embeddings",
+    "responses",
+]
+ANTHROPIC_SCENARIOS = [
+    "chat",
+    "chat-stream",
+    "chat-stream-helper",
+    "chat-stream-legacy",
+    "chat-cached",
+    "chat-reasoning",
+    "chat-error",
+]
+
+_LATEST = {
+    "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT",
+}
+_DEFAULT_OTEL = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+# opentelemetry-python-genai packages (genai-openai, genai-anthropic) always use
+# the latest experimental conventions; content capture takes a mode name.
+_GENAI_NEW = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}
+# anthropic>=2 traces itself with OTel by default; switch that off when
+# capturing an instrumentation library so its spans are not mixed with the
+# SDK's own (the "anthropic-sdk" emitter captures those).
+_NO_SDK_OTEL = {"ANTHROPIC_OPEN_TELEMETRY": "false"}
+
+# emitter -> how to run it.  "kind" selects the instrumentation code in the
+# driver; "packages" are the distributions whose versions get recorded.
+EMITTERS: dict[str, dict] = {
+    "otel-openai-v2": dict(
+        venv="otel-openai-v2",
+        provider="openai",
+        kind="otel-openai-v2",
+        env=_DEFAULT_OTEL,
+        packages=["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", "openai"],
+    ),
+    "otel-openai-v2-latest": dict(
+        venv="otel-openai-v2",
+        provider="openai",
+        kind="otel-openai-v2",
+        env=_LATEST,
+        packages=["opentelemetry-instrumentation-openai-v2", "opentelemetry-util-genai", "openai"],
+    ),
+    "otel-genai-openai": dict(
+        venv="otel-genai-openai",
+        provider="openai",
+        kind="otel-genai-openai",
+        env=_GENAI_NEW,
+        packages=["opentelemetry-instrumentation-genai-openai", "opentelemetry-util-genai", "openai"],
+    ),
+    "otel-anthropic": dict(
+        venv="otel-anthropic",
+        provider="anthropic",
+        kind="otel-anthropic",
+        env={**_GENAI_NEW, **_NO_SDK_OTEL},
+        packages=["opentelemetry-instrumentation-genai-anthropic", "opentelemetry-util-genai", "anthropic"],
+    ),
+    "openllmetry-openai": dict(
+        venv="openllmetry-openai",
+        provider="openai",
+        kind="openllmetry-openai",
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+        packages=["opentelemetry-instrumentation-openai", "opentelemetry-semantic-conventions-ai", "openai"],
+    ),
+    "openllmetry-anthropic": dict(
+        venv="openllmetry-anthropic",
+        provider="anthropic",
+        kind="openllmetry-anthropic",
+        env={"TRACELOOP_TRACE_CONTENT": "true", **_NO_SDK_OTEL},
+        packages=["opentelemetry-instrumentation-anthropic", "opentelemetry-semantic-conventions-ai", "anthropic"],
+    ),
+    "openinference-openai": dict(
+        venv="openinference-openai",
+        provider="openai",
+        kind="openinference-openai",
+        env={},
+        packages=[
+            "openinference-instrumentation-openai",
+            "openinference-instrumentation",
+            "openinference-semantic-conventions",
+            "openai",
+        ],
+    ),
+    "openinference-anthropic": dict(
+        venv="openinference-anthropic",
+        provider="anthropic",
+        kind="openinference-anthropic",
+        env=_NO_SDK_OTEL,
+        packages=[
+            "openinference-instrumentation-anthropic",
+            "openinference-instrumentation",
+            "openinference-semantic-conventions",
+            "anthropic",
+        ],
+    ),
+    "openlit-openai": dict(venv="openlit", provider="openai", kind="openlit", env={}, packages=["openlit", "openai"]),
+    "openlit-anthropic": dict(
+        venv="openlit", provider="anthropic", kind="openlit", env=_NO_SDK_OTEL, packages=["openlit", "anthropic"]
+    ),
+    # anthropic>=2 + an instrumentation library, both tracing (the default for
+    # a user who installs OpenLLMetry on a current anthropic): two spans per
+    # call -- NOT parent/child (separate traces); only gen_ai.response.id links
+    # them.  For de-duplication tests.
+    "openllmetry-anthropic-with-sdk-tracing": dict(
+        venv="openllmetry-anthropic",
+        provider="anthropic",
+        kind="openllmetry-anthropic",
+        env={"TRACELOOP_TRACE_CONTENT": "true", "ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE": "content"},
+        packages=["opentelemetry-instrumentation-anthropic", "opentelemetry-semantic-conventions-ai", "anthropic"],
+    ),
+    "anthropic-sdk": dict(
+        venv="anthropic-sdk",
+        provider="anthropic",
+        kind="none",
+        env={"ANTHROPIC_OPEN_TELEMETRY_TRACES_CONTENT_MODE": "content"},
+        packages=["anthropic"],
+    ),
+}
+
+COMMON_PACKAGES = [
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-semantic-conventions",
+    "opentelemetry-instrumentation",
+]
+
+
+def log(msg: str) -> None:
+    print(f"[capture {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def venv_python(venv: str) -> Path:
+    return VENV_ROOT / venv / "bin" / "python"
+
+
+def ensure_venv(venv: str, reinstall: bool = False) -> tuple[str, bool, str]:
+    reqs = VENVS[venv] + COMMON
+    path = VENV_ROOT / venv
+    marker = path / ".breakeven-requirements.json"
+    if reinstall and path.exists():
+        shutil.rmtree(path)
+    if marker.exists() and venv_python(venv).exists():
+        try:
+            if json.loads(marker.read_text()) == reqs:
+                return venv, True, "reused"
+        except ValueError:
+            pass
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    cmd = [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *reqs]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    (path / "install.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        return venv, False, (proc.stdout + proc.stderr)[-3000:]
+    marker.write_text(json.dumps(reqs))
+    return venv, True, "installed"
+
+
+# Runs inside a capture venv (which has opentelemetry-proto + protobuf): every
+# fixture's raw bodies must decode and match its traces_json/logs_json, and
+# (content capture being on) the scenario's prompt marker must be somewhere in
+# what was captured -- except for embeddings and errors, whose input several
+# emitters never record (openlit drops all content on errors).
+VERIFY_SNIPPET = r"""
+import base64, glob, json, sys
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+bad = 0
+files = sorted(glob.glob(sys.argv[1] + "/*.json"))
+for f in files:
+    d = json.load(open(f))
+    tr = [ExportTraceServiceRequest.FromString(base64.b64decode(b)) for b in d["traces"]]
+    lg = [ExportLogsServiceRequest.FromString(base64.b64decode(b)) for b in d["logs"]]
+    spans = sum(len(ss.spans) for t in tr for rs in t.resource_spans for ss in rs.scope_spans)
+    problems = []
+    if [MessageToDict(t) for t in tr] != d["traces_json"]:
+        problems.append("traces_json differs from decoded traces")
+    if [MessageToDict(x) for x in lg] != d.get("logs_json", []):
+        problems.append("logs_json differs from decoded logs")
+    if spans == 0:
+        problems.append("no spans")
+    marker = "SECRET-PROMPT-%s-7f3a" % d["scenario"]
+    if d["scenario"] not in ("embeddings", "chat-error") and marker not in json.dumps([d["traces_json"], d.get("logs_json", [])]):
+        problems.append("prompt marker not captured")
+    if problems:
+        bad += 1
+        print("VERIFY FAIL", f, problems)
+print("verified %d fixture(s), %d bad" % (len(files), bad))
+sys.exit(1 if bad or not files else 0)
+"""
+
+
+def verify_emitter(name: str) -> bool:
+    spec = EMITTERS[name]
+    proc = subprocess.run(
+        [str(venv_python(spec["venv"])), "-c", VERIFY_SNIPPET, str(FIXTURES / name)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = (proc.stdout + proc.stderr).strip()
+    log(f"{name}: {out.splitlines()[-1] if out else 'no output'}")
+    if proc.returncode != 0:
+        print(out)
+    return proc.returncode == 0
+
+
+def run_emitter(name: str, timeout: int = 300) -> bool:
+    spec = EMITTERS[name]
+    scenarios = OPENAI_SCENARIOS if spec["provider"] == "openai" else ANTHROPIC_SCENARIOS
+    config = {
+        "emitter": name,
+        "provider": spec["provider"],
+        "kind": spec["kind"],
+        "scenarios": scenarios,
+        "packages": spec["packages"] + COMMON_PACKAGES,
+        "out_dir": str(FIXTURES / name),
+        "tests_dir": str(REPO / "tests"),
+    }
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "TRACELOOP_", "OPENLIT_", "OPENAI_", "ANTHROPIC_"))
+    }
+    env.update(spec["env"])
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "600000"  # export only on force_flush
+    env["OTEL_BLRP_SCHEDULE_DELAY"] = "600000"
+    env["OTEL_METRICS_EXPORTER"] = "none"
+    env["OTEL_EXPORTER_OTLP_COMPRESSION"] = "none"
+    log(f"{name}: running driver in venv {spec['venv']}")
+    t0 = time.time()
+    try:
+        proc = subprocess.run(
+            [str(venv_python(spec["venv"])), str(DRIVER), json.dumps(config)],
+            env=env,
+            cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        log(f"{name}: TIMEOUT after {timeout}s\n{exc.stdout}\n{exc.stderr}")
+        return False
+    out = (proc.stdout or "") + (proc.stderr or "")
+    for line in out.splitlines():
+        if line.startswith("[driver]") or proc.returncode != 0:
+            print("    " + line)
+    log(f"{name}: rc={proc.returncode} in {time.time() - t0:.1f}s")
+    return proc.returncode == 0 and verify_emitter(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("emitters", nargs="*", help="emitters to capture (default: all)")
+    ap.add_argument("--setup-only", action="store_true", help="only create/update the venvs")
+    ap.add_argument("--reinstall", action="store_true", help="recreate the venvs")
+    ap.add_argument("--list", action="store_true", help="list emitters and exit")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel venv installs (default 2)")
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, spec in EMITTERS.items():
+            print(f"{name:28s} venv={spec['venv']:24s} provider={spec['provider']}")
+        return 0
+    names = args.emitters or list(EMITTERS)
+    unknown = [n for n in names if n not in EMITTERS]
+    if unknown:
+        ap.error(f"unknown emitter(s): {', '.join(unknown)}; see --list")
+    venvs = sorted({EMITTERS[n]["venv"] for n in names})
+    log(f"preparing venvs under {VENV_ROOT}: {', '.join(venvs)}")
+    ok_venvs = set()
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for venv, ok, info in pool.map(lambda v: ensure_venv(v, args.reinstall), venvs):
+            log(f"venv {venv}: {'ok' if ok else 'FAILED'} ({info if ok else ''})")
+            if ok:
+                ok_venvs.add(venv)
+            else:
+                print(info)
+    if args.setup_only:
+        return 0 if len(ok_venvs) == len(venvs) else 1
+    failed = [n for n in names if EMITTERS[n]["venv"] not in ok_venvs]
+    for name in names:
+        if name in failed:
+            continue
+        if not run_emitter(name):
+            failed.append(name)
+    if failed:
+        log(f"FAILED: {', '.join(failed)}")
+        return 1
+    log("all emitters captured")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

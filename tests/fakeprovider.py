@@ -1,0 +1,763 @@
+"""A tiny fake LLM provider (OpenAI- and Anthropic-compatible) for tests.
+
+Standard library only (http.server + threading), so it can be imported from
+any virtualenv, including the per-emitter capture venvs used by
+``scripts/capture_emitters.py``.
+
+Usage::
+
+    from fakeprovider import FakeProvider
+
+    with FakeProvider() as fp:
+        client = openai.OpenAI(base_url=fp.base_url + "/v1", api_key="x")
+        anthropic.Anthropic(base_url=fp.base_url, api_key="x")
+        ...
+        fp.returned   # list of dicts, one per request answered
+
+Endpoints
+---------
+* ``POST /v1/chat/completions``  OpenAI chat; ``"stream": true`` answers SSE
+  chunks, and with ``"stream_options": {"include_usage": true}`` a final
+  chunk with ``choices: []`` and the usage.
+* ``POST /v1/embeddings``        OpenAI embeddings.
+* ``POST /v1/responses``         OpenAI Responses API (non-streaming only).
+* ``POST /v1/messages``          Anthropic Messages; ``"stream": true`` answers
+  SSE (message_start / content_block_start / ping / content_block_delta /
+  content_block_stop / message_delta / message_stop).
+
+Scenario selection (first match wins)
+-------------------------------------
+1. Request header ``X-Fake-Scenario: <scenario>``.
+2. Request model suffix ``<model>:<scenario>`` (e.g. ``gpt-4o-mini:chat-cached``);
+   the suffix is stripped before the model is echoed back.
+3. Otherwise ``chat`` (``chat-stream`` when the request streams,
+   ``embeddings`` on /v1/embeddings, ``responses`` on /v1/responses).
+
+Scenarios and the usage they return (numbers are deliberately distinct so a
+mapping mistake shows up):
+
+==================  =======================================================
+scenario            OpenAI usage / Anthropic usage
+==================  =======================================================
+chat              OpenAI prompt 101 (cached 0), completion 23 (reasoning 0)
+                  Anthropic input 17, cache_read 0, cache_creation 0, out 29
+chat-stream       OpenAI prompt 2345 (cached 2048), completion 432
+                  (reasoning 210) -- the stream carries cache+reasoning so
+                  emitters that drop them on streams are exposed.
+                  Anthropic input 23, cache_read 1500, cache_creation 700,
+                  output 88, streamed the way the current API does it:
+                  message_start carries input/cache counts and
+                  output_tokens=1; message_delta carries the CUMULATIVE usage
+                  (input_tokens, cache_*_input_tokens and output_tokens=88).
+chat-stream-helper  same usage/format as chat-stream (Anthropic only; the
+                  driver uses client.messages.stream()).
+chat-stream-legacy  Anthropic only, same numbers, but message_delta carries
+                  only {"output_tokens": 88} (the older wire format).
+chat-cached       OpenAI prompt 1234 (cached 1000), completion 56
+                  Anthropic input 12, cache_read 2000, cache_creation 345,
+                  output 67
+chat-reasoning    OpenAI prompt 321 (cached 0), completion 567 (reasoning 300)
+                  Anthropic input 31, output 777 of which
+                  output_tokens_details.thinking_tokens 512, plus a thinking
+                  content block (SECRET-THINKING-<scenario>-9c1e)
+chat-cache-write  OpenAI prompt 3000 (cached 1200, cache_write 800), completion 44
+                  (prompt_tokens_details.cache_write_tokens, reported by newer
+                  OpenAI API versions; openai>=3 types have the field)
+chat-error        OpenAI: HTTP 429 rate_limit_exceeded error body
+                  Anthropic: HTTP 500 api_error error body
+chat-error-429    HTTP 429 in the provider's error shape (both providers)
+chat-error-500    HTTP 500 in the provider's error shape (both providers)
+chat-error-529    HTTP 529 overloaded_error (Anthropic shape) / 503 (OpenAI)
+embeddings        prompt_tokens 42, total_tokens 42
+responses         input 1500 (cached 1024, cache_write 0), output 250 (reasoning 128)
+==================  =======================================================
+
+Error answers carry ``x-should-retry: false`` so clients do not retry.
+
+The response model is taken from header ``X-Fake-Response-Model`` if given,
+else from ``RESPONSE_MODELS`` (a dated snapshot name, different from the
+request model so request/response model mix-ups show), else the request model
+with ``-2025-01-01`` appended. Embeddings echo the request model (as OpenAI
+does).
+
+The completion text is ``"Here is the answer: SECRET-COMPLETION-<scenario>-9c1e."``
+(``COMPLETION_TEXT`` below) so tests can prove content never leaks.
+
+``server.returned`` (``FakeProvider.returned``) records for every request a
+dict: ``path``, ``scenario``, ``request_model``, ``model`` (response model, None
+on error), ``usage`` (exactly as returned, None on error), ``stream``,
+``status``, and ``error`` (the error body on error, else None).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = [
+    "ANTHROPIC_USAGE",
+    "EMBEDDINGS_USAGE",
+    "OPENAI_USAGE",
+    "RESPONSES_USAGE",
+    "RESPONSE_MODELS",
+    "FakeProvider",
+    "completion_text",
+    "expected_canonical",
+]
+
+CREATED = 1735689600  # 2025-01-01T00:00:00Z, fixed so fixtures are stable
+
+
+def completion_text(scenario: str) -> str:
+    return f"Here is the answer: SECRET-COMPLETION-{scenario}-9c1e."
+
+
+def _openai_usage(prompt, cached, completion, reasoning, cache_write=None):
+    details = {"cached_tokens": cached, "audio_tokens": 0}
+    if cache_write is not None:
+        details["cache_write_tokens"] = cache_write
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": details,
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _anthropic_usage(inp, cache_read, cache_creation, out, thinking=None):
+    usage = {
+        "input_tokens": inp,
+        "cache_creation_input_tokens": cache_creation,
+        "cache_read_input_tokens": cache_read,
+        "output_tokens": out,
+        "service_tier": "standard",
+    }
+    if thinking is not None:
+        # output_tokens stays the inclusive total; thinking_tokens is a part of it
+        usage["output_tokens_details"] = {"thinking_tokens": thinking}
+    return usage
+
+
+OPENAI_USAGE = {
+    "chat": _openai_usage(101, 0, 23, 0),
+    "chat-stream": _openai_usage(2345, 2048, 432, 210),
+    "chat-cached": _openai_usage(1234, 1000, 56, 0),
+    "chat-reasoning": _openai_usage(321, 0, 567, 300),
+    # newer OpenAI API versions also report prompt_tokens_details.cache_write_tokens
+    "chat-cache-write": _openai_usage(3000, 1200, 44, 0, cache_write=800),
+}
+
+ANTHROPIC_USAGE = {
+    "chat": _anthropic_usage(17, 0, 0, 29),
+    "chat-stream": _anthropic_usage(23, 1500, 700, 88),
+    "chat-stream-helper": _anthropic_usage(23, 1500, 700, 88),
+    "chat-stream-legacy": _anthropic_usage(23, 1500, 700, 88),
+    "chat-cached": _anthropic_usage(12, 2000, 345, 67),
+    "chat-reasoning": _anthropic_usage(31, 0, 0, 777, thinking=512),
+}
+
+EMBEDDINGS_USAGE = {"prompt_tokens": 42, "total_tokens": 42}
+
+RESPONSES_USAGE = {
+    "input_tokens": 1500,
+    "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
+    "output_tokens": 250,
+    "output_tokens_details": {"reasoning_tokens": 128},
+    "total_tokens": 1750,
+}
+
+RESPONSE_MODELS = {
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "o3-mini": "o3-mini-2025-01-31",
+    "o4-mini": "o4-mini-2025-04-16",
+    "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
+    "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
+    "claude-haiku-4-5": "claude-haiku-4-5-20251001",
+    "claude-opus-4-1": "claude-opus-4-1-20250805",
+}
+
+# scenario -> (status, OpenAI-shaped body, Anthropic-shaped body)
+_ERRORS = {
+    "429": (
+        429,
+        {
+            "error": {
+                "message": "Rate limit reached for requests",
+                "type": "requests",
+                "param": None,
+                "code": "rate_limit_exceeded",
+            }
+        },
+        {
+            "type": "error",
+            "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your rate limit"},
+        },
+    ),
+    "500": (
+        500,
+        {
+            "error": {
+                "message": "The server had an error while processing your request.",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}},
+    ),
+    "529": (
+        529,
+        {
+            "error": {
+                "message": "The engine is currently overloaded.",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+    ),
+}
+
+
+def _error_for(scenario: str, provider: str):
+    """Return (status, body) if the scenario is an error scenario, else None."""
+    if not scenario.startswith("chat-error") and not scenario.startswith("error"):
+        return None
+    code = scenario.rsplit("-", 1)[-1]
+    if code not in _ERRORS:
+        code = "429" if provider == "openai" else "500"
+    status, oa, an = _ERRORS[code]
+    if provider == "openai" and status == 529:
+        status = 503
+    return status, copy.deepcopy(oa if provider == "openai" else an)
+
+
+def expected_canonical(provider: str, path: str, usage):
+    """breakeven's canonical token split computed from a returned raw usage."""
+    if usage is None:
+        return dict(
+            input_tokens=None,
+            cache_read_tokens=None,
+            cache_write_tokens=None,
+            output_tokens=None,
+            reasoning_tokens=None,
+        )
+    if provider == "anthropic":
+        # Anthropic: input_tokens already excludes cache reads and writes.
+        return dict(
+            input_tokens=usage.get("input_tokens") or 0,
+            cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
+            cache_write_tokens=usage.get("cache_creation_input_tokens") or 0,
+            output_tokens=usage.get("output_tokens") or 0,
+            reasoning_tokens=(usage.get("output_tokens_details") or {}).get("thinking_tokens") or 0,
+        )
+    # OpenAI: prompt/input tokens include cached (read) tokens; cache writes
+    # (newer API field) are assumed to be included as well.
+    if path.endswith("/responses"):
+        details = usage.get("input_tokens_details") or {}
+        cached = details.get("cached_tokens") or 0
+        write = details.get("cache_write_tokens") or 0
+        return dict(
+            input_tokens=usage["input_tokens"] - cached - write,
+            cache_read_tokens=cached,
+            cache_write_tokens=write,
+            output_tokens=usage.get("output_tokens") or 0,
+            reasoning_tokens=(usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
+        )
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    write = details.get("cache_write_tokens") or 0
+    return dict(
+        input_tokens=usage["prompt_tokens"] - cached - write,
+        cache_read_tokens=cached,
+        cache_write_tokens=write,
+        output_tokens=usage.get("completion_tokens") or 0,
+        reasoning_tokens=(usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0,
+    )
+
+
+def _split_model(model, header_scenario):
+    model = model or "unknown-model"
+    scenario = header_scenario
+    if ":" in model:
+        base, suffix = model.rsplit(":", 1)
+        if scenario is None:
+            scenario = suffix
+        model = base
+    return model, scenario
+
+
+def _response_model(request_model, header):
+    if header:
+        return header
+    if request_model in RESPONSE_MODELS:
+        return RESPONSE_MODELS[request_model]
+    return request_model + "-2025-01-01"
+
+
+def _chunks(text, n=3):
+    """Split text into n roughly equal pieces (for streaming)."""
+    size = max(1, -(-len(text) // n))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeProvider/1.0"
+
+    def log_message(self, fmt, *args):  # keep test output quiet
+        pass
+
+    # -- helpers -----------------------------------------------------------
+    def _read_json(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            return json.loads(raw or b"{}")
+        except ValueError:
+            return {}
+
+    def _record(self, **kw):
+        self.server.fake.returned.append(kw)
+
+    def _send_json(self, status, body, extra_headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _start_sse(self, extra_headers=None):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+
+    def _sse(self, data, event=None):
+        out = ""
+        if event:
+            out += f"event: {event}\n"
+        out += "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
+        self.wfile.write(out.encode())
+        self.wfile.flush()
+
+    def _maybe_error(self, provider, path, scenario, request_model, stream):
+        err = _error_for(scenario, provider)
+        if err is None:
+            return False
+        status, body = err
+        headers = {"x-should-retry": "false"}
+        if provider == "anthropic":
+            headers["request-id"] = "req_fake_error_0001"
+        else:
+            headers["x-request-id"] = "req_fake_error_0001"
+        self._send_json(status, body, headers)
+        self._record(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=None,
+            usage=None,
+            stream=stream,
+            status=status,
+            error=body,
+        )
+        return True
+
+    # -- routing -----------------------------------------------------------
+    def do_GET(self):
+        self._send_json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self):
+        path = self.path.split("?", 1)[0].rstrip("/")
+        body = self._read_json()
+        try:
+            if path.endswith("/chat/completions"):
+                self._openai_chat(path, body)
+            elif path.endswith("/embeddings"):
+                self._openai_embeddings(path, body)
+            elif path.endswith("/responses"):
+                self._openai_responses(path, body)
+            elif path.endswith("/messages"):
+                self._anthropic_messages(path, body)
+            else:
+                self._send_json(404, {"error": {"message": f"unknown path {path}"}})
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # -- OpenAI --------------------------------------------------------------
+    def _openai_chat(self, path, body):
+        stream = bool(body.get("stream"))
+        request_model, scenario = _split_model(body.get("model"), self.headers.get("X-Fake-Scenario"))
+        scenario = scenario or ("chat-stream" if stream else "chat")
+        if self._maybe_error("openai", path, scenario, request_model, stream):
+            return
+        model = _response_model(request_model, self.headers.get("X-Fake-Response-Model"))
+        usage = copy.deepcopy(OPENAI_USAGE.get(scenario, OPENAI_USAGE["chat"]))
+        text = completion_text(scenario)
+        cid = "chatcmpl-fake" + uuid.uuid4().hex[:12]
+        fp = "fp_fake0001"
+        if not stream:
+            resp = {
+                "id": cid,
+                "object": "chat.completion",
+                "created": CREATED,
+                "model": model,
+                "system_fingerprint": fp,
+                "service_tier": "default",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+            self._send_json(200, resp, {"x-request-id": "req_" + cid[-12:]})
+            self._record(
+                path=path,
+                scenario=scenario,
+                request_model=request_model,
+                model=model,
+                usage=usage,
+                stream=False,
+                status=200,
+                error=None,
+            )
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self._start_sse({"x-request-id": "req_" + cid[-12:]})
+
+        def chunk(delta, finish=None):
+            c = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "system_fingerprint": fp,
+                "service_tier": "default",
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+            if include_usage:
+                c["usage"] = None
+            return c
+
+        self._sse(chunk({"role": "assistant", "content": "", "refusal": None}))
+        for piece in _chunks(text):
+            self._sse(chunk({"content": piece}))
+        self._sse(chunk({}, "stop"))
+        if include_usage:
+            self._sse(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": CREATED,
+                    "model": model,
+                    "system_fingerprint": fp,
+                    "service_tier": "default",
+                    "choices": [],
+                    "usage": usage,
+                }
+            )
+        self._sse("[DONE]")
+        self._record(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=model,
+            usage=usage if include_usage else None,
+            stream=True,
+            status=200,
+            error=None,
+        )
+
+    def _openai_embeddings(self, path, body):
+        request_model, scenario = _split_model(body.get("model"), self.headers.get("X-Fake-Scenario"))
+        scenario = scenario or "embeddings"
+        if self._maybe_error("openai", path, scenario, request_model, False):
+            return
+        model = self.headers.get("X-Fake-Response-Model") or request_model
+        inp = body.get("input")
+        n = len(inp) if isinstance(inp, list) and inp and not isinstance(inp[0], int) else 1
+        usage = copy.deepcopy(EMBEDDINGS_USAGE)
+        resp = {
+            "object": "list",
+            "model": model,
+            "usage": usage,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": [0.0125 * (i + 1), -0.25, 0.5, 0.125]}
+                for i in range(n)
+            ],
+        }
+        self._send_json(200, resp, {"x-request-id": "req_fake_emb_0001"})
+        self._record(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=model,
+            usage=usage,
+            stream=False,
+            status=200,
+            error=None,
+        )
+
+    def _openai_responses(self, path, body):
+        stream = bool(body.get("stream"))
+        request_model, scenario = _split_model(body.get("model"), self.headers.get("X-Fake-Scenario"))
+        scenario = scenario or "responses"
+        if self._maybe_error("openai", path, scenario, request_model, stream):
+            return
+        if stream:
+            self._send_json(
+                400,
+                {
+                    "error": {
+                        "message": "fake provider: streaming /v1/responses not supported",
+                        "type": "invalid_request_error",
+                        "param": "stream",
+                        "code": None,
+                    }
+                },
+            )
+            self._record(
+                path=path,
+                scenario=scenario,
+                request_model=request_model,
+                model=None,
+                usage=None,
+                stream=True,
+                status=400,
+                error="streaming not supported",
+            )
+            return
+        model = _response_model(request_model, self.headers.get("X-Fake-Response-Model"))
+        usage = copy.deepcopy(RESPONSES_USAGE)
+        text = completion_text(scenario)
+        rid = "resp_fake" + uuid.uuid4().hex[:16]
+        resp = {
+            "id": rid,
+            "object": "response",
+            "created_at": CREATED,
+            "status": "completed",
+            "background": False,
+            "error": None,
+            "incomplete_details": None,
+            "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"),
+            "model": model,
+            "output": [
+                {"id": "rs_fake0001", "type": "reasoning", "summary": []},
+                {
+                    "id": "msg_fake0001",
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+                },
+            ],
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "reasoning": {"effort": "medium", "summary": None},
+            "service_tier": "default",
+            "store": True,
+            "temperature": 1.0,
+            "text": {"format": {"type": "text"}, "verbosity": "medium"},
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": usage,
+            "user": None,
+            "metadata": {},
+        }
+        self._send_json(200, resp, {"x-request-id": "req_" + rid[-12:]})
+        self._record(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=model,
+            usage=usage,
+            stream=False,
+            status=200,
+            error=None,
+        )
+
+    # -- Anthropic -----------------------------------------------------------
+    def _anthropic_messages(self, path, body):
+        stream = bool(body.get("stream"))
+        request_model, scenario = _split_model(body.get("model"), self.headers.get("X-Fake-Scenario"))
+        scenario = scenario or ("chat-stream" if stream else "chat")
+        if self._maybe_error("anthropic", path, scenario, request_model, stream):
+            return
+        model = _response_model(request_model, self.headers.get("X-Fake-Response-Model"))
+        usage = copy.deepcopy(ANTHROPIC_USAGE.get(scenario, ANTHROPIC_USAGE["chat"]))
+        text = completion_text(scenario)
+        mid = "msg_fake" + uuid.uuid4().hex[:16]
+        headers = {"request-id": "req_" + mid[-12:]}
+        content = [{"type": "text", "text": text}]
+        if "output_tokens_details" in usage:
+            content.insert(
+                0,
+                {
+                    "type": "thinking",
+                    "thinking": f"Let me think. SECRET-THINKING-{scenario}-9c1e",
+                    "signature": "ZmFrZS1zaWduYXR1cmU=",
+                },
+            )
+        if not stream:
+            resp = {
+                "id": mid,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            self._send_json(200, resp, headers)
+            self._record(
+                path=path,
+                scenario=scenario,
+                request_model=request_model,
+                model=model,
+                usage=usage,
+                stream=False,
+                status=200,
+                error=None,
+            )
+            return
+        self._start_sse(headers)
+        start_usage = dict(usage)
+        start_usage["output_tokens"] = 1
+        self._sse(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": mid,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            },
+            "message_start",
+        )
+        self._sse(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        )
+        self._sse({"type": "ping"}, "ping")
+        for piece in _chunks(text):
+            self._sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                "content_block_delta",
+            )
+        self._sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        if scenario.endswith("-legacy"):
+            delta_usage = {"output_tokens": usage["output_tokens"]}
+        else:  # current API: cumulative usage, including the input side
+            delta_usage = {
+                k: usage[k]
+                for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+                if k in usage
+            }
+            if "output_tokens_details" in usage:
+                delta_usage["output_tokens_details"] = usage["output_tokens_details"]
+        self._sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": delta_usage,
+            },
+            "message_delta",
+        )
+        self._sse({"type": "message_stop"}, "message_stop")
+        self._record(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=model,
+            usage=usage,
+            stream=True,
+            status=200,
+            error=None,
+        )
+
+
+class FakeProvider:
+    """Run the fake provider on 127.0.0.1:<free port> in a background thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.returned: list[dict] = []
+        self._httpd = ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.fake = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeProvider:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def clear(self) -> None:
+        self.returned.clear()
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":  # manual poking: python tests/fakeprovider.py
+    with FakeProvider() as fp:
+        print(fp.base_url, flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

@@ -64,7 +64,7 @@ def build_api(engine: sa.Engine, pipeline: Pipeline | None) -> FastAPI:
                 problems.append("database is not migrated to head (run: breakeven migrate)")
         except Exception as exc:
             problems.append(f"database unreachable: {exc.__class__.__name__}")
-        if pipeline is not None and (pipeline._thread is None or not pipeline._thread.is_alive()):
+        if pipeline is not None and not pipeline.writer_alive:
             problems.append("writer is not running")
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)

@@ -16,7 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector.decode import count_data_points, count_log_records, count_spans, decode_logs, decode_traces
 from collector.normalize import normalize_span
 from collector.pipeline import Work
-from collector.records import LlmSpan, PromptHashHint, Rejection
+from collector.records import PromptHashHint, Rejection
 from collector.redact import hash_messages, messages_from_log
 from collector.settings import Settings
 
@@ -101,8 +101,3 @@ def metrics_outcome(request: ExportMetricsServiceRequest) -> Outcome:
     outcome = Outcome(Work())
     outcome.work.counters[("metric_points_received", "")] = count_data_points(request)
     return outcome
-
-
-def llm_spans_of(outcome: Outcome) -> list[LlmSpan]:
-    """The LLM spans an outcome carries (for tests and tools)."""
-    return outcome.work.spans

@@ -92,6 +92,11 @@ class Pipeline:
             self._thread.join(timeout)
 
     @property
+    def writer_alive(self) -> bool:
+        """Whether the writer thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def depth(self) -> int:
         """Queued weight (spans and hints) not yet committed."""
         return self._queued_weight

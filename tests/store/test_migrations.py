@@ -36,8 +36,7 @@ def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[sa.Engine]:
     admin = make_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    eng = make_engine(PG_URL).execution_options(schema_translate_map=None)
-    eng = sa.create_engine(eng.url, connect_args={"options": f"-csearch_path={schema}"})
+    eng = sa.create_engine(admin.url, connect_args={"options": f"-csearch_path={schema}"})
     yield eng
     eng.dispose()
     with admin.begin() as conn:

@@ -20,7 +20,7 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     commands = re.findall(r"```sh\n(.+?)\n```", README)
     assert commands[:2] == [
         "python3 -m pip install -e . && breakeven serve",
-        "python3 -m pip install -e '.[test]' && python3 -m pytest",
+        "bash scripts/install-system-deps && python3 -m pip install -e '.[test]' && python3 -m pytest",
     ]
     ci = (Path(__file__).parents[2] / ".ci" / "run").read_text()
     assert commands[1] in ci

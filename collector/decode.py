@@ -47,6 +47,7 @@ class DecodedLogRecord:
 
     trace_id: str | None
     span_id: str | None
+    time_ns: int
     event_name: str
     body: Any
     attributes: Attributes
@@ -161,8 +162,21 @@ def any_value(value: AnyValue) -> Any:
 
 
 def attributes(pairs: Iterable[KeyValue]) -> Attributes:
-    """OTLP key-values as a dict; the last of repeated keys wins."""
-    return {kv.key: any_value(kv.value) for kv in pairs}
+    """OTLP key-values as a dict; the last of repeated keys wins.
+
+    The hot loop of ingest: strings and ints, most attributes, are read inline.
+    """
+    out: Attributes = {}
+    for kv in pairs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[kv.key] = value.string_value
+        elif kind == "int_value":
+            out[kv.key] = value.int_value
+        else:
+            out[kv.key] = any_value(value)
+    return out
 
 
 # ---------------------------------------------------------------- spans
@@ -192,7 +206,9 @@ def decode_traces(request: ExportTraceServiceRequest) -> DecodedTraces:
                         start_ns=sp.start_time_unix_nano,
                         end_ns=sp.end_time_unix_nano,
                         attributes=attributes(sp.attributes),
-                        events=[SpanEvent(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in sp.events],
+                        events=[SpanEvent(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in sp.events]
+                        if sp.events
+                        else [],
                         status_code=sp.status.code,
                         status_message=sp.status.message,
                         resource=resource,
@@ -234,6 +250,7 @@ def decode_logs(request: ExportLogsServiceRequest) -> list[DecodedLogRecord]:
                     DecodedLogRecord(
                         trace_id=rec.trace_id.hex() if len(rec.trace_id) == 16 else None,
                         span_id=rec.span_id.hex() if len(rec.span_id) == 8 else None,
+                        time_ns=rec.time_unix_nano or rec.observed_time_unix_nano,
                         event_name=event_name,
                         body=any_value(rec.body),
                         attributes=attrs,

@@ -81,14 +81,17 @@ def logs_outcome(request: ExportLogsServiceRequest) -> Outcome:
     outcome = Outcome(Work())
     hints: list[PromptHashHint] = []
     by_span: dict[tuple[str, str], list[list[str]]] = {}
+    times: dict[tuple[str, str], int] = {}
     for record in decode_logs(request):
         if record.trace_id is None or record.span_id is None:
             continue
         messages = messages_from_log(record.event_name, record.body, record.attributes)
         if messages:
-            by_span.setdefault((record.trace_id, record.span_id), []).extend(messages)
+            key = (record.trace_id, record.span_id)
+            by_span.setdefault(key, []).extend(messages)
+            times[key] = times.get(key) or record.time_ns
     for (trace_id, span_id), messages in by_span.items():
-        hints.append(PromptHashHint(trace_id, span_id, hash_messages(messages)))
+        hints.append(PromptHashHint(trace_id, span_id, hash_messages(messages), times[(trace_id, span_id)]))
     outcome.work.hints = hints
     outcome.work.counters[("log_records_received", "")] = count_log_records(request)
     if hints:

@@ -108,8 +108,52 @@ def _first(values: Iterable[object]) -> object:
     return next((v for v in values if v is not None), None)
 
 
+def call_of_span(span: LlmSpan) -> Call:
+    """The call a lone span describes: merge_group of one span, without the sorting."""
+    error = span.status == "error"
+    return Call(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        ttft_ms=span.ttft_ms,
+        service=span.service,
+        environment=span.environment,
+        team=span.team,
+        feature=span.feature,
+        operation=span.operation,
+        provider=span.provider,
+        backend=span.backend,
+        backend_class=span.backend_class,
+        server_address=span.server_address,
+        request_model=span.request_model,
+        response_model=span.response_model,
+        quantization=span.quantization,
+        prompt_hash=span.prompt_hash,
+        usage_reported=span.input_tokens is not None or span.output_tokens is not None,
+        streaming=span.streaming,
+        status="error" if error else "ok",
+        error_type=span.error_type if error else None,
+        emitter=span.emitter,
+        conventions=",".join(sorted(set(span.conventions))),
+        member_span_ids=(span.span_id,),
+        input_tokens=span.input_tokens or 0,
+        cache_read_tokens=span.cache_read_tokens or 0,
+        cache_write_tokens=span.cache_write_tokens or 0,
+        output_tokens=span.output_tokens or 0,
+        reasoning_tokens=span.reasoning_tokens or 0,
+    )
+
+
 def merge_group(group: Sequence[LlmSpan]) -> Call:
     """The call a group of spans describes, each field from the span that knows it best."""
+    if len(group) == 1:
+        return call_of_span(group[0])
+    return _merge_many(group)
+
+
+def _merge_many(group: Sequence[LlmSpan]) -> Call:
     outer_first = sorted(group, key=_outer_first)
     outer = outer_first[0]
     engine_first = sorted(group, key=lambda s: (not s.is_engine, -s.start_ns, s.end_ns, s.span_id))

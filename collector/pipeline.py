@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from collector.merge import calls_of_trace, merge_group
-from collector.records import Call, LlmSpan, PromptHashHint
-from collector.store.writer import LedgerWriter, WriteBatch
+from collector.merge import call_of_span, calls_of_trace
+from collector.records import LlmSpan, PromptHashHint
+from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
 from collector.tracecache import SeenTraces, TraceCache, TraceState
 
 log = logging.getLogger("breakeven.pipeline")
@@ -146,7 +146,7 @@ class Pipeline:
                 for pending in taken:
                     pending.future.set_exception(exc)
             else:
-                self._remember(states)
+                self._remember(batch, states)
                 for pending in taken:
                     pending.future.set_result(None)
             finally:
@@ -156,102 +156,145 @@ class Pipeline:
                 self.commits += 1
 
     def _build(self, works: Iterable[Work]) -> tuple[WriteBatch, dict[str, TraceState]]:
-        """Merge new spans with what is known of their traces; mutate nothing shared."""
+        """Merge new spans and hints with what is known of their traces; mutate nothing shared."""
         batch = WriteBatch()
         by_trace: dict[str, list[LlmSpan]] = {}
+        hints_by_trace: dict[str, list[PromptHashHint]] = {}
         for work in works:
             for name_reason, value in work.counters.items():
                 batch.counters[name_reason] = batch.counters.get(name_reason, 0) + value
             for span in work.spans:
                 by_trace.setdefault(span.trace_id, []).append(span)
-            batch.hints.extend(work.hints)
+            for hint in work.hints:
+                hints_by_trace.setdefault(hint.trace_id, []).append(hint)
 
-        states = self._known_states(by_trace)
-        duplicates = 0
-        calls_before = calls_after = 0
-        for trace_id, spans in by_trace.items():
+        states = self._known_states(_windows(by_trace, hints_by_trace))
+        duplicates = calls_added = 0
+        for trace_id in by_trace.keys() | hints_by_trace.keys():
             old = states.get(trace_id)
+            new_spans = by_trace.get(trace_id, ())
+            hints = hints_by_trace.get(trace_id, ())
+            if old is None and not hints and len(new_spans) == 1:  # a new trace's lone span: most traffic
+                span = self._hinted(new_spans[0])
+                call = call_of_span(span)
+                batch.new_spans.append(span)
+                batch.calls.append(call)
+                states[trace_id] = TraceState({span.span_id: span}, {call.key: call})
+                calls_added += 1
+                continue
             held = dict(old.spans) if old else {}
-            fresh: list[LlmSpan] = []
-            for span in spans:
+            fresh: dict[str, LlmSpan] = {}
+            for span in new_spans:
                 if span.span_id in held:
                     duplicates += 1
                     continue
-                if span.prompt_hash is None:
-                    hinted = self._hints.get(span.key)
-                    if hinted is not None:
-                        span = dataclasses.replace(span, prompt_hash=hinted)
-                held[span.span_id] = span
-                fresh.append(span)
-            if not fresh:
+                span = self._hinted(span)
+                held[span.span_id] = fresh[span.span_id] = span
+            hashed: list[tuple[SpanKey, str]] = []
+            for hint in hints:
+                target = held.get(hint.span_id)
+                if target is None:
+                    self._park(hint)
+                elif target.prompt_hash is None:
+                    target = dataclasses.replace(target, prompt_hash=hint.prompt_hash)
+                    held[hint.span_id] = target
+                    if hint.span_id in fresh:
+                        fresh[hint.span_id] = target
+                    else:
+                        hashed.append((SpanKey(trace_id, hint.span_id, target.start_ns), hint.prompt_hash))
+            if not fresh and not hashed:
                 continue
-            if old is None and len(fresh) == 1:
-                calls: list[Call] = [merge_group(fresh)]
-            else:
-                calls = calls_of_trace(list(held.values()))
-            new_calls = {c.key: c for c in calls}
+            new_calls = {c.key: c for c in calls_of_trace(list(held.values()))}
             old_calls = old.calls if old else {}
-            batch.replaced_calls.extend(k for k, c in old_calls.items() if new_calls.get(k) != c)
+            batch.replaced_calls.extend(
+                SpanKey(k[0], k[1], c.start_ns) for k, c in old_calls.items() if new_calls.get(k) != c
+            )
             batch.calls.extend(c for k, c in new_calls.items() if old_calls.get(k) != c)
-            batch.new_spans.extend(fresh)
-            calls_before += len(old_calls)
-            calls_after += len(new_calls)
-            states[trace_id] = TraceState(held, new_calls)
+            batch.new_spans.extend(fresh.values())
+            batch.span_hashes.extend(hashed)
+            calls_added += len(new_calls) - len(old_calls)
+            states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
 
-        self._apply_hints_to_states(batch.hints, states)
         for key, value in (
             (("llm_spans_stored", ""), len(batch.new_spans)),
             (("duplicates_ignored", ""), duplicates),
-            (("calls_stored", ""), calls_after - calls_before),
-            (("spans_merged", ""), len(batch.new_spans) - (calls_after - calls_before)),
+            (("calls_stored", ""), calls_added),
+            (("spans_merged", ""), len(batch.new_spans) - calls_added),
         ):
             if value:
                 batch.counters[key] = batch.counters.get(key, 0) + value
         return batch, states
 
-    def _known_states(self, by_trace: dict[str, list[LlmSpan]]) -> dict[str, TraceState]:
+    def _known_states(self, windows: dict[str, tuple[int, int]]) -> dict[str, TraceState]:
+        """What is known of these traces: from the cache, else from the database when seen before.
+
+        A trace the seen-filter never saw is new: no state, no query. Else its stored
+        spans that started within TRACE_LOOKUP_WINDOW_NS of the new ones are loaded (and
+        added to a cached state that does not cover that stretch of time).
+        """
         states: dict[str, TraceState] = {}
-        to_load: list[str] = []
-        for trace_id in by_trace:
+        to_load: dict[str, tuple[int, int]] = {}
+        for trace_id, (lo, hi) in windows.items():
             state = self.cache.get(trace_id)
             if state is not None:
                 states[trace_id] = state
-            elif self.seen.maybe_seen(trace_id):
-                to_load.append(trace_id)
-        if to_load:
-            loaded: dict[str, list[LlmSpan]] = {}
-            for span in self.writer.spans_of_traces(to_load):
-                loaded.setdefault(span.trace_id, []).append(span)
-            for trace_id, spans in loaded.items():
-                calls = calls_of_trace(spans)
-                states[trace_id] = TraceState({s.span_id: s for s in spans}, {c.key: c for c in calls})
+                if state.covers_window(lo, hi):
+                    continue
+            elif not self.seen.maybe_seen(trace_id):
+                continue
+            to_load[trace_id] = (lo - TRACE_LOOKUP_WINDOW_NS, hi + TRACE_LOOKUP_WINDOW_NS)
+        if not to_load:
+            return states
+        loaded: dict[str, list[LlmSpan]] = {}
+        for span in self.writer.spans_of_traces(to_load):
+            loaded.setdefault(span.trace_id, []).append(span)
+        for trace_id, (lo, hi) in to_load.items():
+            cached = states.get(trace_id)
+            spans = {s.span_id: s for s in loaded.get(trace_id, ())}
+            covers = (lo, hi)
+            if cached is not None:
+                spans.update(cached.spans)
+                assert cached.covers is not None
+                if cached.covers[0] <= hi and lo <= cached.covers[1]:
+                    covers = (min(lo, cached.covers[0]), max(hi, cached.covers[1]))
+            calls = {c.key: c for c in calls_of_trace(list(spans.values()))}
+            states[trace_id] = TraceState(spans, calls, covers)
         return states
 
-    def _apply_hints_to_states(self, hints: list[PromptHashHint], states: dict[str, TraceState]) -> None:
-        """Put log-borne prompt hashes on the spans and calls they name (copies, never the cache's)."""
-        for hint in hints:
-            state = states.get(hint.trace_id) or self.cache.get(hint.trace_id)
-            span = state.spans.get(hint.span_id) if state else None
-            if state is None or span is None:
-                self._hints[(hint.trace_id, hint.span_id)] = hint.prompt_hash
-                while len(self._hints) > 10_000:
-                    self._hints.popitem(last=False)
-                continue
-            if span.prompt_hash is not None:
-                continue
-            spans = {**state.spans, hint.span_id: dataclasses.replace(span, prompt_hash=hint.prompt_hash)}
-            calls = {
-                k: dataclasses.replace(c, prompt_hash=hint.prompt_hash)
-                if hint.span_id in c.member_span_ids and c.prompt_hash is None
-                else c
-                for k, c in state.calls.items()
-            }
-            states[hint.trace_id] = TraceState(spans, calls)
+    def _hinted(self, span: LlmSpan) -> LlmSpan:
+        """The span with the prompt hash a log record brought before it, if any."""
+        if span.prompt_hash is not None or not self._hints:
+            return span
+        hinted = self._hints.pop(span.key, None)
+        return span if hinted is None else dataclasses.replace(span, prompt_hash=hinted)
 
-    def _remember(self, states: dict[str, TraceState]) -> None:
+    def _park(self, hint: PromptHashHint) -> None:
+        """Keep a hint whose span has not arrived yet (bounded; the oldest go first)."""
+        self._hints[(hint.trace_id, hint.span_id)] = hint.prompt_hash
+        while len(self._hints) > 10_000:
+            self._hints.popitem(last=False)
+
+    def _remember(self, batch: WriteBatch, states: dict[str, TraceState]) -> None:
+        """After the commit: cache the traces' states, without the attributes already stored."""
+        for span in batch.new_spans:
+            span.attributes = {}
         for trace_id, state in states.items():
-            slim = {
-                sid: (dataclasses.replace(s, attributes={}) if s.attributes else s) for sid, s in state.spans.items()
-            }
-            self.cache.put(trace_id, TraceState(slim, state.calls))
-            self.seen.add(trace_id)
+            if state.covers is None and trace_id not in self.cache:
+                self.seen.add(trace_id)
+            self.cache.put(trace_id, state)
+
+
+def _windows(
+    by_trace: dict[str, list[LlmSpan]], hints_by_trace: dict[str, list[PromptHashHint]]
+) -> dict[str, tuple[int, int]]:
+    """Per trace, the range of start times (ns) its new spans and hints fall in."""
+    windows: dict[str, tuple[int, int]] = {}
+    for trace_id, spans in by_trace.items():
+        starts = [s.start_ns for s in spans]
+        windows[trace_id] = (min(starts), max(starts))
+    now = time.time_ns()
+    for trace_id, hints in hints_by_trace.items():
+        times = [h.time_ns or now for h in hints]
+        lo, hi = windows.get(trace_id, (min(times), max(times)))
+        windows[trace_id] = (min(lo, *times), max(hi, *times))
+    return windows

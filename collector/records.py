@@ -168,3 +168,4 @@ class PromptHashHint:
     trace_id: str
     span_id: str
     prompt_hash: str
+    time_ns: int = 0  # the log record's time (0: unknown), near the span's; bounds the lookup

@@ -107,23 +107,64 @@ def is_content_key(key: str) -> bool:
     )
 
 
-def strip_content(attrs: Attributes) -> Attributes:
+# What an attribute name is, as bits; worked out once per distinct name (spans repeat a
+# few hundred names millions of times), so a span costs one dict lookup per attribute.
+CONTENT = 1  # carries prompt or completion text
+FLAT_PROMPT = 2  # one part of a flattened prompt message list
+BREAKEVEN_KEY = 4  # breakeven.*
+LITELLM_KEY = 8  # litellm.*
+TRACELOOP_KEY = 16  # traceloop.*
+_FLAGS_OF: dict[str, int] = {}
+_FLAGS_MEMO_MAX = 50_000  # bounded against senders that invent names
+
+
+def _flags_of_key(key: str) -> int:
+    flags = CONTENT if is_content_key(key) else 0
+    if _FLAT_OPENLLMETRY.match(key) or _FLAT_OPENINFERENCE.match(key):
+        flags |= FLAT_PROMPT
+    for prefix, flag in (("breakeven.", BREAKEVEN_KEY), ("litellm.", LITELLM_KEY), ("traceloop.", TRACELOOP_KEY)):
+        if key.startswith(prefix):
+            flags |= flag
+    if len(_FLAGS_OF) >= _FLAGS_MEMO_MAX:
+        _FLAGS_OF.clear()
+    _FLAGS_OF[key] = flags
+    return flags
+
+
+def key_flags(attrs: Mapping[str, Any]) -> int:
+    """The union of the flags of every attribute name."""
+    known = _FLAGS_OF
+    flags = 0
+    for key in attrs:
+        found = known.get(key)
+        flags |= _flags_of_key(key) if found is None else found
+    return flags
+
+
+def strip_content(attrs: Attributes, flags: int | None = None) -> Attributes:
     """The attributes without any content-bearing key (the same dict when there is none)."""
-    if not any(is_content_key(k) for k in attrs):
+    if not (key_flags(attrs) if flags is None else flags) & CONTENT:
         return attrs
-    return {k: v for k, v in attrs.items() if not is_content_key(k)}
+    return {k: v for k, v in attrs.items() if not _FLAGS_OF.get(k, _flags_of_key(k)) & CONTENT}
 
 
-def redact(attrs: Attributes, events: Iterable[SpanEvent]) -> tuple[Attributes, list[SpanEvent], str | None]:
-    """Span attributes and events without content, plus the prompt's hash if content was sent."""
+def redact(
+    attrs: Attributes, events: Iterable[SpanEvent], flags: int | None = None
+) -> tuple[Attributes, list[SpanEvent], str | None]:
+    """Span attributes and events without content, plus the prompt's hash if content was sent.
+
+    flags: key_flags(attrs), when the caller has it already.
+    """
+    if flags is None:
+        flags = key_flags(attrs)
     events = list(events)
-    messages = prompt_messages(attrs, events)
+    messages = prompt_messages(attrs, events, flags) if flags & CONTENT or events else []
     prompt_hash = hash_messages(messages) if messages else None
     clean_events = [
         SpanEvent(ev.name, ev.time_ns, {} if ev.name in CONTENT_EVENTS else strip_content(ev.attributes))
         for ev in events
     ]
-    return strip_content(attrs), clean_events, prompt_hash
+    return strip_content(attrs, flags), clean_events, prompt_hash
 
 
 def hash_messages(messages: list[list[str]]) -> str:
@@ -132,15 +173,18 @@ def hash_messages(messages: list[list[str]]) -> str:
     return hashlib.sha256(HASH_PREFIX + canonical.encode("utf-8")).hexdigest()
 
 
-def prompt_messages(attrs: Mapping[str, Any], events: Iterable[SpanEvent] = ()) -> list[list[str]]:
+def prompt_messages(
+    attrs: Mapping[str, Any], events: Iterable[SpanEvent] = (), flags: int | None = None
+) -> list[list[str]]:
     """The prompt as [role, text] pairs, from whichever dialect carried it; [] if none did."""
     structured = attrs.get("gen_ai.input.messages")
     if structured is not None:
         system = _messages_from_value(attrs.get("gen_ai.system_instructions"), "system")
         return system + _messages_from_value(structured, "user")
-    flat = _flattened(attrs, _FLAT_OPENLLMETRY) or _flattened(attrs, _FLAT_OPENINFERENCE)
-    if flat:
-        return flat
+    if (key_flags(attrs) if flags is None else flags) & FLAT_PROMPT:
+        flat = _flattened(attrs, _FLAT_OPENLLMETRY) or _flattened(attrs, _FLAT_OPENINFERENCE)
+        if flat:
+            return flat
     from_events = _messages_from_events(events)
     if from_events:
         return from_events

@@ -9,7 +9,6 @@ for late spans); a trace the filter has never seen is new, with no query.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -22,6 +21,13 @@ class TraceState:
 
     spans: dict[str, LlmSpan] = field(default_factory=dict)
     calls: dict[tuple[str, str], Call] = field(default_factory=dict)
+    # None: every span of the trace this process stored (it was new here). A (lo, hi)
+    # range in ns: loaded from the database; holds every stored span starting inside it.
+    covers: tuple[int, int] | None = None
+
+    def covers_window(self, lo: int, hi: int) -> bool:
+        """Whether every stored span starting in [lo, hi] is held."""
+        return self.covers is None or (self.covers[0] <= lo and hi <= self.covers[1])
 
 
 class TraceCache:
@@ -45,6 +51,9 @@ class TraceCache:
     def __len__(self) -> int:
         return len(self._states)
 
+    def __contains__(self, trace_id: str) -> bool:
+        return trace_id in self._states
+
 
 class SeenTraces:
     """A two-generation Bloom filter of trace ids; false positives cost one query."""
@@ -59,10 +68,12 @@ class SeenTraces:
         self._count = 0
 
     def _positions(self, trace_id: str) -> list[int]:
-        digest = hashlib.blake2b(trace_id.encode("ascii"), digest_size=16).digest()
-        h1 = int.from_bytes(digest[:8], "little")
-        h2 = int.from_bytes(digest[8:], "little") | 1
-        return [(h1 + i * h2) % self.bits for i in range(self.HASHES)]
+        # The filter lives in one process (warmed from the database at start), so the
+        # process's own string hash will do; a second, independent one from the id's tail.
+        h1 = hash(trace_id) & 0xFFFFFFFFFFFFFFFF
+        h2 = hash(trace_id[::-1]) | 1
+        bits = self.bits
+        return [(h1 + i * h2) % bits for i in range(self.HASHES)]
 
     def add(self, trace_id: str) -> None:
         """Remember a trace id."""

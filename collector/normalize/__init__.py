@@ -12,7 +12,7 @@ from collector.normalize import conventions as c
 from collector.normalize.providers import backend_class, canonical_provider, provider_for_host
 from collector.normalize.tokens import TokenError, canonical_usage
 from collector.records import DecodedSpan, LlmSpan, Rejection
-from collector.redact import redact
+from collector.redact import key_flags, redact
 from collector.settings import Settings
 
 SPAN_KIND_SERVER = 2
@@ -31,12 +31,20 @@ def quantization_from_model(model: str | None) -> str | None:
     return match.group(1).lower() if match else None
 
 
+_MAPPED_NAMES: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
 def mapped(span: DecodedSpan, field: str, settings: Settings) -> Any:
     """A who/what field: breakeven.<field>, then the user's mapping, then the defaults.
 
     Each name is looked up on the span first, then on its resource.
     """
-    names = (f"breakeven.{field}", *settings.attributes.get(field, ()), *c.FIELD_DEFAULTS[field])
+    names = _MAPPED_NAMES.get((field, id(settings)))
+    if names is None:
+        names = (f"breakeven.{field}", *settings.attributes.get(field, ()), *c.FIELD_DEFAULTS[field])
+        if len(_MAPPED_NAMES) > 1000:  # tests make many Settings; a server makes one
+            _MAPPED_NAMES.clear()
+        _MAPPED_NAMES[(field, id(settings))] = names
     for name in names:
         for attrs in (span.attributes, span.resource):
             value = attrs.get(name)
@@ -147,8 +155,9 @@ def _text(value: Any) -> str | None:
 
 def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection | None:
     """The span as an LLM call record, None when it is not an LLM call, or why it was refused."""
-    dialects = c.detect(span)
-    attrs, _events, content_hash = redact(span.attributes, span.events)
+    flags = key_flags(span.attributes)
+    dialects = c.detect(span, flags)
+    attrs, _events, content_hash = redact(span.attributes, span.events, flags)
     params = _invocation_parameters(attrs)
     operation = _operation(attrs, dialects)
     if not _is_call_shape(attrs, operation):

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from collector.records import DecodedSpan
+from collector.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
 
 OTEL_GENAI = "otel_genai"  # gen_ai.provider.name era (semconv >= 1.37)
 OTEL_GENAI_LEGACY = "otel_genai_legacy"  # gen_ai.system era (semconv <= 1.36)
@@ -152,14 +153,16 @@ def first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
-def detect(span: DecodedSpan) -> tuple[str, ...]:
-    """The GenAI dialects a span speaks, most specific first."""
+def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
+    """The GenAI dialects a span speaks, most specific first. flags: key_flags(attributes)."""
     attrs = span.attributes
+    if flags is None:
+        flags = key_flags(attrs)
     scope = span.scope_name.lower()
     sdk = str(span.resource.get("telemetry.sdk.name", "")).lower()
     service = str(span.resource.get("service.name", "")).lower()
     found: list[str] = []
-    if any(k.startswith("breakeven.") for k in attrs):
+    if flags & BREAKEVEN_KEY:
         found.append(BREAKEVEN)
     if scope.startswith("vllm") or "gen_ai.latency.e2e" in attrs or "gen_ai.latency.time_in_queue" in attrs:
         found.append(VLLM)
@@ -167,7 +170,7 @@ def detect(span: DecodedSpan) -> tuple[str, ...]:
         found.append(SGLANG)
     if scope.startswith("text_generation") or service.startswith("text-generation-inference"):
         found.append(TGI)
-    if scope.startswith("litellm") or any(k.startswith("litellm.") for k in attrs):
+    if scope.startswith("litellm") or flags & LITELLM_KEY:
         found.append(LITELLM)
     if "openinference.span.kind" in attrs:
         found.append(OPENINFERENCE)
@@ -177,7 +180,7 @@ def detect(span: DecodedSpan) -> tuple[str, ...]:
         "llm.request.type" in attrs
         or "llm.usage.total_tokens" in attrs
         or "llm.is_streaming" in attrs
-        or any(k.startswith("traceloop.") for k in attrs)
+        or flags & TRACELOOP_KEY
     ):
         found.append(OPENLLMETRY)
     if "gen_ai.provider.name" in attrs:

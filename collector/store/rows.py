@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,9 @@ _SHARED = (
     "backend_class", "server_address", "request_model", "response_model", "quantization",
     "prompt_hash", "streaming", "status", "error_type", "emitter",
 )  # fmt: skip
+_IDENTITY = ("trace_id", "span_id", "parent_span_id")
+_CALL_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "usage_reported", "conventions")
+_SPAN_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "name", "kind", "is_engine")
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -31,43 +35,31 @@ def datetime_to_ns(value: datetime) -> int:
     return round(value.timestamp() * 1e6) * 1000
 
 
-def call_values(call: Call, received_at_us: int) -> dict[str, Any]:
-    """A call as column -> value, times as microseconds since the epoch."""
-    row: dict[str, Any] = {name: getattr(call, name) for name in _SHARED}
-    row.update({name: getattr(call, name) for name in TOKEN_FIELDS})
-    row.update(
-        trace_id=call.trace_id,
-        span_id=call.span_id,
-        parent_span_id=call.parent_span_id,
-        start_time=call.start_ns // 1000,
-        end_time=call.end_ns // 1000,
-        conventions=call.conventions,
-        received_at=received_at_us,
-        usage_reported=call.usage_reported,
-        span_count=len(call.member_span_ids),
-        member_span_ids=",".join(call.member_span_ids),
+def call_columns(calls: Sequence[Call], received_at_us: int) -> dict[str, list[Any]]:
+    """Calls as column -> values (built column-wise for Arrow), times in microseconds."""
+    cols: dict[str, list[Any]] = {name: [getattr(c, name) for c in calls] for name in _CALL_ATTRS}
+    cols.update(
+        start_time=[c.start_ns // 1000 for c in calls],
+        end_time=[c.end_ns // 1000 for c in calls],
+        received_at=[received_at_us] * len(calls),
+        span_count=[len(c.member_span_ids) for c in calls],
+        member_span_ids=[",".join(c.member_span_ids) for c in calls],
     )
-    return row
+    return {name: cols[name] for name in CALL_COLUMNS}
 
 
-def span_values(span: LlmSpan, received_at_us: int) -> dict[str, Any]:
-    """An LLM span as column -> value, times as microseconds since the epoch."""
-    row: dict[str, Any] = {name: getattr(span, name) for name in _SHARED}
-    row.update({name: getattr(span, name) for name in TOKEN_FIELDS})
-    row.update(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        name=span.name,
-        kind=span.kind,
-        is_engine=span.is_engine,
-        start_time=span.start_ns // 1000,
-        end_time=span.end_ns // 1000,
-        conventions=",".join(span.conventions),
-        received_at=received_at_us,
-        attributes=json.dumps(span.attributes, default=str, ensure_ascii=False),
+def span_columns(spans: Sequence[LlmSpan], received_at_us: int) -> dict[str, list[Any]]:
+    """LLM spans as column -> values, times in microseconds, attributes as JSON."""
+    dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
+    cols: dict[str, list[Any]] = {name: [getattr(s, name) for s in spans] for name in _SPAN_ATTRS}
+    cols.update(
+        start_time=[s.start_ns // 1000 for s in spans],
+        end_time=[s.end_ns // 1000 for s in spans],
+        received_at=[received_at_us] * len(spans),
+        conventions=[",".join(s.conventions) for s in spans],
+        attributes=[dumps(s.attributes) for s in spans],
     )
-    return row
+    return {name: cols[name] for name in SPAN_COLUMNS}
 
 
 def span_from_row(row: Any) -> LlmSpan:

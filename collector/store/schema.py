@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import sqlalchemy as sa
+
+_DDLItem = TypeVar("_DDLItem", sa.Index, sa.PrimaryKeyConstraint)
 
 metadata = sa.MetaData()
 
@@ -45,34 +49,42 @@ def _token_columns(nullable: bool) -> list[sa.Column[object]]:
     ]
 
 
+# Keys and indexes exist on PostgreSQL only: DuckDB prunes by zone maps, and its ART
+# indexes made every insert slower as the table grew (migration 0002 says more).
+def _postgresql_only(item: _DDLItem) -> _DDLItem:
+    return item.ddl_if(dialect="postgresql")
+
+
 # One row per LLM call: the merge of the spans that describe it (see collector/merge.py).
 calls = sa.Table(
     "calls",
     metadata,
-    sa.Column("trace_id", sa.String(32), primary_key=True),
-    sa.Column("span_id", sa.String(16), primary_key=True),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("span_id", sa.String(16), nullable=False),
     *_who_what_columns(),
     *_token_columns(nullable=False),
     sa.Column("usage_reported", sa.Boolean, nullable=False),
     sa.Column("span_count", sa.Integer, nullable=False),
     sa.Column("member_span_ids", sa.String, nullable=False),
+    _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
-sa.Index("ix_calls_start_time", calls.c.start_time)
+_postgresql_only(sa.Index("ix_calls_start_time", calls.c.start_time))
 
 # One row per LLM span as received (normalized, content removed), for audit and re-merge.
 llm_spans = sa.Table(
     "llm_spans",
     metadata,
-    sa.Column("trace_id", sa.String(32), primary_key=True),
-    sa.Column("span_id", sa.String(16), primary_key=True),
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("span_id", sa.String(16), nullable=False),
     sa.Column("name", sa.String, nullable=False),
     sa.Column("kind", sa.Integer, nullable=False),
     sa.Column("is_engine", sa.Boolean, nullable=False),
     *_who_what_columns(),
     *_token_columns(nullable=True),
     sa.Column("attributes", sa.Text, nullable=False),  # JSON, content removed
+    _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
-sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time)
+_postgresql_only(sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time))
 
 # Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
 ingest_counters = sa.Table(

@@ -1,21 +1,40 @@
 """The single writer: one transaction per group of exports (group commit).
 
-DuckDB gets columnar batches through Arrow (executemany is ~1000x slower there);
-PostgreSQL gets multi-row inserts with ON CONFLICT DO NOTHING.
+DuckDB gets columnar batches through Arrow (executemany is ~1000x slower there) into
+tables without keys or indexes (migration 0002); every by-trace delete or update is
+bounded by start time, so DuckDB's zone maps keep it off the old row groups. The
+pipeline de-duplicates before rows get here. PostgreSQL gets multi-row inserts with
+ON CONFLICT DO NOTHING on its primary keys, which also guard several collectors that
+share one database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from collector.records import Call, LlmSpan, PromptHashHint
-from collector.store.rows import CALL_COLUMNS, SPAN_COLUMNS, TIME_COLUMNS, call_values, span_from_row, span_values
+from collector.records import Call, LlmSpan
+from collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
 from collector.store.schema import calls, ingest_counters, llm_spans
+
+# A late span is looked up among the spans of its trace that started within this much of
+# it: spans of one call overlap in time, so this bounds the lookup, not the merge.
+TRACE_LOOKUP_WINDOW_NS = 3600 * 10**9
+
+
+@dataclass(slots=True)
+class SpanKey:
+    """A stored row's identity and start time (which bounds the search for it)."""
+
+    trace_id: str
+    span_id: str
+    start_ns: int
 
 
 @dataclass(slots=True)
@@ -23,9 +42,9 @@ class WriteBatch:
     """Everything one commit writes."""
 
     new_spans: list[LlmSpan] = field(default_factory=list)
-    replaced_calls: list[tuple[str, str]] = field(default_factory=list)  # keys to delete first
+    replaced_calls: list[SpanKey] = field(default_factory=list)  # call rows to delete first
     calls: list[Call] = field(default_factory=list)
-    hints: list[PromptHashHint] = field(default_factory=list)
+    span_hashes: list[tuple[SpanKey, str]] = field(default_factory=list)  # stored spans given a prompt hash
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -35,13 +54,14 @@ _ARROW_TYPES = {
     sa.Float: pa.float64(),
     sa.Boolean: pa.bool_(),
 }
+_MICROS = pa.timestamp("us", tz="UTC")
 
 
 def _arrow_schema(table: sa.Table) -> pa.Schema:
     fields = []
     for col in table.columns:
         if col.name in TIME_COLUMNS:
-            kind = pa.timestamp("us", tz="UTC")
+            kind = _MICROS
         else:
             kind = next((t for base, t in _ARROW_TYPES.items() if isinstance(col.type, base)), pa.string())
         fields.append(pa.field(col.name, kind))
@@ -51,17 +71,28 @@ def _arrow_schema(table: sa.Table) -> pa.Schema:
 _SCHEMAS = {"calls": _arrow_schema(calls), "llm_spans": _arrow_schema(llm_spans)}
 
 
-def _arrow_table(name: str, columns: Sequence[str], rows: Sequence[dict[str, object]]) -> pa.Table:
+def _arrow_table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
     schema = _SCHEMAS[name]
     arrays = []
-    for col in columns:
-        kind = schema.field(col).type
-        values = [r[col] for r in rows]
-        if pa.types.is_timestamp(kind):
-            arrays.append(pa.array(values, pa.int64()).cast(kind))
+    for f in schema:
+        if f.type == _MICROS:
+            arrays.append(pa.array(columns[f.name], pa.int64()).cast(_MICROS))
         else:
-            arrays.append(pa.array(values, kind))
+            arrays.append(pa.array(columns[f.name], f.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _bounds(keys: Sequence[SpanKey]) -> tuple[datetime, datetime]:
+    return ns_to_datetime(min(k.start_ns for k in keys)), ns_to_datetime(max(k.start_ns for k in keys))
+
+
+def _rows(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(columns)
+    out = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    for row in out:
+        for name in TIME_COLUMNS:
+            row[name] = ns_to_datetime(row[name] * 1000)
+    return out
 
 
 class LedgerWriter:
@@ -73,94 +104,98 @@ class LedgerWriter:
 
     def write(self, batch: WriteBatch, received_at_us: int) -> None:
         """Commit the batch, or raise and commit nothing."""
-        span_rows = [span_values(s, received_at_us) for s in batch.new_spans]
-        call_rows = [call_values(c, received_at_us) for c in batch.calls]
+        span_cols = span_columns(batch.new_spans, received_at_us)
+        call_cols = call_columns(batch.calls, received_at_us)
         with self.engine.begin() as conn:
             if self.is_duckdb:
-                self._write_duckdb(conn, span_rows, batch.replaced_calls, call_rows)
+                self._write_duckdb(conn, batch, span_cols, call_cols)
             else:
-                self._write_generic(conn, span_rows, batch.replaced_calls, call_rows)
-            self._apply_hints(conn, batch.hints)
+                self._write_generic(conn, batch, span_cols, call_cols)
             self._bump_counters(conn, batch.counters)
 
     def _write_duckdb(
-        self,
-        conn: sa.Connection,
-        span_rows: list[dict[str, object]],
-        replaced: list[tuple[str, str]],
-        call_rows: list[dict[str, object]],
+        self, conn: sa.Connection, batch: WriteBatch, span_cols: dict[str, list[Any]], call_cols: dict[str, list[Any]]
     ) -> None:
         raw = conn.connection.driver_connection
         assert raw is not None
-        if replaced:
-            keys = pa.table({"trace_id": [k[0] for k in replaced], "span_id": [k[1] for k in replaced]})
-            raw.register("_replaced", keys)
-            raw.execute(
-                "DELETE FROM calls USING _replaced r WHERE calls.trace_id = r.trace_id AND calls.span_id = r.span_id"
+        if batch.replaced_calls:
+            keys = batch.replaced_calls
+            raw.register(
+                "_keys", pa.table({"trace_id": [k.trace_id for k in keys], "span_id": [k.span_id for k in keys]})
             )
-            raw.unregister("_replaced")
-        for name, columns, rows in (("llm_spans", SPAN_COLUMNS, span_rows), ("calls", CALL_COLUMNS, call_rows)):
-            if not rows:
-                continue
-            raw.register("_batch", _arrow_table(name, columns, rows))
-            raw.execute(f"INSERT INTO {name} SELECT * FROM _batch ON CONFLICT DO NOTHING")
-            raw.unregister("_batch")
+            raw.execute(
+                "DELETE FROM calls USING _keys k WHERE calls.start_time BETWEEN ? AND ?"
+                " AND calls.trace_id = k.trace_id AND calls.span_id = k.span_id",
+                list(_bounds(keys)),
+            )
+            raw.unregister("_keys")
+        if batch.span_hashes:
+            keys = [k for k, _ in batch.span_hashes]
+            raw.register(
+                "_hashes",
+                pa.table(
+                    {
+                        "trace_id": [k.trace_id for k in keys],
+                        "span_id": [k.span_id for k in keys],
+                        "prompt_hash": [h for _, h in batch.span_hashes],
+                    }
+                ),
+            )
+            raw.execute(
+                "UPDATE llm_spans SET prompt_hash = h.prompt_hash FROM _hashes h"
+                " WHERE llm_spans.start_time BETWEEN ? AND ?"
+                " AND llm_spans.trace_id = h.trace_id AND llm_spans.span_id = h.span_id",
+                list(_bounds(keys)),
+            )
+            raw.unregister("_hashes")
+        for name, cols in (("llm_spans", span_cols), ("calls", call_cols)):
+            if cols["trace_id"]:
+                raw.register("_batch", _arrow_table(name, cols))
+                raw.execute(f"INSERT INTO {name} SELECT * FROM _batch")
+                raw.unregister("_batch")
 
     def _write_generic(
-        self,
-        conn: sa.Connection,
-        span_rows: list[dict[str, object]],
-        replaced: list[tuple[str, str]],
-        call_rows: list[dict[str, object]],
+        self, conn: sa.Connection, batch: WriteBatch, span_cols: dict[str, list[Any]], call_cols: dict[str, list[Any]]
     ) -> None:
-        if replaced:
+        if batch.replaced_calls:
             conn.execute(
                 calls.delete().where(calls.c.trace_id == sa.bindparam("t"), calls.c.span_id == sa.bindparam("s")),
-                [{"t": t, "s": s} for t, s in replaced],
+                [{"t": k.trace_id, "s": k.span_id} for k in batch.replaced_calls],
             )
-        for table, rows in ((llm_spans, span_rows), (calls, call_rows)):
-            if rows:
-                stmt = postgresql.insert(table).on_conflict_do_nothing()
-                conn.execute(stmt, [_with_datetimes(r) for r in rows])
-
-    def _apply_hints(self, conn: sa.Connection, hints: Iterable[PromptHashHint]) -> None:
-        for hint in hints:
-            conn.execute(
-                calls.update()
-                .where(
-                    calls.c.trace_id == hint.trace_id,
-                    calls.c.prompt_hash.is_(None),
-                    sa.or_(calls.c.span_id == hint.span_id, calls.c.member_span_ids.contains(hint.span_id)),
-                )
-                .values(prompt_hash=hint.prompt_hash)
-            )
+        if batch.span_hashes:
             conn.execute(
                 llm_spans.update()
-                .where(
-                    llm_spans.c.trace_id == hint.trace_id,
-                    llm_spans.c.span_id == hint.span_id,
-                    llm_spans.c.prompt_hash.is_(None),
-                )
-                .values(prompt_hash=hint.prompt_hash)
+                .where(llm_spans.c.trace_id == sa.bindparam("t"), llm_spans.c.span_id == sa.bindparam("s"))
+                .values(prompt_hash=sa.bindparam("h")),
+                [{"t": k.trace_id, "s": k.span_id, "h": h} for k, h in batch.span_hashes],
             )
+        for table, cols in ((llm_spans, span_cols), (calls, call_cols)):
+            if cols["trace_id"]:
+                conn.execute(postgresql.insert(table).on_conflict_do_nothing(), _rows(cols))
 
     def _bump_counters(self, conn: sa.Connection, counters: dict[tuple[str, str], int]) -> None:
         rows = [{"name": n, "reason": r, "value": v} for (n, r), v in counters.items() if v]
         if not rows:
             return
-        stmt = postgresql.insert(ingest_counters)
+        stmt = postgresql.insert(ingest_counters).values(rows)  # one statement: executemany is slow on DuckDB
         stmt = stmt.on_conflict_do_update(
             index_elements=["name", "reason"], set_={"value": ingest_counters.c.value + stmt.excluded.value}
         )
-        conn.execute(stmt, rows)
+        conn.execute(stmt)
 
-    def spans_of_traces(self, trace_ids: Sequence[str]) -> list[LlmSpan]:
-        """Every stored LLM span of these traces (the slow path for late spans)."""
-        if not trace_ids:
-            return []
+    def spans_of_traces(self, windows: Mapping[str, tuple[int, int]]) -> list[LlmSpan]:
+        """The stored LLM spans of these traces that started within their windows (ns)."""
+        found: list[LlmSpan] = []
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(llm_spans).where(llm_spans.c.trace_id.in_(list(trace_ids))))
-            return [span_from_row(r) for r in rows]
+            for lo, hi, trace_ids in _clusters(windows):
+                rows = conn.execute(
+                    sa.select(llm_spans).where(
+                        llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi)),
+                        llm_spans.c.trace_id.in_(trace_ids),
+                    )
+                )
+                found.extend(span_from_row(r) for r in rows)
+        return found
 
     def trace_ids_received_since(self, since_us: int, limit: int) -> list[str]:
         """Trace ids of the newest spans, to warm the pipeline's memory after a restart."""
@@ -175,10 +210,14 @@ class LedgerWriter:
             return [r[0] for r in rows]
 
 
-def _with_datetimes(row: dict[str, object]) -> dict[str, object]:
-    from collector.store.rows import ns_to_datetime
-
-    out = dict(row)
-    for name in TIME_COLUMNS:
-        out[name] = ns_to_datetime(int(out[name]) * 1000)  # type: ignore[call-overload]
+def _clusters(windows: Mapping[str, tuple[int, int]]) -> list[tuple[int, int, list[str]]]:
+    """Traces grouped into few time ranges, so one query scans one stretch of the table."""
+    out: list[tuple[int, int, list[str]]] = []
+    for trace_id, (lo, hi) in sorted(windows.items(), key=lambda item: item[1]):
+        if out and lo <= out[-1][1] + TRACE_LOOKUP_WINDOW_NS:
+            last_lo, last_hi, ids = out[-1]
+            ids.append(trace_id)
+            out[-1] = (last_lo, max(last_hi, hi), ids)
+        else:
+            out.append((lo, hi, [trace_id]))
     return out

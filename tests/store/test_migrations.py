@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
 
 from collector.store.engine import current_revision, downgrade, head_revision, make_engine, migrate
 from collector.store.schema import metadata
-from tests.conftest import PG_URL
-
-
-def _pg_available() -> str | None:
-    try:
-        with make_engine(PG_URL).connect() as conn:
-            conn.execute(sa.text("select 1"))
-        return None
-    except Exception as exc:
-        return f"PostgreSQL not reachable at {PG_URL}: {exc.__class__.__name__}"
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[sa.Engine]:
-    if request.param == "duckdb":
-        eng = make_engine(f"duckdb:///{tmp_path / 'm.duckdb'}")
-        yield eng
-        eng.dispose()
-        return
-    reason = _pg_available()
-    if reason:
-        pytest.skip(reason)
-    schema = f"mig_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    eng = sa.create_engine(admin.url, connect_args={"options": f"-csearch_path={schema}"})
-    yield eng
-    eng.dispose()
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def _columns(conn: sa.Connection, table: str) -> dict[str, tuple[str, bool]]:
@@ -90,3 +54,47 @@ def test_upgrade_to_head_is_the_declared_schema_and_downgrade_empties(engine: sa
         assert set(sa.inspect(conn).get_table_names()) <= {"alembic_version"}
     migrate(engine)  # and back up again
     assert current_revision(engine) == head_revision(engine)
+
+
+def _keys_and_indexes(conn: sa.Connection, table: str) -> tuple[list[str], list[str]]:
+    inspector = sa.inspect(conn)
+    if conn.dialect.name == "duckdb":  # duckdb_engine's reflection does not report these
+        sql = conn.execute(sa.text("SELECT sql FROM duckdb_tables() WHERE table_name = :t"), {"t": table}).scalar()
+        keys = ["trace_id", "span_id"] if "PRIMARY KEY" in str(sql) else []
+        rows = conn.execute(sa.text("SELECT index_name FROM duckdb_indexes() WHERE table_name = :t"), {"t": table})
+        return keys, [r[0] for r in rows]
+    return inspector.get_pk_constraint(table)["constrained_columns"], [i["name"] for i in inspector.get_indexes(table)]
+
+
+def test_keys_and_indexes_exist_on_postgresql_only(engine: sa.Engine) -> None:
+    """DuckDB prunes by zone maps; its ART indexes slowed every insert (migration 0002)."""
+    migrate(engine)
+    with engine.connect() as conn:
+        for table in ("calls", "llm_spans"):
+            keys, indexes = _keys_and_indexes(conn, table)
+            if engine.dialect.name == "duckdb":
+                assert (keys, indexes) == ([], []), table
+            else:
+                assert (keys, indexes) == (["trace_id", "span_id"], [f"ix_{table}_start_time"]), table
+
+
+def test_duckdb_ledger_from_0001_keeps_its_rows_through_0002_and_back(tmp_path) -> None:
+    eng = make_engine(f"duckdb:///{tmp_path / 'old.duckdb'}")
+    migrate(eng, "0001")
+    row = (
+        "INSERT INTO calls (trace_id, span_id, start_time, end_time, backend_class, status, emitter, conventions,"
+        " received_at, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,"
+        " usage_reported, span_count, member_span_ids) VALUES ('t1', 's1', now(), now(), 'frontier', 'ok', 'e', '',"
+        " now(), 10, 0, 0, 2, 0, true, 1, 's1')"
+    )
+    with eng.begin() as conn:
+        conn.execute(sa.text(row))
+    migrate(eng)
+    with eng.begin() as conn:
+        assert _keys_and_indexes(conn, "calls") == ([], [])
+        conn.execute(sa.text(row))  # no key any more: a second copy goes in ...
+    downgrade(eng, "0001")  # ... and going back to a keyed table keeps one per key
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT trace_id, input_tokens FROM calls")).all() == [("t1", 10)]
+        assert _keys_and_indexes(conn, "calls") == (["trace_id", "span_id"], ["ix_calls_start_time"])
+    eng.dispose()

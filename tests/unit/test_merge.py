@@ -155,3 +155,24 @@ def test_error_and_usage_choice() -> None:
     assert (call.status, call.error_type) == ("error", "RateLimitError")
     assert call.output_tokens == 0  # canonical integers; usage_reported says what was known
     assert call.usage_reported
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        llm("a"),
+        llm("b", "p", input_tokens=None, output_tokens=None, reasoning_tokens=None),
+        llm(
+            "c",
+            status="error",
+            error_type="RateLimitError",
+            conventions=("openinference", "otel_genai", "openinference"),
+        ),
+        llm("d", status="ok", error_type="ignored when ok", backend_class="unknown", streaming=True, ttft_ms=12.5),
+        llm("e", cache_read_tokens=None, cache_write_tokens=7, is_engine=True, prompt_hash="h"),
+    ],
+)
+def test_lone_span_fast_path_equals_the_general_merge(span) -> None:
+    from collector.merge import _merge_many, call_of_span
+
+    assert call_of_span(span) == _merge_many([span])

@@ -1,0 +1,85 @@
+"""Per-stage cost of the ingest path, in microseconds per span, without HTTP.
+
+CPU time (process_time, DuckDB threads included), so other load on the machine
+skews it less than wall time would. Runs the benchmark's realistic bodies through each stage the collector runs for an
+export (parse, decode, normalize, pipeline build, rows, store) in one process, so a
+change to one stage shows up as its own figure. Complements bench_ingest.py, which
+measures the whole server end to end.
+
+    python scripts/profile_stages.py --spans 100000 --batch 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_ingest import build_template
+
+from collector.decode import decode_traces, parse_traces
+from collector.normalize import normalize_span
+from collector.pipeline import Pipeline, Work
+from collector.records import LlmSpan
+from collector.settings import load_settings
+from collector.store.engine import make_engine, migrate
+from collector.store.writer import LedgerWriter
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--db-url", default=None, help="default: a fresh DuckDB file")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db_url or f"duckdb:///{tmp}/profile.duckdb"
+        settings = load_settings({"db": url}, {})
+        engine = make_engine(url, settings.duckdb_memory_limit)
+        migrate(engine)
+        writer = LedgerWriter(engine)
+        pipeline = Pipeline(writer, settings.queue_max_spans, settings.batch_max_spans, settings.trace_cache_traces)
+        templates = [build_template(args.batch, seed) for seed in range(8)]
+        seconds: dict[str, float] = defaultdict(float)
+        done = 0
+        while done < args.spans:
+            body = templates[done // args.batch % len(templates)].body()
+            t0 = time.process_time()
+            request = parse_traces(body, "application/x-protobuf")
+            t1 = time.process_time()
+            decoded = decode_traces(request)
+            t2 = time.process_time()
+            spans = [s for s in (normalize_span(d, settings) for d in decoded.spans) if isinstance(s, LlmSpan)]
+            t3 = time.process_time()
+            batch, states = pipeline._build([Work(spans=spans)])
+            t4 = time.process_time()
+            writer.write(batch, int(time.time() * 1e6))
+            t5 = time.process_time()
+            pipeline._remember(batch, states)
+            t6 = time.process_time()
+            for name, a, b in (
+                ("parse", t0, t1),
+                ("decode", t1, t2),
+                ("redact+normalize", t2, t3),
+                ("merge (build)", t3, t4),
+                ("rows+store", t4, t5),
+                ("cache", t5, t6),
+            ):
+                seconds[name] += b - a
+            done += len(decoded.spans)
+        total = sum(seconds.values())
+        print(f"{done} spans, batch {args.batch}, {url.split(':')[0]}")
+        for name, value in seconds.items():
+            print(f"  {name:18s} {value / done * 1e6:7.1f} us/span")
+        print(f"  {'total':18s} {total / done * 1e6:7.1f} us/span  ->  {done / total:,.0f} spans/s on one core")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

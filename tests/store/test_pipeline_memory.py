@@ -1,0 +1,121 @@
+"""The pipeline forgets traces (bounded cache) but not what it stored: evicted traces still
+de-duplicate, merge late spans and take log-borne prompt hashes, from the database, on
+both dialects (DuckDB has no keys since migration 0002, so this is the only guard there)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from collector.pipeline import Pipeline, Work
+from collector.records import LlmSpan, PromptHashHint
+from collector.store.engine import migrate
+from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
+from tests.spans import T0, llm
+
+T1, T2, T3 = "1" * 32, "2" * 32, "3" * 32
+
+
+@pytest.fixture
+def writer(engine: sa.Engine) -> LedgerWriter:
+    migrate(engine)
+    return LedgerWriter(engine)
+
+
+@pytest.fixture
+def pipeline(writer: LedgerWriter) -> Iterator[Pipeline]:
+    running = _start(writer)
+    yield running
+    running.stop()
+
+
+def _start(writer: LedgerWriter) -> Pipeline:
+    running = Pipeline(writer, queue_max_spans=1000, batch_max_spans=100, cache_traces=1)
+    running.start()
+    return running
+
+
+def _send(pipeline: Pipeline, *spans: LlmSpan, hints: tuple[PromptHashHint, ...] = ()) -> None:
+    pipeline.submit(Work(spans=list(spans), hints=list(hints))).result(timeout=10)
+
+
+def _span(trace_id: str, span_id: str, parent: str | None = None, **fields: object) -> LlmSpan:
+    return dataclasses.replace(llm(span_id, parent, **fields), trace_id=trace_id)  # type: ignore[arg-type]
+
+
+def _evict(pipeline: Pipeline, trace_id: str = T3) -> None:
+    """The cache holds one trace: sending another pushes the previous one out."""
+    _send(pipeline, _span(trace_id, f"e{trace_id[:15]}"))
+
+
+def _rows(engine: sa.Engine, sql: str) -> list[tuple[object, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+
+def _counter(engine: sa.Engine, name: str) -> int:
+    rows = _rows(engine, f"SELECT value FROM ingest_counters WHERE name = '{name}'")
+    return int(rows[0][0]) if rows else 0
+
+
+def test_resent_span_of_an_evicted_trace_is_ignored(pipeline: Pipeline, engine: sa.Engine) -> None:
+    span = _span(T1, "a" * 16)
+    _send(pipeline, span)
+    _evict(pipeline)
+    assert pipeline.cache.get(T1) is None
+    _send(pipeline, dataclasses.replace(span, attributes={}))
+    assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(1,)]
+    assert _rows(engine, f"SELECT count(*) FROM calls WHERE trace_id = '{T1}'") == [(1,)]
+    assert _counter(engine, "duplicates_ignored") == 1
+
+
+def test_late_nested_span_of_an_evicted_trace_merges_into_its_call(pipeline: Pipeline, engine: sa.Engine) -> None:
+    _send(pipeline, _span(T1, "a" * 16, service="checkout"))
+    _evict(pipeline)
+    _send(pipeline, _span(T1, "b" * 16, "a" * 16, start=5, end=990, service="sdk", response_model="gpt-4o-2024-08-06"))
+    calls = _rows(engine, f"SELECT span_id, service, response_model, span_count FROM calls WHERE trace_id = '{T1}'")
+    assert calls == [("a" * 16, "checkout", "gpt-4o-2024-08-06", 2)]
+    assert _counter(engine, "calls_stored") == 2  # T1's call and the evicting trace's, T1 counted once
+
+
+def test_log_hint_for_an_evicted_trace_updates_the_stored_span_and_call(pipeline: Pipeline, engine: sa.Engine) -> None:
+    _send(pipeline, _span(T1, "a" * 16))
+    _evict(pipeline)
+    _send(pipeline, hints=(PromptHashHint(T1, "a" * 16, "h" * 64, T0 + 200_000_000),))
+    assert _rows(engine, f"SELECT prompt_hash FROM calls WHERE trace_id = '{T1}'") == [("h" * 64,)]
+    assert _rows(engine, f"SELECT prompt_hash FROM llm_spans WHERE trace_id = '{T1}'") == [("h" * 64,)]
+
+
+def test_hint_before_its_span_waits_for_it(pipeline: Pipeline, engine: sa.Engine) -> None:
+    _send(pipeline, hints=(PromptHashHint(T2, "c" * 16, "p" * 64, T0),))
+    _send(pipeline, _span(T2, "c" * 16))
+    assert _rows(engine, f"SELECT prompt_hash FROM calls WHERE trace_id = '{T2}'") == [("p" * 64,)]
+
+
+def test_after_a_restart_resent_spans_are_still_ignored(writer: LedgerWriter, engine: sa.Engine) -> None:
+    first = _start(writer)
+    _send(first, _span(T1, "a" * 16), _span(T1, "b" * 16, "a" * 16, start=5, end=990))
+    first.stop()
+    second = _start(writer)  # an empty cache, the seen-filter warmed from the database
+    try:
+        _send(second, _span(T1, "b" * 16, "a" * 16, start=5, end=990))
+    finally:
+        second.stop()
+    assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(2,)]
+    assert _rows(engine, f"SELECT span_count FROM calls WHERE trace_id = '{T1}'") == [(2,)]
+
+
+def test_a_cached_trace_loads_spans_outside_the_stretch_it_covers(pipeline: Pipeline, engine: sa.Engine) -> None:
+    """A long trace: its early call was evicted, its late call loaded back; then the early
+    call's span is re-sent. The cached state never saw that stretch, so it asks again."""
+    hours = 3 * TRACE_LOOKUP_WINDOW_NS // 1_000_000  # ms
+    early = _span(T1, "a" * 16)
+    _send(pipeline, early)
+    _evict(pipeline)
+    _send(pipeline, _span(T1, "b" * 16, start=hours, end=hours + 1000))  # loads T1 around `hours`
+    _send(pipeline, dataclasses.replace(early, attributes={}))
+    assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(2,)]
+    assert _rows(engine, f"SELECT count(*) FROM calls WHERE trace_id = '{T1}'") == [(2,)]

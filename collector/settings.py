@@ -14,12 +14,14 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from collector.price.config import PricingConfig, parse_pricing
 from collector.records import BACKEND_CLASSES
 
 ENV_PREFIX = "BREAKEVEN_"
@@ -58,6 +60,8 @@ class Settings:
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # server address, address:port or provider -> backend class.
     backend_classes: Mapping[str, str] = field(default_factory=dict)
+    # The [pricing] section: price book, discounts, FX rates, self-hosted pools, candidates.
+    pricing: PricingConfig = field(default_factory=PricingConfig)
 
     @property
     def db_dialect(self) -> str:
@@ -67,7 +71,8 @@ class Settings:
 
 _INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
 _BOOL_SETTINGS = {"migrate"}
-_SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in ("attributes", "backend_classes")}
+_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing")
+_SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in _TABLE_SETTINGS}
 
 
 def load_settings(flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,12 +105,13 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def _from_config_file(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # Decimal, not float: the [pricing] section holds money and rates.
+        data = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except FileNotFoundError:
         raise SettingsError(f"config: file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
-    known = _SCALAR_SETTINGS | {"attributes", "backend_classes"}
+    known = _SCALAR_SETTINGS | set(_TABLE_SETTINGS)
     for key in data:
         if key not in known:
             raise SettingsError(f"config: unknown key {key!r} in {path}")
@@ -124,6 +130,8 @@ def validate(values: Mapping[str, Any]) -> Settings:
             clean[name] = _as_attribute_map(raw)
         elif name == "backend_classes":
             clean[name] = _as_backend_classes(raw)
+        elif name == "pricing":
+            clean[name] = parse_pricing(raw, values.get("config"))
         else:
             clean[name] = str(raw)
     settings = Settings(**clean)

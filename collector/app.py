@@ -12,6 +12,7 @@ import uvicorn
 
 from collector.api import build_api
 from collector.pipeline import Pipeline
+from collector.price.ledger import ledger_pricer
 from collector.receive.grpc import build_grpc_server
 from collector.receive.http import build_otlp_app
 from collector.settings import Settings, SettingsError
@@ -57,7 +58,13 @@ class Collector:
             migrate(self.engine)
         elif current_revision(self.engine) != head_revision(self.engine):
             raise SettingsError("migrate: database is not at the current schema; run `breakeven migrate`")
-        self.pipeline = Pipeline(LedgerWriter(self.engine), s.queue_max_spans, s.batch_max_spans, s.trace_cache_traces)
+        self.pipeline = Pipeline(
+            LedgerWriter(self.engine),
+            s.queue_max_spans,
+            s.batch_max_spans,
+            s.trace_cache_traces,
+            price=ledger_pricer(s.pricing),
+        )
         self.pipeline.start()
         otlp_sock = _bind(s.host, s.otlp_http_port, "otlp_http_port")
         api_sock = _bind(s.host, s.http_port, "http_port")

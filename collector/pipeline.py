@@ -13,12 +13,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from collector.merge import call_of_span, calls_of_trace
-from collector.records import LlmSpan, PromptHashHint
+from collector.price.ledger import CallPrice
+from collector.records import Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
 from collector.tracecache import SeenTraces, TraceCache, TraceState
 
@@ -57,8 +58,16 @@ class _Pending:
 class Pipeline:
     """The single writer of its process and the queue in front of it."""
 
-    def __init__(self, writer: LedgerWriter, queue_max_spans: int, batch_max_spans: int, cache_traces: int) -> None:
+    def __init__(
+        self,
+        writer: LedgerWriter,
+        queue_max_spans: int,
+        batch_max_spans: int,
+        cache_traces: int,
+        price: Callable[[Call], CallPrice] | None = None,
+    ) -> None:
         self.writer = writer
+        self.price = price
         self.queue_max = queue_max_spans
         self.batch_max = batch_max_spans
         self.cache = TraceCache(cache_traces)
@@ -215,6 +224,8 @@ class Pipeline:
             calls_added += len(new_calls) - len(old_calls)
             states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
 
+        if self.price is not None:
+            batch.prices = [self.price(call) for call in batch.calls]
         for key, value in (
             (("llm_spans_stored", ""), len(batch.new_spans)),
             (("duplicates_ignored", ""), duplicates),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.price.ledger import CallPrice
 from collector.records import TOKEN_FIELDS, Call, LlmSpan
 from collector.store.schema import calls, llm_spans
 
@@ -20,6 +21,10 @@ _SHARED = (
 )  # fmt: skip
 _IDENTITY = ("trace_id", "span_id", "parent_span_id")
 _CALL_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "usage_reported", "conventions")
+_PRICE_ATTRS = (
+    ("pool", "pool"), ("price_status", "status"), ("cost_usd", "cost_usd"), ("list_cost_usd", "list_cost_usd"),
+    ("price_source", "source"), ("price_entry", "entry"), ("unpriced_reason", "unpriced_reason"),
+)  # fmt: skip
 _SPAN_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "name", "kind", "is_engine")
 
 
@@ -35,9 +40,10 @@ def datetime_to_ns(value: datetime) -> int:
     return round(value.timestamp() * 1e6) * 1000
 
 
-def call_columns(calls: Sequence[Call], received_at_us: int) -> dict[str, list[Any]]:
-    """Calls as column -> values (built column-wise for Arrow), times in microseconds."""
+def call_columns(calls: Sequence[Call], prices: Sequence[CallPrice], received_at_us: int) -> dict[str, list[Any]]:
+    """Calls and their prices as column -> values (built column-wise for Arrow), times in us."""
     cols: dict[str, list[Any]] = {name: [getattr(c, name) for c in calls] for name in _CALL_ATTRS}
+    cols.update({column: [getattr(p, attr) for p in prices] for column, attr in _PRICE_ATTRS})
     cols.update(
         start_time=[c.start_ns // 1000 for c in calls],
         end_time=[c.end_ns // 1000 for c in calls],

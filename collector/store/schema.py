@@ -11,6 +11,7 @@ _DDLItem = TypeVar("_DDLItem", sa.Index, sa.PrimaryKeyConstraint)
 metadata = sa.MetaData()
 
 TS = sa.DateTime(timezone=True)
+MONEY = sa.Numeric(20, 10)  # USD, fixed point: never float
 
 
 def _who_what_columns() -> list[sa.Column[object]]:
@@ -66,6 +67,16 @@ calls = sa.Table(
     sa.Column("usage_reported", sa.Boolean, nullable=False),
     sa.Column("span_count", sa.Integer, nullable=False),
     sa.Column("member_span_ids", sa.String, nullable=False),
+    # What it cost (migration 0003; see collector/price/ledger.py). price_status is
+    # "priced" (cost_usd set), "pool" (a self-hosted pool's call: its share of the pool's
+    # cost is worked out when read, as the pool's period may still be open) or "unpriced".
+    sa.Column("pool", sa.String),
+    sa.Column("price_status", sa.String(16), server_default=sa.text("'unpriced'")),
+    sa.Column("cost_usd", MONEY),  # after discount
+    sa.Column("list_cost_usd", MONEY),
+    sa.Column("price_source", sa.String),  # "genai-prices 0.2.3", "price book <path>", "pool <name>"
+    sa.Column("price_entry", sa.String),
+    sa.Column("unpriced_reason", sa.String),
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 _postgresql_only(sa.Index("ix_calls_start_time", calls.c.start_time))
@@ -93,4 +104,20 @@ ingest_counters = sa.Table(
     sa.Column("name", sa.String, primary_key=True),
     sa.Column("reason", sa.String, primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# One row per `breakeven reprice` run: who, when, which prices, totals before and after.
+reprice_runs = sa.Table(
+    "reprice_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS),
+    sa.Column("since", TS, nullable=False),
+    sa.Column("until", TS, nullable=False),
+    sa.Column("price_version", sa.String, nullable=False),
+    sa.Column("calls_repriced", sa.BigInteger, nullable=False),
+    sa.Column("total_before_usd", MONEY, nullable=False),
+    sa.Column("total_after_usd", MONEY, nullable=False),
 )

@@ -19,6 +19,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from collector.price.ledger import NOT_PRICED, CallPrice
 from collector.records import Call, LlmSpan
 from collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
 from collector.store.schema import calls, ingest_counters, llm_spans
@@ -44,6 +45,7 @@ class WriteBatch:
     new_spans: list[LlmSpan] = field(default_factory=list)
     replaced_calls: list[SpanKey] = field(default_factory=list)  # call rows to delete first
     calls: list[Call] = field(default_factory=list)
+    prices: list[CallPrice] = field(default_factory=list)  # one per call, same order
     span_hashes: list[tuple[SpanKey, str]] = field(default_factory=list)  # stored spans given a prompt hash
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -62,6 +64,8 @@ def _arrow_schema(table: sa.Table) -> pa.Schema:
     for col in table.columns:
         if col.name in TIME_COLUMNS:
             kind = _MICROS
+        elif isinstance(col.type, sa.Numeric) and not isinstance(col.type, sa.Float):
+            kind = pa.decimal128(col.type.precision or 20, col.type.scale or 10)
         else:
             kind = next((t for base, t in _ARROW_TYPES.items() if isinstance(col.type, base)), pa.string())
         fields.append(pa.field(col.name, kind))
@@ -105,7 +109,8 @@ class LedgerWriter:
     def write(self, batch: WriteBatch, received_at_us: int) -> None:
         """Commit the batch, or raise and commit nothing."""
         span_cols = span_columns(batch.new_spans, received_at_us)
-        call_cols = call_columns(batch.calls, received_at_us)
+        prices = batch.prices or [NOT_PRICED] * len(batch.calls)
+        call_cols = call_columns(batch.calls, prices, received_at_us)
         with self.engine.begin() as conn:
             if self.is_duckdb:
                 self._write_duckdb(conn, batch, span_cols, call_cols)

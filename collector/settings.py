@@ -26,6 +26,8 @@ from collector.records import BACKEND_CLASSES
 
 ENV_PREFIX = "BREAKEVEN_"
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")
+# BREAKEVEN_SERVICE_HOST, BREAKEVEN_PORT_4317_TCP_ADDR ...: Kubernetes service links.
+_KUBERNETES_SERVICE_LINK = re.compile(r"^BREAKEVEN_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)?)$")
 # Canonical fields whose source attribute a user may name in [attributes].
 MAPPABLE_FIELDS = ("service", "environment", "team", "feature", "prompt_hash", "backend", "quantization")
 
@@ -96,6 +98,8 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX) :].lower()
+        if _KUBERNETES_SERVICE_LINK.match(key):
+            continue  # Kubernetes injects these for a Service named "breakeven"; not ours
         if name not in _SCALAR_SETTINGS:
             # Unknown BREAKEVEN_* variables are probably typos of ours; say so.
             raise SettingsError(f"{key}: unknown setting (known: {', '.join(sorted(_SCALAR_SETTINGS))})")

@@ -55,3 +55,17 @@ def test_bad_config_file_is_named(tmp_path: Path, text: str, names: str) -> None
     with pytest.raises(SettingsError) as err:
         load_settings({"config": str(config)}, environ={})
     assert names in str(err.value)
+
+
+def test_kubernetes_service_links_for_a_service_named_breakeven_are_not_settings() -> None:
+    injected = {
+        "BREAKEVEN_SERVICE_HOST": "10.0.0.1",
+        "BREAKEVEN_SERVICE_PORT": "4317",
+        "BREAKEVEN_SERVICE_PORT_OTLP_GRPC": "4317",
+        "BREAKEVEN_PORT": "tcp://10.0.0.1:4317",
+        "BREAKEVEN_PORT_4317_TCP": "tcp://10.0.0.1:4317",
+        "BREAKEVEN_PORT_4317_TCP_ADDR": "10.0.0.1",
+        "BREAKEVEN_PORT_4317_TCP_PROTO": "tcp",
+        "BREAKEVEN_HTTP_PORT": "9000",
+    }
+    assert load_settings({}, injected).http_port == 9000

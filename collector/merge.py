@@ -143,6 +143,7 @@ def call_of_span(span: LlmSpan) -> Call:
         cache_write_tokens=span.cache_write_tokens or 0,
         output_tokens=span.output_tokens or 0,
         reasoning_tokens=span.reasoning_tokens or 0,
+        response_id=span.response_id,
     )
 
 
@@ -196,6 +197,7 @@ def _merge_many(group: Sequence[LlmSpan]) -> Call:
         emitter=outer.emitter,
         conventions=",".join(conventions),
         member_span_ids=tuple(s.span_id for s in outer_first),
+        response_id=caller("response_id"),  # type: ignore[arg-type]
         **tokens,
     )
 

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 from collector.merge import call_of_span, calls_of_trace
 from collector.price.ledger import CallPrice
-from collector.records import Call, LlmSpan, PromptHashHint
+from collector.records import TOKEN_FIELDS, Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
 from collector.tracecache import SeenTraces, TraceCache, TraceState
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600
+RESPONSES_REMEMBERED = 100_000
 
 
 class QueueFull(Exception):
@@ -73,6 +74,7 @@ class Pipeline:
         self.cache = TraceCache(cache_traces)
         self.seen = SeenTraces()
         self._hints: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._responses: OrderedDict[tuple[str | None, str], tuple[str, str]] = OrderedDict()
         self._queue: deque[_Pending] = deque()
         self._queued_weight = 0
         self._cond = threading.Condition()
@@ -224,6 +226,8 @@ class Pipeline:
             calls_added += len(new_calls) - len(old_calls)
             states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
 
+        dropped = self._drop_calls_answered_in_other_traces(batch, states)
+        calls_added -= dropped
         if self.price is not None:
             batch.prices = [self.price(call) for call in batch.calls]
         for key, value in (
@@ -235,6 +239,56 @@ class Pipeline:
             if value:
                 batch.counters[key] = batch.counters.get(key, 0) + value
         return batch, states
+
+    def _drop_calls_answered_in_other_traces(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
+        """One response, one call, even across traces; returns how many calls were dropped.
+
+        Some clients trace themselves in a trace of their own beside the instrumentation's
+        (the anthropic SDK's spans next to OpenLLMetry's): two roots, two traces, one
+        provider response. Calls naming the same (provider, response id) are one call: the
+        first one stored keeps it; within one batch, the outer one (earlier start, then
+        longer), as the instrumentation wraps the SDK, and it takes its token counts from
+        the inner one, the client's own record of the response (as within a trace). The
+        dropped call's spans stay in llm_spans for audit. Remembered for the last
+        RESPONSES_REMEMBERED responses.
+        """
+        owners: dict[tuple[str | None, str], Call] = {}
+        for call in batch.calls:
+            if call.response_id is not None:
+                key = (call.provider, call.response_id)
+                rival = owners.get(key)
+                if rival is None or (call.start_ns, -call.end_ns) < (rival.start_ns, -rival.end_ns):
+                    owners[key] = call
+        if not owners:
+            return 0
+        kept: list[Call] = []
+        dropped = 0
+        for call in batch.calls:
+            if call.response_id is None:
+                kept.append(call)
+                continue
+            key = (call.provider, call.response_id)
+            owner_key = self._responses.get(key, owners[key].key)
+            if owner_key[0] == call.trace_id:
+                kept.append(call)
+                continue
+            dropped += 1
+            state = states.get(call.trace_id)
+            if state is not None:
+                state.calls.pop(call.key, None)
+            owner = owners[key]
+            if owner.key == owner_key and call.usage_reported and _inside(call, owner):
+                owners[key] = owner = dataclasses.replace(owner, **{n: getattr(call, n) for n in TOKEN_FIELDS})
+                states[owner.trace_id].calls[owner.key] = owner
+        batch.calls = [
+            c if c.response_id is None else _same_or(owners.get((c.provider, c.response_id)), c) for c in kept
+        ]
+        for key, call in owners.items():
+            self._responses.setdefault(key, call.key)
+            self._responses.move_to_end(key)
+        while len(self._responses) > RESPONSES_REMEMBERED:
+            self._responses.popitem(last=False)
+        return dropped
 
     def _known_states(self, windows: dict[str, tuple[int, int]]) -> dict[str, TraceState]:
         """What is known of these traces: from the cache, else from the database when seen before.
@@ -293,6 +347,15 @@ class Pipeline:
             if state.covers is None and trace_id not in self.cache:
                 self.seen.add(trace_id)
             self.cache.put(trace_id, state)
+
+
+def _same_or(updated: Call | None, call: Call) -> Call:
+    """The updated copy of call, if that is what it is."""
+    return updated if updated is not None and updated.key == call.key else call
+
+
+def _inside(inner: Call, outer: Call) -> bool:
+    return outer.start_ns <= inner.start_ns and inner.end_ns <= outer.end_ns
 
 
 def _windows(

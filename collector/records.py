@@ -102,6 +102,7 @@ class LlmSpan:
     conventions: tuple[str, ...]
     is_engine: bool  # a serving engine's own span (vLLM, SGLang, TGI)
     attributes: Attributes = field(default_factory=dict)  # audit copy, content removed
+    response_id: str | None = None  # the provider's id of the response (gen_ai.response.id)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -154,6 +155,7 @@ class Call:
     emitter: str
     conventions: str
     member_span_ids: tuple[str, ...]
+    response_id: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -27,7 +27,9 @@ from collector.records import BACKEND_CLASSES
 ENV_PREFIX = "BREAKEVEN_"
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")
 # BREAKEVEN_SERVICE_HOST, BREAKEVEN_PORT_4317_TCP_ADDR ...: Kubernetes service links.
-_KUBERNETES_SERVICE_LINK = re.compile(r"^BREAKEVEN_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)?)$")
+_KUBERNETES_SERVICE_LINK = re.compile(
+    r"^BREAKEVEN_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)?)$"
+)
 # Canonical fields whose source attribute a user may name in [attributes].
 MAPPABLE_FIELDS = ("service", "environment", "team", "feature", "prompt_hash", "backend", "quantization")
 

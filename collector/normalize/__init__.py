@@ -236,4 +236,5 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         conventions=dialects,
         is_engine=is_engine,
         attributes=attrs,
+        response_id=_text(c.first(attrs, c.RESPONSE_ID)),
     )

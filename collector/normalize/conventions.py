@@ -46,6 +46,7 @@ RESPONSE_MODEL = (
     "llm.model_name",
     "embedding.model_name",
 )
+RESPONSE_ID = ("gen_ai.response.id", "llm.response.id")
 OPERATION = ("gen_ai.operation.name", "llm.request.type")
 SERVER_ADDRESS = ("server.address", "net.peer.name", "gen_ai.openai.api_base", "llm.openai.api_base")
 SERVER_PORT = ("server.port", "net.peer.port")

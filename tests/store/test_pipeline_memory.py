@@ -119,3 +119,20 @@ def test_a_cached_trace_loads_spans_outside_the_stretch_it_covers(pipeline: Pipe
     _send(pipeline, dataclasses.replace(early, attributes={}))
     assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(2,)]
     assert _rows(engine, f"SELECT count(*) FROM calls WHERE trace_id = '{T1}'") == [(2,)]
+
+
+def test_one_response_in_two_traces_is_one_call_outer_kept_with_inner_counts(
+    pipeline: Pipeline, engine: sa.Engine
+) -> None:
+    """OpenLLMetry's span and the anthropic SDK's own span: two roots, two traces, one response."""
+    outer = _span(T1, "a" * 16, start=0, end=1000, response_id="msg_1", output_tokens=21, service="checkout")
+    inner = _span(T2, "b" * 16, start=2, end=990, response_id="msg_1", output_tokens=20, reasoning_tokens=8)
+    _send(pipeline, inner, outer)
+    assert _rows(engine, "SELECT trace_id, service, output_tokens, reasoning_tokens FROM calls") == [
+        (T1, "checkout", 20, 8)
+    ]
+    assert _rows(engine, "SELECT count(*) FROM llm_spans") == [(2,)]
+    later = _span(T3, "c" * 16, start=1, end=995, response_id="msg_1")  # a third view, in a later export
+    _send(pipeline, later)
+    assert _rows(engine, "SELECT count(*) FROM calls") == [(1,)]
+    assert _counter(engine, "calls_stored") == 1 and _counter(engine, "spans_merged") == 2

@@ -69,6 +69,9 @@ class Pipeline:
     ) -> None:
         self.writer = writer
         self.price = price
+        # PostgreSQL may be shared by several collectors: what this one has not seen,
+        # another may have stored, so every trace not in the cache is looked up there.
+        self.shared_store = not writer.is_duckdb
         self.queue_max = queue_max_spans
         self.batch_max = batch_max_spans
         self.cache = TraceCache(cache_traces)
@@ -305,7 +308,7 @@ class Pipeline:
                 states[trace_id] = state
                 if state.covers_window(lo, hi):
                     continue
-            elif not self.seen.maybe_seen(trace_id):
+            elif not self.shared_store and not self.seen.maybe_seen(trace_id):
                 continue
             to_load[trace_id] = (lo - TRACE_LOOKUP_WINDOW_NS, hi + TRACE_LOOKUP_WINDOW_NS)
         if not to_load:

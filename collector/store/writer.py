@@ -162,11 +162,17 @@ class LedgerWriter:
     def _write_generic(
         self, conn: sa.Connection, batch: WriteBatch, span_cols: dict[str, list[Any]], call_cols: dict[str, list[Any]]
     ) -> None:
+        """PostgreSQL: keys guard the rows, and the counters say what this commit really stored.
+
+        Several collectors may share the database: a span or call another one stored first
+        conflicts and is not inserted here, so the counters come from what RETURNING gave.
+        """
+        deleted = 0
         if batch.replaced_calls:
-            conn.execute(
-                calls.delete().where(calls.c.trace_id == sa.bindparam("t"), calls.c.span_id == sa.bindparam("s")),
-                [{"t": k.trace_id, "s": k.span_id} for k in batch.replaced_calls],
-            )
+            keys = [(k.trace_id, k.span_id) for k in batch.replaced_calls]
+            deleted = conn.execute(
+                calls.delete().where(sa.tuple_(calls.c.trace_id, calls.c.span_id).in_(keys))
+            ).rowcount
         if batch.span_hashes:
             conn.execute(
                 llm_spans.update()
@@ -174,9 +180,21 @@ class LedgerWriter:
                 .values(prompt_hash=sa.bindparam("h")),
                 [{"t": k.trace_id, "s": k.span_id, "h": h} for k, h in batch.span_hashes],
             )
+        inserted = {}
         for table, cols in ((llm_spans, span_cols), (calls, call_cols)):
+            inserted[table.name] = 0
             if cols["trace_id"]:
-                conn.execute(postgresql.insert(table).on_conflict_do_nothing(), _rows(cols))
+                stmt = postgresql.insert(table).on_conflict_do_nothing().returning(table.c.span_id)
+                inserted[table.name] = len(conn.execute(stmt, _rows(cols)).all())
+        counters = batch.counters
+        spans_sent = len(span_cols["trace_id"])
+        if inserted["llm_spans"] < spans_sent:
+            counters[("duplicates_ignored", "")] = counters.get(("duplicates_ignored", ""), 0) + (
+                spans_sent - inserted["llm_spans"]
+            )
+        counters[("llm_spans_stored", "")] = inserted["llm_spans"]
+        counters[("calls_stored", "")] = inserted["calls"] - deleted
+        counters[("spans_merged", "")] = inserted["llm_spans"] - (inserted["calls"] - deleted)
 
     def _bump_counters(self, conn: sa.Connection, counters: dict[tuple[str, str], int]) -> None:
         rows = [{"name": n, "reason": r, "value": v} for (n, r), v in counters.items() if v]

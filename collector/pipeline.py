@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from collector.merge import call_of_span, calls_of_trace
+from collector.merge import CLOCK_SKEW_NS, call_of_span, calls_of_trace
 from collector.price.ledger import CallPrice
 from collector.records import TOKEN_FIELDS, Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
@@ -77,7 +77,8 @@ class Pipeline:
         self.cache = TraceCache(cache_traces)
         self.seen = SeenTraces()
         self._hints: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._responses: OrderedDict[tuple[str | None, str], tuple[str, str]] = OrderedDict()
+        # (provider, response id) -> (call key, start ns, end ns) of the call that holds it
+        self._responses: OrderedDict[tuple[str | None, str], tuple[tuple[str, str], int, int]] = OrderedDict()
         self._queue: deque[_Pending] = deque()
         self._queued_weight = 0
         self._cond = threading.Condition()
@@ -248,49 +249,57 @@ class Pipeline:
 
         Some clients trace themselves in a trace of their own beside the instrumentation's
         (the anthropic SDK's spans next to OpenLLMetry's): two roots, two traces, one
-        provider response. Calls naming the same (provider, response id) are one call: the
-        first one stored keeps it; within one batch, the outer one (earlier start, then
-        longer), as the instrumentation wraps the SDK, and it takes its token counts from
-        the inner one, the client's own record of the response (as within a trace). The
-        dropped call's spans stay in llm_spans for audit. Remembered for the last
-        RESPONSES_REMEMBERED responses.
+        provider response. Two calls of different traces are one call when they name the
+        same (provider, response id) AND one lies inside the other in time (within
+        CLOCK_SKEW_NS): a reused or fake id alone merges nothing. The outer one is kept
+        (the instrumentation wraps the SDK) and takes its token counts from the inner one,
+        the client's own record of the response, as within a trace; a call stored in an
+        earlier commit keeps its place. The dropped call's spans stay in llm_spans for
+        audit. The last RESPONSES_REMEMBERED responses are remembered.
         """
-        owners: dict[tuple[str | None, str], Call] = {}
+        groups: dict[tuple[str | None, str], list[Call]] = {}
         for call in batch.calls:
             if call.response_id is not None:
-                key = (call.provider, call.response_id)
-                rival = owners.get(key)
-                if rival is None or (call.start_ns, -call.end_ns) < (rival.start_ns, -rival.end_ns):
-                    owners[key] = call
-        if not owners:
+                groups.setdefault((call.provider, call.response_id), []).append(call)
+        if not groups:
             return 0
-        kept: list[Call] = []
-        dropped = 0
-        for call in batch.calls:
-            if call.response_id is None:
-                kept.append(call)
-                continue
-            key = (call.provider, call.response_id)
-            owner_key = self._responses.get(key, owners[key].key)
-            if owner_key[0] == call.trace_id:
-                kept.append(call)
-                continue
-            dropped += 1
-            state = states.get(call.trace_id)
-            if state is not None:
-                state.calls.pop(call.key, None)
-            owner = owners[key]
-            if owner.key == owner_key and call.usage_reported and _inside(call, owner):
-                owners[key] = owner = dataclasses.replace(owner, **{n: getattr(call, n) for n in TOKEN_FIELDS})
-                states[owner.trace_id].calls[owner.key] = owner
-        batch.calls = [
-            c if c.response_id is None else _same_or(owners.get((c.provider, c.response_id)), c) for c in kept
-        ]
-        for key, call in owners.items():
-            self._responses.setdefault(key, call.key)
-            self._responses.move_to_end(key)
+        replaced: dict[tuple[str, str], Call | None] = {}  # call key -> its new value, None: dropped
+        for key, group in groups.items():
+            group.sort(key=lambda c: (c.start_ns, -c.end_ns))
+            prior = self._responses.get(key)
+            owner: Call | None = None
+            for call in group:
+                if prior is not None and prior[0][0] != call.trace_id and _nested_calls(call, prior[1], prior[2]):
+                    replaced[call.key] = None
+                elif (
+                    owner is not None
+                    and owner.trace_id != call.trace_id
+                    and _nested_calls(call, owner.start_ns, owner.end_ns)
+                ):
+                    replaced[call.key] = None
+                    if call.usage_reported:
+                        owner = dataclasses.replace(owner, **{n: getattr(call, n) for n in TOKEN_FIELDS})
+                        replaced[owner.key] = owner
+                elif owner is None:
+                    owner = call
+            if owner is not None:
+                self._responses[key] = (owner.key, owner.start_ns, owner.end_ns)
+                self._responses.move_to_end(key)
         while len(self._responses) > RESPONSES_REMEMBERED:
             self._responses.popitem(last=False)
+        kept: list[Call] = []
+        for call in batch.calls:
+            new = replaced.get(call.key, call)
+            state = states.get(call.trace_id)
+            if new is None:
+                if state is not None:
+                    state.calls.pop(call.key, None)
+                continue
+            if new is not call and state is not None:
+                state.calls[call.key] = new
+            kept.append(new)
+        dropped = len(batch.calls) - len(kept)
+        batch.calls = kept
         return dropped
 
     def _known_states(self, windows: dict[str, tuple[int, int]]) -> dict[str, TraceState]:
@@ -352,13 +361,11 @@ class Pipeline:
             self.cache.put(trace_id, state)
 
 
-def _same_or(updated: Call | None, call: Call) -> Call:
-    """The updated copy of call, if that is what it is."""
-    return updated if updated is not None and updated.key == call.key else call
-
-
-def _inside(inner: Call, outer: Call) -> bool:
-    return outer.start_ns <= inner.start_ns and inner.end_ns <= outer.end_ns
+def _nested_calls(call: Call, start_ns: int, end_ns: int) -> bool:
+    """Whether the call and the interval lie one inside the other (within clock skew)."""
+    inside = start_ns - CLOCK_SKEW_NS <= call.start_ns and call.end_ns <= end_ns + CLOCK_SKEW_NS
+    around = call.start_ns - CLOCK_SKEW_NS <= start_ns and end_ns <= call.end_ns + CLOCK_SKEW_NS
+    return inside or around
 
 
 def _windows(

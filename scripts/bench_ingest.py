@@ -63,6 +63,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 HOST = "127.0.0.1"
+RESPONSE_ID_MARK = "RRRR"  # response ids are 16 chars after "chatcmpl-", refreshed per request
 TEMPLATES = 16  # distinct template bodies; ids are fresh on every request anyway
 NESTED_SHARE = 0.10  # share of traces that carry a second, nested span of the same call
 RSS_EVERY_SECONDS = 5.0
@@ -137,7 +138,7 @@ def _attributes(dialect: str, model: tuple[Any, ...], u: Usage, rng: random.Rand
     provider, address, port, request_model, response_model = model
     temperature = rng.choice((0.0, 0.2, 0.7, 1.0))
     max_tokens = rng.choice((256, 512, 1024, 4096))
-    response_id = f"chatcmpl-{rng.getrandbits(64):016x}"
+    response_id = f"chatcmpl-{RESPONSE_ID_MARK}{rng.getrandbits(48):012x}"  # made unique per request
     finish = rng.choice(("stop", "stop", "stop", "length", "tool_calls"))
     if dialect == "otel":
         return {
@@ -256,12 +257,17 @@ class Template:
     id_bytes: int  # fresh random bytes one body needs
     spans: int
     nested: int
+    hex_slots: frozenset[int] = frozenset()  # slots that take hex text (response ids), not raw bytes
 
     def body(self) -> bytes:
         fresh = os.urandom(self.id_bytes)
+        fresh_hex = fresh.hex().encode("ascii")  # response ids: text, so hex of the same bytes
         parts = [self.pieces[0]]
-        for (start, length), piece in zip(self.slots, self.pieces[1:], strict=True):
-            parts.append(fresh[start : start + length])
+        for i, ((start, length), piece) in enumerate(zip(self.slots, self.pieces[1:], strict=True)):
+            if i in self.hex_slots:
+                parts.append(fresh_hex[2 * start : 2 * start + length])
+            else:
+                parts.append(fresh[start : start + length])
             parts.append(piece)
         return b"".join(parts)
 
@@ -327,13 +333,23 @@ def build_template(batch: int, seed: int) -> Template:
         ]
     )
     raw = request.SerializeToString()
-    pattern = re.compile(re.escape(magic_t) + b".{8}|" + re.escape(magic_s) + b".{4}", re.DOTALL)
+    mark = RESPONSE_ID_MARK.encode()
+    pattern = re.compile(
+        re.escape(magic_t) + b".{8}|" + re.escape(magic_s) + b".{4}|" + re.escape(mark) + b"[0-9a-f]{12}", re.DOTALL
+    )
     pieces: list[bytes] = []
     slots: list[tuple[int, int]] = []
+    hex_slots: set[int] = set()
+    response_ids: dict[bytes, int] = {}  # one fresh value per distinct id: a nested span shares its call's
     last = 0
+    id_bytes = traces * 16 + span_count * 8
     for match in pattern.finditer(raw):
         token = match.group()
-        if token.startswith(magic_t) and len(token) == 16:
+        if token.startswith(mark):
+            n = response_ids.setdefault(token, len(response_ids))
+            hex_slots.add(len(slots))
+            slots.append((id_bytes + n * 8, 16))
+        elif token.startswith(magic_t) and len(token) == 16:
             slots.append((int.from_bytes(token[8:], "big") * 16, 16))
         else:
             slots.append((traces * 16 + int.from_bytes(token[4:], "big") * 8, 8))
@@ -341,9 +357,11 @@ def build_template(batch: int, seed: int) -> Template:
         last = match.end()
     pieces.append(raw[last:])
     expected = span_count * 2 + nested  # trace_id and span_id per span, parent_span_id per nested span
-    if len(slots) != expected:  # a placeholder collided with other bytes: try another seed
+    if len(slots) - len(hex_slots) != expected:  # a placeholder collided with other bytes: try another seed
         return build_template(batch, seed + 1_000_003)
-    return Template(pieces, slots, traces * 16 + span_count * 8, span_count, nested)
+    return Template(
+        pieces, slots, id_bytes + len(response_ids) * 8, span_count, nested, hex_slots=frozenset(hex_slots)
+    )
 
 
 # ---------------------------------------------------------------- server process

@@ -90,15 +90,6 @@ def _bounds(keys: Sequence[SpanKey]) -> tuple[datetime, datetime]:
     return ns_to_datetime(min(k.start_ns for k in keys)), ns_to_datetime(max(k.start_ns for k in keys))
 
 
-def _rows(columns: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
-    names = list(columns)
-    out = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-    for row in out:
-        for name in TIME_COLUMNS:
-            row[name] = ns_to_datetime(row[name] * 1000)
-    return out
-
-
 class LedgerWriter:
     """Writes batches in one transaction each; the only writer in its process."""
 
@@ -180,12 +171,10 @@ class LedgerWriter:
                 .values(prompt_hash=sa.bindparam("h")),
                 [{"t": k.trace_id, "s": k.span_id, "h": h} for k, h in batch.span_hashes],
             )
-        inserted = {}
-        for table, cols in ((llm_spans, span_cols), (calls, call_cols)):
-            inserted[table.name] = 0
-            if cols["trace_id"]:
-                stmt = postgresql.insert(table).on_conflict_do_nothing().returning(table.c.span_id)
-                inserted[table.name] = len(conn.execute(stmt, _rows(cols)).all())
+        inserted = {
+            table.name: _copy_insert(conn, table, cols) if cols["trace_id"] else 0
+            for table, cols in ((llm_spans, span_cols), (calls, call_cols))
+        }
         counters = batch.counters
         spans_sent = len(span_cols["trace_id"])
         if inserted["llm_spans"] < spans_sent:
@@ -211,10 +200,16 @@ class LedgerWriter:
         found: list[LlmSpan] = []
         with self.engine.connect() as conn:
             for lo, hi, trace_ids in _clusters(windows):
+                # PostgreSQL gets one array parameter: thousands of IN placeholders cost more
+                # to prepare than the indexed lookup itself.
+                in_traces = (
+                    llm_spans.c.trace_id.in_(trace_ids)
+                    if self.is_duckdb
+                    else llm_spans.c.trace_id == sa.func.any(sa.literal(trace_ids, postgresql.ARRAY(sa.String)))
+                )
                 rows = conn.execute(
                     sa.select(llm_spans).where(
-                        llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi)),
-                        llm_spans.c.trace_id.in_(trace_ids),
+                        llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi)), in_traces
                     )
                 )
                 found.extend(span_from_row(r) for r in rows)
@@ -231,6 +226,37 @@ class LedgerWriter:
                 .limit(limit)
             )
             return [r[0] for r in rows]
+
+
+def _copy_insert(conn: sa.Connection, table: sa.Table, cols: Mapping[str, list[Any]]) -> int:
+    """COPY rows into a session temp table, then insert what is new; returns how many were.
+
+    COPY is PostgreSQL's bulk path; the INSERT ... ON CONFLICT DO NOTHING from the temp
+    table keeps the keys' guard against other collectors sharing the database.
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    staging = f"_incoming_{table.name}"
+    names = list(cols)
+    rows = zip(*(_pg_values(name, values) for name, values in cols.items()), strict=True)
+    with raw.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY {staging} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(names)} FROM {staging}"
+            " ON CONFLICT DO NOTHING"
+        )
+        return int(cur.rowcount)
+
+
+def _pg_values(name: str, values: list[Any]) -> list[Any]:
+    if name in TIME_COLUMNS:
+        return [ns_to_datetime(v * 1000) for v in values]
+    return values
 
 
 def _clusters(windows: Mapping[str, tuple[int, int]]) -> list[tuple[int, int, list[str]]]:

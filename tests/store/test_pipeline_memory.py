@@ -136,3 +136,12 @@ def test_one_response_in_two_traces_is_one_call_outer_kept_with_inner_counts(
     _send(pipeline, later)
     assert _rows(engine, "SELECT count(*) FROM calls") == [(1,)]
     assert _counter(engine, "calls_stored") == 1 and _counter(engine, "spans_merged") == 2
+
+
+def test_a_reused_response_id_alone_merges_nothing(pipeline: Pipeline, engine: sa.Engine) -> None:
+    """Fake servers and replayed fixtures reuse ids: without nesting in time, two calls stay two."""
+    first = _span(T1, "a" * 16, start=0, end=1000, response_id="chatcmpl-fixed")
+    second = _span(T2, "b" * 16, start=5000, end=6000, response_id="chatcmpl-fixed")
+    _send(pipeline, first, second)
+    _send(pipeline, _span(T3, "c" * 16, start=9000, end=9500, response_id="chatcmpl-fixed"))
+    assert _rows(engine, "SELECT count(*) FROM calls") == [(3,)]

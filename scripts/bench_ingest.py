@@ -359,9 +359,7 @@ def build_template(batch: int, seed: int) -> Template:
     expected = span_count * 2 + nested  # trace_id and span_id per span, parent_span_id per nested span
     if len(slots) - len(hex_slots) != expected:  # a placeholder collided with other bytes: try another seed
         return build_template(batch, seed + 1_000_003)
-    return Template(
-        pieces, slots, id_bytes + len(response_ids) * 8, span_count, nested, hex_slots=frozenset(hex_slots)
-    )
+    return Template(pieces, slots, id_bytes + len(response_ids) * 8, span_count, nested, hex_slots=frozenset(hex_slots))
 
 
 # ---------------------------------------------------------------- server process
@@ -431,12 +429,20 @@ class Tally:
     body_bytes: int = 0
 
 
-def client(port: int, templates: list[Template], target: int, deadline: float, tally: Tally, seed: int) -> None:
+def client(
+    port: int, templates: list[Template], target: int, deadline: float, tally: Tally, seed: int, rate: float = 0.0
+) -> None:
+    """POST bodies until the target or deadline; rate > 0 paces this client to rate spans/s."""
     rng = random.Random(seed)
     conn: http.client.HTTPConnection | None = None
     headers = {"Content-Type": "application/x-protobuf"}
-    latencies: list[float] = []
+    next_send = time.monotonic()
     while time.monotonic() < deadline:
+        if rate > 0:
+            pause = next_send - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            next_send = max(next_send, time.monotonic() - 1.0) + templates[0].spans / rate
         template = templates[rng.randrange(len(templates))]
         with tally.lock:  # stop once acknowledged + in flight covers the target
             if tally.claimed_spans >= target:
@@ -459,9 +465,9 @@ def client(port: int, templates: list[Template], target: int, deadline: float, t
             continue
         elapsed = time.perf_counter() - started
         if response.status == 200:
-            latencies.append(elapsed)
             rejected = ExportTraceServiceResponse.FromString(payload).partial_success.rejected_spans if payload else 0
             with tally.lock:
+                tally.latencies.append(elapsed)
                 tally.acked_requests += 1
                 tally.acked_spans += template.spans
                 tally.acked_nested += template.nested
@@ -476,8 +482,6 @@ def client(port: int, templates: list[Template], target: int, deadline: float, t
                 time.sleep(min(float(retry_after), max(0.0, deadline - time.monotonic())))
     if conn is not None:
         conn.close()
-    with tally.lock:
-        tally.latencies.extend(latencies)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -489,7 +493,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 # ---------------------------------------------------------------- main
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--spans", type=int, default=1_000_000, help="acknowledged spans to reach (1,000,000)")
     parser.add_argument("--batch", type=int, default=512, help="spans per export request (512)")
@@ -497,7 +501,9 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=600.0, help="stop sending after this long (600)")
     parser.add_argument("--db-url", help="database URL for the server (default: a fresh temporary DuckDB file)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary DuckDB file")
-    args = parser.parse_args()
+    parser.add_argument("--rate", type=float, default=0.0, help="steady load: spans/s over all clients (0: flat out)")
+    parser.add_argument("--sample-seconds", type=float, default=RSS_EVERY_SECONDS, help="RSS and latency every N s")
+    args = parser.parse_args(argv)
 
     tmpdir = Path(tempfile.mkdtemp(prefix="breakeven-bench-"))
     db_url = args.db_url or f"duckdb:///{tmpdir / 'bench.duckdb'}"
@@ -537,21 +543,36 @@ def main() -> int:
         started = time.monotonic()
 
         def sample() -> None:
+            seen_latencies = 0
             while True:
                 status = proc_status(proc.pid)
                 with tally.lock:
                     acked = tally.acked_spans
+                    recent = sorted(tally.latencies[seen_latencies:])
+                    seen_latencies = len(tally.latencies)
                 row = (time.monotonic() - started, acked, status.get("VmRSS", 0), status.get("VmHWM", 0))
                 samples.append(row)
-                print(f"  t={row[0]:6.1f}s acked={acked:>9,} rss={row[2] / 1024:7.1f} MiB", file=sys.stderr, flush=True)
-                if done.wait(RSS_EVERY_SECONDS):
+                latency = (
+                    f" p50={percentile(recent, 0.5) * 1e3:6.0f} ms p99={percentile(recent, 0.99) * 1e3:6.0f} ms"
+                    if recent
+                    else ""
+                )
+                print(
+                    f"  t={row[0]:6.1f}s acked={acked:>9,} rss={row[2] / 1024:7.1f} MiB{latency}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                if done.wait(args.sample_seconds):
                     return
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         deadline = started + args.max_seconds
         threads = [
-            threading.Thread(target=client, args=(otlp_port, templates, args.spans, deadline, tally, 1000 + i))
+            threading.Thread(
+                target=client,
+                args=(otlp_port, templates, args.spans, deadline, tally, 1000 + i, args.rate / args.clients),
+            )
             for i in range(args.clients)
         ]
         for thread in threads:

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
-from alembic.ddl.impl import DefaultImpl
 
+from collector.store import engine as _registers_duckdb_with_alembic  # noqa: F401
 from collector.store.schema import metadata
-
-
-class DuckDBImpl(DefaultImpl):
-    """Alembic has no DuckDB dialect of its own; DuckDB speaks PostgreSQL-style DDL."""
-
-    __dialect__ = "duckdb"
-    transactional_ddl = True
-
 
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:

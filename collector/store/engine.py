@@ -7,8 +7,20 @@ from importlib import resources
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+
+class DuckDBImpl(DefaultImpl):
+    """Alembic has no DuckDB dialect of its own; DuckDB speaks PostgreSQL-style DDL.
+
+    Defining the class registers it with Alembic, so it lives here, imported by every
+    process that asks Alembic anything (current_revision in `serve --no-migrate` too).
+    """
+
+    __dialect__ = "duckdb"
+    transactional_ddl = True
 
 
 def make_engine(url: str, duckdb_memory_limit: str | None = None) -> sa.Engine:

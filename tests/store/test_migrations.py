@@ -98,3 +98,19 @@ def test_duckdb_ledger_from_0001_keeps_its_rows_through_0002_and_back(tmp_path) 
         assert conn.execute(sa.text("SELECT trace_id, input_tokens FROM calls")).all() == [("t1", 10)]
         assert _keys_and_indexes(conn, "calls") == (["trace_id", "span_id"], ["ix_calls_start_time"])
     eng.dispose()
+
+
+def test_a_fresh_process_reads_the_revision_of_a_duckdb_ledger(tmp_path) -> None:
+    """`serve --no-migrate` and `reprice` ask Alembic without migrating: DuckDB must be known to it."""
+    import subprocess
+    import sys
+
+    eng = make_engine(f"duckdb:///{tmp_path / 'r.duckdb'}")
+    migrate(eng)
+    eng.dispose()
+    code = (
+        "from collector.store.engine import current_revision, head_revision, make_engine;"
+        f"e = make_engine('duckdb:///{tmp_path / 'r.duckdb'}'); print(current_revision(e) == head_revision(e))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "True", result.stderr

@@ -76,7 +76,8 @@ def parse_pricing(raw: Any, config_path: str | None = None) -> PricingConfig:
     if isinstance(raw, PricingConfig):
         return raw
     table = _table(raw, "pricing", _TOP_KEYS)
-    where = f"price book {config_path or 'config'}"
+    # Absolute, so serve and reprice name one book alike however the path was typed.
+    where = f"price book {Path(config_path).resolve() if config_path else 'config'}"
     entries = _keyed(_list(table, "prices", "pricing", lambda item, key: _entry(item, key, where)), "pricing")
     discounts = _list(table, "discounts", "pricing", _discount)
     if "price_book" in table:
@@ -127,7 +128,7 @@ def _book_file(raw: Any, config_path: str | None) -> tuple[list[tuple[str, Price
         _fail(f"pricing.price_book: {path} is not valid TOML: {exc}")
     prefix = f"pricing.price_book({path})"
     table = _table(data, prefix, ("prices", "discounts"))
-    entries = _list(table, "prices", prefix, lambda item, key: _entry(item, key, f"price book {path}"))
+    entries = _list(table, "prices", prefix, lambda item, key: _entry(item, key, f"price book {path.resolve()}"))
     return _keyed(entries, prefix), _list(table, "discounts", prefix, _discount)
 
 

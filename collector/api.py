@@ -16,7 +16,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from collector import __version__
+from collector.api_admin import admin_router
+from collector.api_money import call_costs, money_router
 from collector.pipeline import Pipeline
+from collector.price.config import PricingConfig
 from collector.store import queries
 from collector.store.engine import current_revision, head_revision
 
@@ -38,9 +41,11 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def build_api(engine: sa.Engine, pipeline: Pipeline | None) -> FastAPI:
+def build_api(engine: sa.Engine, pipeline: Pipeline | None, pricing: PricingConfig | None = None) -> FastAPI:
     """The FastAPI app for port 8000 (dashboard routes are added by the composition root)."""
     app = FastAPI(title="breakeven", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    pricing = pricing or PricingConfig()
+    app.include_router(money_router(engine, pricing))
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -82,8 +87,15 @@ def build_api(engine: sa.Engine, pipeline: Pipeline | None) -> FastAPI:
         until: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
         cursor: str | None = None,
+        currency: str | None = None,
     ) -> dict[str, Any]:
-        """Stored LLM calls, newest first, with filters and a cursor."""
+        """Stored LLM calls, newest first, with filters and a cursor.
+
+        Each call's `cost` is a decimal string in `currency` (USD by default; null when
+        unpriced). A self-hosted call's cost is its share of its pool's cost over the whole
+        allocation period (hour, day or month) that contains it, so it moves while that
+        period is still open.
+        """
         filters = queries.CallFilters(
             service=service,
             provider=provider,
@@ -97,6 +109,7 @@ def build_api(engine: sa.Engine, pipeline: Pipeline | None) -> FastAPI:
         try:
             with engine.connect() as conn:
                 page, next_cursor = queries.list_calls(conn, filters, limit, cursor)
+                page = call_costs(conn, pricing, page, currency)
         except queries.CursorError as exc:
             raise HTTPException(400, str(exc)) from None
         return {"calls": page, "next": next_cursor}
@@ -111,4 +124,5 @@ def build_api(engine: sa.Engine, pipeline: Pipeline | None) -> FastAPI:
             totals["cached_traces"] = len(pipeline.cache)
         return totals
 
+    app.include_router(admin_router(engine))
     return app

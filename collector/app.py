@@ -73,7 +73,7 @@ class Collector:
         self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline)
         self._grpc.start()
 
-        api = build_api(self.engine, self.pipeline)
+        api = build_api(self.engine, self.pipeline, s.pricing)
         add_dashboard(api, self.engine)
         apps = [(build_otlp_app(s, self.pipeline), otlp_sock), (api, api_sock)]
         self._servers = [

@@ -1,13 +1,15 @@
-"""breakeven serve | migrate | version."""
+"""breakeven serve | migrate | reprice | version."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from collector import __version__
@@ -39,12 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(migrate)
     migrate.add_argument("--revision", default="head", help="target revision (default head)")
 
+    reprice = sub.add_parser(
+        "reprice",
+        help="recompute stored call prices with the current prices",
+        description="Price the calls that started in [--since, --until) again with the current config's prices "
+        "and rewrite the ones whose price changed; leaves an audit row in reprice_runs.",
+    )
+    _add_common(reprice)
+    reprice.add_argument("--since", required=True, help="first day (YYYY-MM-DD, or an ISO 8601 datetime; UTC)")
+    reprice.add_argument("--until", help="end, excluded (default: now)")
+    reprice.add_argument("--actor", help="who runs it, for the audit row (default: the login name)")
+    reprice.add_argument("--dry-run", dest="dry_run", action="store_true", help="count and total; change nothing")
+    reprice.add_argument("--batch-size", dest="batch_size", type=int, default=10_000, help="calls per transaction")
+
     sub.add_parser("version", help="print the version")
     return parser
 
 
+# Arguments of subcommands that are not settings.
+_NOT_SETTINGS = ("command", "revision", "since", "until", "actor", "dry_run", "batch_size")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    flags: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in ("command", "revision")}
+    flags: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
     return load_settings(flags)
 
 
@@ -78,6 +97,49 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def reprice(settings: Settings, args: argparse.Namespace) -> int:
+    """Reprice a date range: progress on stderr, the summary on stdout; 2 on bad input, 130 when interrupted."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from collector import reprice as rp
+
+    try:
+        since = rp.parse_bound("--since", args.since)
+        until = rp.parse_bound("--until", args.until) if args.until else datetime.now(UTC)
+        if args.batch_size < 1:
+            raise rp.RepriceError(f"--batch-size: must be positive, got {args.batch_size}")
+        run = rp.plan_run(settings.pricing, since, until, actor=args.actor or _login_name(), dry_run=args.dry_run)
+        engine = rp.open_ledger(settings.db, settings.duckdb_memory_limit)
+    except rp.RepriceError as exc:
+        print(f"breakeven: error: {exc}", file=sys.stderr)
+        return 2
+    bar = rp.ProgressBar(sys.stderr)
+    try:
+        rp.reprice(engine, settings.pricing, run, batch_size=args.batch_size, progress=bar)
+    except (KeyboardInterrupt, SQLAlchemyError) as exc:
+        bar.close()
+        kept = (
+            "nothing was written (dry run)"
+            if run.dry_run
+            else f"the {run.repriced:,} calls repriced in committed batches stay so; its audit row has no finished_at"
+        )
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {str(exc).splitlines()[0]}"
+        print(f"breakeven: reprice {run.run_id} {why}; {kept}", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 1
+    finally:
+        engine.dispose()
+    bar.close()
+    print(rp.summary(run))
+    return 0
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER/LOGNAME and no passwd entry (some containers)
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `breakeven` console script."""
     parser = build_parser()
@@ -95,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             migrate(engine, args.revision)
             print(f"database at revision {current_revision(engine)}")
             return 0
+        if args.command == "reprice":
+            return reprice(settings, args)
         return serve(settings)
     except SettingsError as exc:
         print(f"breakeven: error: {exc}", file=sys.stderr)

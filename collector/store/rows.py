@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from collector.price.ledger import CallPrice
+from collector.price.fx import USD
+from collector.price.ledger import POOL, PRICED, CallPrice
+from collector.price.money import stored
 from collector.records import TOKEN_FIELDS, Call, LlmSpan
 from collector.store.schema import calls, llm_spans
 
@@ -25,6 +28,7 @@ _PRICE_ATTRS = (
     ("pool", "pool"), ("price_status", "status"), ("cost_usd", "cost_usd"), ("list_cost_usd", "list_cost_usd"),
     ("price_source", "source"), ("price_entry", "entry"), ("unpriced_reason", "unpriced_reason"),
 )  # fmt: skip
+_RAW_MONEY = frozenset({"cost_usd", "list_cost_usd"})  # shown as `cost`, a decimal string, never a float
 _SPAN_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "name", "kind", "is_engine")
 
 
@@ -87,15 +91,43 @@ def span_from_row(row: Any) -> LlmSpan:
     )
 
 
+def call_from_row(row: Any) -> Call:
+    """A call read back from calls, as the pipeline priced it (for `breakeven reprice`)."""
+    m = row._mapping
+    return Call(
+        start_ns=datetime_to_ns(m["start_time"]),
+        end_ns=datetime_to_ns(m["end_time"]),
+        member_span_ids=tuple(x for x in m["member_span_ids"].split(",") if x),
+        **{name: m[name] for name in _CALL_ATTRS},
+    )
+
+
 def public_call(m: Any) -> dict[str, Any]:
-    """A calls row as the API shows it."""
-    out = {name: m[name] for name in CALL_COLUMNS if name not in TIME_COLUMNS}
+    """A calls row as the API shows it: money as a decimal string (USD here; the API converts
+    it and fills in a pool call's share, which is worked out when read)."""
+    out = {name: m[name] for name in CALL_COLUMNS if name not in TIME_COLUMNS and name not in _RAW_MONEY}
+    priced = m["price_status"] == PRICED and m["cost_usd"] is not None
+    out["cost"] = decimal_text(m["cost_usd"]) if priced else None
+    out["currency"] = USD
+    out["priced"] = priced or m["price_status"] == POOL
     for name in TIME_COLUMNS:
         out[name] = _iso(m[name])
     out["duration_ms"] = (m["end_time"] - m["start_time"]).total_seconds() * 1000.0
     out["member_span_ids"] = [s for s in m["member_span_ids"].split(",") if s]
     out["conventions"] = [s for s in m["conventions"].split(",") if s]
     return out
+
+
+def decimal_text(amount: Decimal | None, places: int = 2) -> str | None:
+    """A decimal as JSON shows it: a string, exact to 10 places, trailing zeros trimmed to
+    `places` (2 for money, 0 for ratios and counts); never a float."""
+    if amount is None:
+        return None
+    value = stored(amount)
+    text = f"{abs(value) if value == 0 else value:f}"
+    whole, _, fraction = text.partition(".")
+    fraction = fraction.rstrip("0").ljust(places, "0")
+    return f"{whole}.{fraction}" if fraction else whole
 
 
 def _iso(value: datetime) -> str:

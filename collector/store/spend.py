@@ -1,0 +1,330 @@
+"""Spend: calls, tokens and cost over [since, until), grouped; pool cost allocated on read.
+
+One GROUP BY over the calls table (SQLAlchemy Core: DuckDB and PostgreSQL alike) returns
+counts, token sums and per-token cost sums per group key, UTC time bucket, price status and
+pool. Everything else is Decimal arithmetic in Python over those few rows:
+
+- a per-token call (price_status "priced") costs its stored cost_usd;
+- a self-hosted call (price_status "pool") gets its share of its pool's cost for the
+  allocation window that holds it (pricing.allocation_period: hour, day or month, UTC):
+  the window's fixed cost split by busy seconds (collector.price.pools.allocate), plus the
+  variable cost of its tokens. Busy seconds are linear in tokens, so token sums per
+  (pool, bucket, group) allocate exactly as the calls one by one would;
+- a window partly outside [since, until) contributes only the overlap: its fixed cost is
+  prorated to the overlap and split over the calls inside the range. So a report's pool
+  cost is exactly the pool's cost for [since, until), whatever the window size, and the
+  cost of one call in /api/v1/calls (always its whole window) may differ from its share
+  in a report that cuts its window;
+- windows (or overlaps) without traffic are idle spend that belongs to no group: it is
+  returned per pool as unallocated, never spread over rows;
+- unpriced calls (and pool calls whose pool is no longer configured) are counted apart,
+  by reason, and never priced as zero.
+
+Amounts stay USD, unrounded, keyed by the UTC day they belong to, so the caller can
+convert each day at that day's exchange rate. `breaks` names the instants where a rate
+changes: an interval cost (idle spend) is split there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any
+
+import sqlalchemy as sa
+
+from collector.price.config import PricingConfig
+from collector.price.ledger import POOL, PRICED
+from collector.price.periods import allocation_window, utc
+from collector.price.pools import Pool, allocate, fixed_cost
+from collector.price.usage import TokenUsage
+from collector.store.schema import calls
+
+GROUP_KEYS = ("backend_class", "provider", "model", "service", "team", "feature", "pool", "day", "month")
+TIME_KEYS = ("day", "month")
+UNKNOWN_POOL = "unknown_pool"  # a pool call whose pool the config no longer has
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+ByDay = dict[date, Decimal]
+Key = tuple[Any, ...]
+
+
+class GroupByError(ValueError):
+    """A group_by that names something spend cannot group by."""
+
+
+def group_keys(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The group_by names, validated, in order, without repeats; GroupByError naming a bad one."""
+    names = text.split(",") if isinstance(text, str) else list(text or ())
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        if name not in GROUP_KEYS:
+            raise GroupByError(f"group_by: cannot group by {name!r} (one of {', '.join(GROUP_KEYS)})")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class SpendRow:
+    """One group: its key values (in group_by order), calls, tokens and cost by UTC day."""
+
+    key: Key
+    calls: int = 0
+    unpriced_calls: int = 0
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cost_usd: ByDay = field(default_factory=dict)  # empty: no call of the group could be priced
+
+    @property
+    def priced_calls(self) -> int:
+        """Calls whose cost is in cost_usd (per-token or pool)."""
+        return self.calls - self.unpriced_calls
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Spend over [since, until), grouped, in USD by UTC day."""
+
+    since: datetime
+    until: datetime
+    group_by: tuple[str, ...]
+    rows: list[SpendRow]
+    unpriced_calls: int
+    unpriced_reasons: dict[str, int]
+    unallocated_usd: dict[str, ByDay]  # per configured pool: fixed cost of windows without traffic
+
+
+def add(by_day: ByDay, day: date, amount: Decimal) -> None:
+    """Add an amount to a day's total."""
+    by_day[day] = by_day.get(day, Decimal(0)) + amount
+
+
+def _bucket(seconds: int, pool_only: bool = False) -> sa.ColumnElement[int]:
+    # Seconds since the epoch, not date_trunc: truncation of a timestamptz follows the
+    # session time zone on both databases, and buckets must be UTC. date_part is a double
+    # (EXTRACT is numeric on PostgreSQL, twice as slow); at today's epoch a double resolves
+    # well under a microsecond, so no call lands in the wrong hour or day.
+    epoch = sa.func.date_part("epoch", calls.c.start_time)
+    bucket = sa.cast(sa.func.floor(epoch / sa.literal_column(str(seconds))), sa.BigInteger)
+    if not pool_only or seconds == 86_400:
+        return bucket
+    # Only pool calls need hours (their allocation windows); the rest need their day, so
+    # they share its first hour and hourly allocation does not multiply their rows by 24.
+    per_day: sa.ColumnElement[int] = sa.literal_column(str(86_400 // seconds), sa.BigInteger)
+    day_start = sa.cast(sa.func.floor(epoch / sa.literal_column("86400")), sa.BigInteger) * per_day
+    return sa.case((calls.c.price_status == POOL, bucket), else_=day_start)
+
+
+def _dimension(name: str) -> sa.ColumnElement[Any]:
+    if name == "model":
+        return sa.func.coalesce(calls.c.response_model, calls.c.request_model)
+    return calls.c[name]
+
+
+_TOKEN_SUMS = (
+    sa.func.sum(calls.c.input_tokens).label("input"),
+    sa.func.sum(calls.c.cache_read_tokens).label("cache_read"),
+    sa.func.sum(calls.c.cache_write_tokens).label("cache_write"),
+    sa.func.sum(calls.c.output_tokens).label("output"),
+    sa.func.sum(calls.c.reasoning_tokens).label("reasoning"),
+)
+
+
+def _usage(row: Any) -> TokenUsage:
+    return TokenUsage(
+        int(row.input or 0), int(row.cache_read or 0), int(row.cache_write or 0), int(row.output or 0),
+        int(row.reasoning or 0),
+    )  # fmt: skip
+
+
+def _bucket_seconds(pricing: PricingConfig) -> int:
+    return 3600 if pricing.allocation_period == "hour" else 86_400
+
+
+def spend(
+    conn: sa.Connection,
+    pricing: PricingConfig,
+    since: datetime,
+    until: datetime,
+    group_by: Sequence[str] = (),
+    breaks: Sequence[datetime] = (),
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> Spend:
+    """Calls, tokens and cost (per-token plus allocated pool cost) per group over [since, until)."""
+    group_by = group_keys(group_by)
+    seconds = _bucket_seconds(pricing)
+    dims = [name for name in group_by if name not in TIME_KEYS and name != "pool"]
+    bucket = _bucket(seconds, pool_only=True)
+    keys = [_dimension(name) for name in dims] + [bucket, calls.c.price_status, calls.c.pool, calls.c.unpriced_reason]
+    labels = [*dims, "bucket", "price_status", "pool", "unpriced_reason"]
+    query = (
+        sa.select(
+            *(k.label(n) for k, n in zip(keys, labels, strict=True)),
+            sa.func.count().label("calls"),
+            *_TOKEN_SUMS,
+            sa.func.sum(calls.c.cost_usd).label("cost"),
+        )
+        .where(calls.c.start_time >= since, calls.c.start_time < until, *where)
+        .group_by(*keys)
+    )
+    pools = {pool.name: pool for pool in pricing.pools}
+    table: dict[Key, SpendRow] = {}
+    reasons: dict[str, int] = {}
+    windows: dict[tuple[str, datetime, datetime], list[tuple[tuple[Key, date], TokenUsage]]] = {}
+    buckets: dict[int, tuple[date, date, datetime, datetime]] = {}
+    n = len(dims)
+    # Where each key value comes from in (*dimensions, pool, day, month).
+    picks = [dims.index(name) if name in dims else n + ("pool", "day", "month").index(name) for name in group_by]
+    for r in conn.execute(query).all():
+        number, status, pool_name, reason, count = r[n : n + 5]
+        if number not in buckets:
+            start = EPOCH + timedelta(seconds=int(number) * seconds)
+            window = allocation_window(start, pricing.allocation_period)
+            buckets[number] = (start.date(), start.date().replace(day=1), *window)
+        day, month, ws, we = buckets[number]
+        values = (*r[:n], pool_name, day, month)
+        key = tuple(values[i] for i in picks)
+        row = table.get(key)
+        if row is None:
+            row = table[key] = SpendRow(key)
+        usage = TokenUsage(*(int(v or 0) for v in r[n + 5 : n + 10]))
+        row.calls += count
+        row.usage += usage
+        cost = r[n + 10]
+        if status == PRICED and cost is not None:
+            add(row.cost_usd, day, Decimal(cost))
+        elif status == POOL and pool_name in pools:
+            windows.setdefault((pool_name, ws, we), []).append(((key, day), usage))
+        else:
+            row.unpriced_calls += count
+            reason = UNKNOWN_POOL if status == POOL else (reason or "unknown")
+            reasons[reason] = reasons.get(reason, 0) + count
+    allocated: dict[str, list[tuple[datetime, datetime]]] = {name: [] for name in pools}
+    for (name, ws, we), items in windows.items():
+        pool = pools[name]
+        lo, hi = max(ws, since), min(we, until)
+        for (key, day), amount in allocate(pool, lo, hi, items).items():
+            add(table[key].cost_usd, day, amount)
+        if any(usage.total for _, usage in items):  # busy seconds > 0: capacity is positive
+            allocated[name].append((lo, hi))
+    unallocated = {name: _unallocated(pools[name], since, until, spans, breaks) for name, spans in allocated.items()}
+    rows = sorted(table.values(), key=lambda row: tuple((v is None, v if v is not None else "") for v in row.key))
+    return Spend(since, until, group_by, rows, sum(reasons.values()), reasons, unallocated)
+
+
+def segments(since: datetime, until: datetime, breaks: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """[since, until) cut at every break strictly inside it."""
+    cuts = sorted({b for b in breaks if since < b < until})
+    edges = [since, *cuts, until]
+    return [(lo, hi) for lo, hi in pairwise(edges) if lo < hi]
+
+
+def _unallocated(
+    pool: Pool, since: datetime, until: datetime, busy: list[tuple[datetime, datetime]], breaks: Sequence[datetime]
+) -> ByDay:
+    # The fixed cost of the whole range less that of the windows that had traffic: what is
+    # left is the windows without any, without walking every empty hour of a long range.
+    # fixed_cost is additive over intervals (hours and prorated months both add up).
+    out: ByDay = {}
+    for lo, hi in segments(since, until, breaks):
+        amount = fixed_cost(pool.cost, pool.boxes, lo, hi).total
+        for wlo, whi in busy:
+            a, b = max(lo, wlo), min(hi, whi)
+            if a < b:
+                amount -= fixed_cost(pool.cost, pool.boxes, a, b).total
+        add(out, lo.date(), amount)
+    return out
+
+
+def rollup(rows: Iterable[SpendRow], positions: Sequence[int]) -> list[SpendRow]:
+    """Rows merged onto the key values at these positions (e.g. pool x day -> pool)."""
+    merged: dict[Key, SpendRow] = {}
+    for row in rows:
+        key = tuple(row.key[i] for i in positions)
+        out = merged.get(key)
+        if out is None:
+            out = merged[key] = SpendRow(key)
+        out.calls += row.calls
+        out.unpriced_calls += row.unpriced_calls
+        out.usage += row.usage
+        for day, amount in row.cost_usd.items():
+            add(out.cost_usd, day, amount)
+    return list(merged.values())
+
+
+def pool_calls(conn: sa.Connection, pool: str, since: datetime, until: datetime) -> list[tuple[datetime, TokenUsage]]:
+    """Start time and usage of each of a pool's calls over [since, until) (for exact re-pricing)."""
+    query = sa.select(
+        calls.c.start_time,
+        calls.c.input_tokens.label("input"),
+        calls.c.cache_read_tokens.label("cache_read"),
+        calls.c.cache_write_tokens.label("cache_write"),
+        calls.c.output_tokens.label("output"),
+        calls.c.reasoning_tokens.label("reasoning"),
+    ).where(
+        calls.c.pool == pool,
+        calls.c.price_status == POOL,
+        calls.c.start_time >= since,
+        calls.c.start_time < until,
+    )
+    return [(utc(r.start_time), _usage(r)) for r in conn.execute(query)]
+
+
+def pool_call_costs(
+    conn: sa.Connection, pricing: PricingConfig, items: Sequence[tuple[str | None, datetime, TokenUsage]]
+) -> list[Decimal | None]:
+    """Each (pool, start, usage) call's share of its pool's cost over its whole allocation window.
+
+    The whole window, even while it is still open: the share moves as traffic arrives.
+    None for a pool the config does not have.
+    """
+    pools = {pool.name: pool for pool in pricing.pools}
+    period = pricing.allocation_period
+    wanted = {(name, *allocation_window(utc(at), period)) for name, at, _ in items if name in pools}
+    if not wanted:
+        return [None] * len(items)
+    seconds = _bucket_seconds(pricing)
+    bucket = _bucket(seconds)
+    query = (
+        sa.select(calls.c.pool, bucket.label("bucket"), *_TOKEN_SUMS)
+        .where(
+            calls.c.price_status == POOL,
+            calls.c.pool.in_(sorted({name for name, _, _ in wanted})),
+            calls.c.start_time >= min(w[1] for w in wanted),
+            calls.c.start_time < max(w[2] for w in wanted),
+        )
+        .group_by(calls.c.pool, bucket)
+    )
+    totals: dict[tuple[str, datetime, datetime], TokenUsage] = {}
+    for r in conn.execute(query):
+        window = (r.pool, *allocation_window(EPOCH + timedelta(seconds=int(r.bucket) * seconds), period))
+        if window in wanted:
+            totals[window] = totals.get(window, TokenUsage()) + _usage(r)
+    out: list[Decimal | None] = []
+    for name, at, usage in items:
+        if name not in pools:
+            out.append(None)
+            continue
+        window = (name, *allocation_window(utc(at), period))
+        others = _minus(totals.get(window, usage), usage)
+        shares = allocate(pools[name], window[1], window[2], [(0, usage), (1, others)])
+        out.append(shares[0])
+    return out
+
+
+def _minus(total: TokenUsage, part: TokenUsage) -> TokenUsage:
+    return TokenUsage(
+        total.input - part.input, total.cache_read - part.cache_read, total.cache_write - part.cache_write,
+        total.output - part.output, total.reasoning - part.reasoning,
+    )  # fmt: skip
+
+
+def days_of(by_day: Mapping[date, Decimal]) -> Decimal:
+    """The sum over days (USD, unconverted)."""
+    return sum(by_day.values(), Decimal(0))

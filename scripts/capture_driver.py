@@ -33,7 +33,8 @@ from pathlib import Path
 CONFIG = json.loads(sys.argv[1])
 sys.path.insert(0, CONFIG["tests_dir"])
 
-from fakeprovider import FakeProvider, expected_canonical  # noqa: E402
+from emitters import call_scenario, request_meta  # noqa: E402
+from fakeprovider import FakeProvider, expected_record  # noqa: E402
 
 
 def say(msg):
@@ -203,134 +204,6 @@ OPENLIT_PRICING = {
 }
 
 
-# --------------------------------------------------------------------------
-# Scenarios
-# --------------------------------------------------------------------------
-def prompt(s):
-    return f"Please answer briefly. SECRET-PROMPT-{s}-7f3a"
-
-
-def system(s):
-    return f"You are a terse assistant. SECRET-SYSTEM-{s}-7f3a"
-
-
-def openai_call(fp, scenario):
-    import openai
-
-    client = openai.OpenAI(base_url=fp.base_url + "/v1", api_key="sk-fake-capture", max_retries=0, timeout=30)
-    hdr = {"X-Fake-Scenario": scenario}
-    msgs = [{"role": "system", "content": system(scenario)}, {"role": "user", "content": prompt(scenario)}]
-    if scenario == "chat":
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=msgs, max_tokens=100, temperature=0.2, extra_headers=hdr
-        )
-        return dict(request_model="gpt-4o-mini", operation="chat", streaming=False)
-    if scenario == "chat-stream":
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=msgs,
-            max_tokens=100,
-            temperature=0.2,
-            stream=True,
-            stream_options={"include_usage": True},
-            extra_headers=hdr,
-        )
-        for _ in stream:
-            pass
-        if hasattr(stream, "close"):
-            stream.close()
-        return dict(request_model="gpt-4o-mini", operation="chat", streaming=True)
-    if scenario == "chat-cached":
-        client.chat.completions.create(model="gpt-4o", messages=msgs, max_tokens=100, extra_headers=hdr)
-        return dict(request_model="gpt-4o", operation="chat", streaming=False)
-    if scenario == "chat-reasoning":
-        client.chat.completions.create(
-            model="o3-mini", messages=msgs, max_completion_tokens=2000, reasoning_effort="medium", extra_headers=hdr
-        )
-        return dict(request_model="o3-mini", operation="chat", streaming=False)
-    if scenario == "chat-cache-write":
-        client.chat.completions.create(model="gpt-4o", messages=msgs, max_tokens=100, extra_headers=hdr)
-        return dict(request_model="gpt-4o", operation="chat", streaming=False)
-    if scenario == "chat-error":
-        client.chat.completions.create(model="gpt-4o-mini", messages=msgs, max_tokens=100, extra_headers=hdr)
-        return dict(request_model="gpt-4o-mini", operation="chat", streaming=False)
-    if scenario == "embeddings":
-        client.embeddings.create(model="text-embedding-3-small", input=prompt(scenario), extra_headers=hdr)
-        return dict(request_model="text-embedding-3-small", operation="embeddings", streaming=False)
-    if scenario == "responses":
-        client.responses.create(
-            model="o4-mini",
-            instructions=system(scenario),
-            input=prompt(scenario),
-            max_output_tokens=2000,
-            extra_headers=hdr,
-        )
-        return dict(request_model="o4-mini", operation="chat", streaming=False)
-    raise ValueError(scenario)
-
-
-def anthropic_call(fp, scenario):
-    import anthropic
-
-    client = anthropic.Anthropic(base_url=fp.base_url, api_key="sk-ant-fake-capture", max_retries=0, timeout=30)
-    hdr = {"X-Fake-Scenario": scenario}
-    msgs = [{"role": "user", "content": prompt(scenario)}]
-    model = "claude-sonnet-4-5"
-    # anthropic 2.x dropped `temperature` from Messages.create; pass it only
-    # where the installed client still takes it.
-    import inspect
-
-    params = inspect.signature(anthropic.resources.messages.Messages.create).parameters
-    extra = {"temperature": 0.2} if "temperature" in params else {}
-    if scenario == "chat":
-        client.messages.create(
-            model=model, system=system(scenario), messages=msgs, max_tokens=100, extra_headers=hdr, **extra
-        )
-        return dict(request_model=model, operation="chat", streaming=False)
-    if scenario in ("chat-stream", "chat-stream-legacy"):
-        stream = client.messages.create(
-            model=model, system=system(scenario), messages=msgs, max_tokens=100, stream=True, extra_headers=hdr, **extra
-        )
-        for _ in stream:
-            pass
-        if hasattr(stream, "close"):
-            stream.close()
-        return dict(request_model=model, operation="chat", streaming=True)
-    if scenario == "chat-stream-helper":
-        with client.messages.stream(
-            model=model, system=system(scenario), messages=msgs, max_tokens=100, extra_headers=hdr
-        ) as stream:
-            for _ in stream.text_stream:
-                pass
-            stream.get_final_message()
-        return dict(request_model=model, operation="chat", streaming=True)
-    if scenario == "chat-cached":
-        client.messages.create(
-            model=model,
-            max_tokens=100,
-            extra_headers=hdr,
-            messages=msgs,
-            system=[
-                {
-                    "type": "text",
-                    "text": system(scenario) + " " + "Long cached context. " * 40,
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ],
-        )
-        return dict(request_model=model, operation="chat", streaming=False)
-    if scenario == "chat-reasoning":
-        kw = {"thinking": {"type": "enabled", "budget_tokens": 1024}} if "thinking" in params else {}
-        client.messages.create(
-            model=model, system=system(scenario), messages=msgs, max_tokens=2000, extra_headers=hdr, **kw
-        )
-        return dict(request_model=model, operation="chat", streaming=False)
-    if scenario == "chat-error":
-        client.messages.create(model=model, system=system(scenario), messages=msgs, max_tokens=100, extra_headers=hdr)
-        return dict(request_model=model, operation="chat", streaming=False)
-    raise ValueError(scenario)
-
-
 def packages():
     out = {}
     for name in CONFIG["packages"]:
@@ -364,7 +237,6 @@ def run():
     pkgs = packages()
     say("packages " + json.dumps(pkgs))
     instrument()
-    call = openai_call if CONFIG["provider"] == "openai" else anthropic_call
     failures = 0
     with FakeProvider() as fp:
         # warm-up flush so any start-up telemetry is not attributed to scenario 1
@@ -373,9 +245,8 @@ def run():
             fp.clear()
             mark = RECEIVER.mark()
             err = None
-            meta = None
             try:
-                meta = call(fp, scenario)
+                call_scenario(CONFIG["provider"], fp.base_url, scenario)
             except Exception as exc:  # the error scenario raises on purpose
                 err = exc
                 if scenario != "chat-error":
@@ -389,35 +260,7 @@ def run():
             raw_traces = [b for s, b, e, _ in bodies if s == "traces"]
             raw_logs = [b for s, b, e, _ in bodies if s == "logs"]
             returned = list(fp.returned)
-            if meta is None:
-                # error scenario: describe the request we made
-                meta = dict(
-                    request_model="claude-sonnet-4-5" if CONFIG["provider"] == "anthropic" else "gpt-4o-mini",
-                    operation="chat",
-                    streaming=False,
-                )
-            last = returned[-1] if returned else {}
-            usage = last.get("usage")
-            expected = {
-                "provider": CONFIG["provider"],
-                "request_model": meta["request_model"],
-                "response_model": last.get("model"),
-                "operation": meta["operation"],
-                "streaming": meta["streaming"],
-                "status": "error" if (err is not None or last.get("status", 200) >= 400) else "ok",
-                "error_type": type(err).__name__ if err is not None else None,
-                "http_status": last.get("status"),
-            }
-            expected.update(expected_canonical(CONFIG["provider"], last.get("path", ""), usage))
-            if expected["status"] == "error":
-                for k in (
-                    "input_tokens",
-                    "cache_read_tokens",
-                    "cache_write_tokens",
-                    "output_tokens",
-                    "reasoning_tokens",
-                ):
-                    expected[k] = None
+            expected = expected_record(CONFIG["provider"], request_meta(CONFIG["provider"], scenario), returned, err)
             traces_json = to_json_dicts(traces, "traces")
             logs_json = to_json_dicts(logs, "logs")
             nspans = count_spans(traces_json)

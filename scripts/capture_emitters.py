@@ -42,6 +42,9 @@ DRIVER = REPO / "scripts" / "capture_driver.py"
 FIXTURES = REPO / "tests" / "fixtures" / "emitters"
 VENV_ROOT = Path(os.environ.get("BREAKEVEN_CAPTURE_VENVS", "/tmp/breakeven-capture"))
 
+sys.path.insert(0, str(REPO / "tests"))
+from emitters import ANTHROPIC_SCENARIOS, OPENAI_SCENARIOS  # noqa: E402  (the scenarios the driver runs)
+
 COMMON = ["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"]
 
 # venv name -> requirements (besides COMMON).  Pre-release-only packages get an
@@ -68,26 +71,6 @@ VENVS: dict[str, list[str]] = {
     "openlit": ["openlit", "openai", "anthropic"],
     "anthropic-sdk": ["anthropic"],
 }
-
-OPENAI_SCENARIOS = [
-    "chat",
-    "chat-stream",
-    "chat-cached",
-    "chat-reasoning",
-    "chat-cache-write",
-    "chat-error",
-    "embeddings",
-    "responses",
-]
-ANTHROPIC_SCENARIOS = [
-    "chat",
-    "chat-stream",
-    "chat-stream-helper",
-    "chat-stream-legacy",
-    "chat-cached",
-    "chat-reasoning",
-    "chat-error",
-]
 
 _LATEST = {
     "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,9 @@ import pytest
 
 from collector.app import Collector
 from collector.settings import load_settings
+
+# Shared expectation helpers assert outside test modules: give them pytest's assertion messages.
+pytest.register_assert_rewrite("tests.emitters")
 
 PG_URL = os.environ.get("BREAKEVEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -32,6 +37,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.outcome = "failed"
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.longrepr = f"skipped under CI=true, which must run everything: {reason}"
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A fresh schema in the test PostgreSQL, dropped afterwards: yields a URL that uses it.
+
+    Skips (with the reason) when PostgreSQL is not reachable; under CI=true that fails.
+    """
+    from collector.store.engine import make_engine
+
+    admin = make_engine(PG_URL)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql("select 1")
+    except Exception as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc.__class__.__name__}")
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
 
 def require_program(name: str) -> str:

@@ -86,7 +86,9 @@ The completion text is ``"Here is the answer: SECRET-COMPLETION-<scenario>-9c1e.
 ``server.returned`` (``FakeProvider.returned``) records for every request a
 dict: ``path``, ``scenario``, ``request_model``, ``model`` (response model, None
 on error), ``usage`` (exactly as returned, None on error), ``stream``,
-``status``, and ``error`` (the error body on error, else None).
+``status``, and ``error`` (the error body on error, else None). The record is
+appended before the answer's last bytes are written, so once a client call has
+returned (or a stream has ended) its record is there.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ __all__ = [
     "FakeProvider",
     "completion_text",
     "expected_canonical",
+    "expected_record",
 ]
 
 CREATED = 1735689600  # 2025-01-01T00:00:00Z, fixed so fixtures are stable
@@ -289,6 +292,32 @@ def expected_canonical(provider: str, path: str, usage):
     )
 
 
+def expected_record(provider: str, meta: dict, returned: list, raised: BaseException | None = None) -> dict:
+    """The canonical record one scenario's call must be stored as, from what the server returned.
+
+    ``meta`` is what the request asked for (``request_model``, ``operation``,
+    ``streaming``); ``returned`` is ``FakeProvider.returned`` for that call; ``raised`` is
+    the exception the client raised, if any. Token fields are None for errors.
+    """
+    last = returned[-1] if returned else {}
+    status = "error" if (raised is not None or last.get("status", 200) >= 400) else "ok"
+    expected = {
+        "provider": provider,
+        "request_model": meta["request_model"],
+        "response_model": last.get("model"),
+        "operation": meta["operation"],
+        "streaming": meta["streaming"],
+        "status": status,
+        "error_type": type(raised).__name__ if raised is not None else None,
+        "http_status": last.get("status"),
+    }
+    expected.update(expected_canonical(provider, last.get("path", ""), last.get("usage")))
+    if status == "error":
+        for k in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens"):
+            expected[k] = None
+    return expected
+
+
 def _split_model(model, header_scenario):
     model = model or "unknown-model"
     scenario = header_scenario
@@ -371,7 +400,6 @@ class _Handler(BaseHTTPRequestHandler):
             headers["request-id"] = "req_fake_error_0001"
         else:
             headers["x-request-id"] = "req_fake_error_0001"
-        self._send_json(status, body, headers)
         self._record(
             path=path,
             scenario=scenario,
@@ -382,6 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=status,
             error=body,
         )
+        self._send_json(status, body, headers)
         return True
 
     # -- routing -----------------------------------------------------------
@@ -435,7 +464,6 @@ class _Handler(BaseHTTPRequestHandler):
                 ],
                 "usage": usage,
             }
-            self._send_json(200, resp, {"x-request-id": "req_" + cid[-12:]})
             self._record(
                 path=path,
                 scenario=scenario,
@@ -446,6 +474,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status=200,
                 error=None,
             )
+            self._send_json(200, resp, {"x-request-id": "req_" + cid[-12:]})
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self._start_sse({"x-request-id": "req_" + cid[-12:]})
@@ -481,7 +510,6 @@ class _Handler(BaseHTTPRequestHandler):
                     "usage": usage,
                 }
             )
-        self._sse("[DONE]")
         self._record(
             path=path,
             scenario=scenario,
@@ -492,6 +520,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=200,
             error=None,
         )
+        self._sse("[DONE]")
 
     def _openai_embeddings(self, path, body):
         request_model, scenario = _split_model(body.get("model"), self.headers.get("X-Fake-Scenario"))
@@ -511,7 +540,6 @@ class _Handler(BaseHTTPRequestHandler):
                 for i in range(n)
             ],
         }
-        self._send_json(200, resp, {"x-request-id": "req_fake_emb_0001"})
         self._record(
             path=path,
             scenario=scenario,
@@ -522,6 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=200,
             error=None,
         )
+        self._send_json(200, resp, {"x-request-id": "req_fake_emb_0001"})
 
     def _openai_responses(self, path, body):
         stream = bool(body.get("stream"))
@@ -530,6 +559,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self._maybe_error("openai", path, scenario, request_model, stream):
             return
         if stream:
+            self._record(
+                path=path,
+                scenario=scenario,
+                request_model=request_model,
+                model=None,
+                usage=None,
+                stream=True,
+                status=400,
+                error="streaming not supported",
+            )
             self._send_json(
                 400,
                 {
@@ -540,16 +579,6 @@ class _Handler(BaseHTTPRequestHandler):
                         "code": None,
                     }
                 },
-            )
-            self._record(
-                path=path,
-                scenario=scenario,
-                request_model=request_model,
-                model=None,
-                usage=None,
-                stream=True,
-                status=400,
-                error="streaming not supported",
             )
             return
         model = _response_model(request_model, self.headers.get("X-Fake-Response-Model"))
@@ -592,7 +621,6 @@ class _Handler(BaseHTTPRequestHandler):
             "user": None,
             "metadata": {},
         }
-        self._send_json(200, resp, {"x-request-id": "req_" + rid[-12:]})
         self._record(
             path=path,
             scenario=scenario,
@@ -603,6 +631,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=200,
             error=None,
         )
+        self._send_json(200, resp, {"x-request-id": "req_" + rid[-12:]})
 
     # -- Anthropic -----------------------------------------------------------
     def _anthropic_messages(self, path, body):
@@ -637,7 +666,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "stop_sequence": None,
                 "usage": usage,
             }
-            self._send_json(200, resp, headers)
             self._record(
                 path=path,
                 scenario=scenario,
@@ -648,6 +676,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status=200,
                 error=None,
             )
+            self._send_json(200, resp, headers)
             return
         self._start_sse(headers)
         start_usage = dict(usage)
@@ -697,7 +726,6 @@ class _Handler(BaseHTTPRequestHandler):
             },
             "message_delta",
         )
-        self._sse({"type": "message_stop"}, "message_stop")
         self._record(
             path=path,
             scenario=scenario,
@@ -708,6 +736,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=200,
             error=None,
         )
+        self._sse({"type": "message_stop"}, "message_stop")
 
 
 class FakeProvider:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from collector.store.engine import make_engine
-from tests.conftest import PG_URL, require_program
+from tests.conftest import PG_URL, postgres_schema, require_program
 from tests.reliability.server import ServerProcess
 from tests.reliability.test_crash import RecordingExporter, _load
 
@@ -41,22 +40,8 @@ def _cluster() -> list[str]:
 
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
-    admin = make_engine(PG_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc.__class__.__name__}")
-    schema = f"outage_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    admin.dispose()
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_schema("outage") as url:
+        yield url
 
 
 def _wait_for_database(deadline_seconds: float = 60) -> None:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from collector.store.engine import make_engine
-from tests.conftest import PG_URL
+from tests.conftest import postgres_schema
 from tests.otel import chat_attributes
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -46,20 +45,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def pg_schema_url() -> Iterator[str]:
-    admin = make_engine(PG_URL)
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("select 1"))
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc.__class__.__name__}")
-    schema = f"scale_{uuid.uuid4().hex[:8]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
+    with postgres_schema("scale") as url:
+        yield url
 
 
 def _breakeven(*args: str) -> list[str]:

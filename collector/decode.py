@@ -3,6 +3,11 @@
 OTLP/JSON is turned into the protobuf message first (hex ids rewritten to the proto3
 JSON base64 form), so the resource -> scope -> span loop exists once and gRPC, HTTP
 protobuf and HTTP JSON share it.
+
+Hostile input is bounded here, before dicts are built (Limits; README "Hostile input"):
+a span with too many attributes, or a value the ledger reads past the length limit, is
+rejected; an audit-only value past a limit is cut, as the OTel SDK cuts; content (prompt
+and completion text) is kept whole, since it is only hashed and then dropped.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from collector.records import Attributes, DecodedSpan, Rejection, SpanEvent
+from collector.redact import is_content
 
 _ZERO_TRACE = b"\x00" * 16
 _ZERO_SPAN = b"\x00" * 8
@@ -31,6 +37,36 @@ _ZERO_SPAN = b"\x00" * 8
 
 class PayloadError(ValueError):
     """The whole request body is unusable; the message says why (sent back as 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one span may carry; the defaults are the settings' defaults."""
+
+    attributes: int = 256  # keys on a span, its resource or one of its events; more rejects the span
+    value_bytes: int = 16 * 1024  # UTF-8 bytes of one string (bytes: hex) value; see _long_text
+    events: int = 128  # events kept per span, the first ones (first token, prompt, exception)
+    array_items: int = 256  # items kept per array or kvlist value, at each level
+    # Attribute names the ledger reads (models, token counts, who): their values are never
+    # cut, as a cut model name would misprice; past a limit the span is rejected instead.
+    read: frozenset[str] = frozenset()
+    read_prefixes: tuple[str, ...] = ("breakeven.",)
+
+    def is_read(self, key: str) -> bool:
+        """Whether the ledger reads this attribute (so it may not be cut)."""
+        return key in self.read or key.startswith(self.read_prefixes)
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class _Refused(Exception):
+    """A value past a limit that cannot be cut: the span (or its whole resource or scope) is rejected."""
+
+    def __init__(self, reason: str, what: str) -> None:
+        super().__init__(what)
+        self.reason = reason
+        self.what = what
 
 
 @dataclass(slots=True)
@@ -80,7 +116,7 @@ def _parse(message_type: Any, body: bytes, content_type: str, fix_ids: Any) -> A
             raise PayloadError(f"body is not a valid OTLP protobuf message: {exc}") from None
     try:
         doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit number, [[[[...
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise PayloadError("body is not an OTLP/JSON object")
@@ -179,53 +215,175 @@ def attributes(pairs: Iterable[KeyValue]) -> Attributes:
     return out
 
 
-# ---------------------------------------------------------------- spans
+# ---------------------------------------------------------------- limits
 
 
-def decode_traces(request: ExportTraceServiceRequest) -> DecodedTraces:
-    """Walk resource -> scope -> span once, keeping good spans and naming the bad."""
-    out = DecodedTraces()
-    for rs in request.resource_spans:
-        resource = attributes(rs.resource.attributes)
-        for ss in rs.scope_spans:
-            scope_name = ss.scope.name
-            scope_version = ss.scope.version
-            for sp in ss.spans:
-                problem = _span_problem(sp)
-                if problem is not None:
-                    out.rejected.append(problem)
-                    continue
-                parent = sp.parent_span_id
-                out.spans.append(
-                    DecodedSpan(
-                        trace_id=sp.trace_id.hex(),
-                        span_id=sp.span_id.hex(),
-                        parent_span_id=parent.hex() if len(parent) == 8 and parent != _ZERO_SPAN else None,
-                        name=sp.name,
-                        kind=sp.kind,
-                        start_ns=sp.start_time_unix_nano,
-                        end_ns=sp.end_time_unix_nano,
-                        attributes=attributes(sp.attributes),
-                        events=[SpanEvent(ev.name, ev.time_unix_nano, attributes(ev.attributes)) for ev in sp.events]
-                        if sp.events
-                        else [],
-                        status_code=sp.status.code,
-                        status_message=sp.status.message,
-                        resource=resource,
-                        scope_name=scope_name,
-                        scope_version=scope_version,
-                    )
-                )
+def _limited_attributes(pairs: Any, limits: Limits) -> Attributes:
+    """attributes() within limits: a value past one is cut, or _Refused is raised.
+
+    The hot loop of ingest: a normal span pays one length test per string, nothing more.
+    """
+    if len(pairs) > limits.attributes:
+        raise _Refused(
+            "too_many_attributes", f"{len(pairs)} attributes (max_attributes_per_span is {limits.attributes})"
+        )
+    short = limits.value_bytes // 4  # a string of at most this many characters fits in any UTF-8 encoding
+    out: Attributes = {}
+    for kv in pairs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            text = value.string_value
+            out[kv.key] = text if len(text) <= short else _long_text(kv.key, text, limits)
+        elif kind == "int_value":
+            out[kv.key] = value.int_value
+        elif kind == "double_value":
+            out[kv.key] = value.double_value
+        elif kind == "bool_value":
+            out[kv.key] = value.bool_value
+        elif kind is None:
+            out[kv.key] = None
+        else:  # arrays, kvlists, bytes
+            key = kv.key
+            # Content is read whole for the prompt hash and dropped before anything is stored.
+            out[key] = any_value(value) if is_content(key) else _bounded(key, value, limits)
     return out
 
 
-def _span_problem(sp: Any) -> Rejection | None:
+def _long_text(key: str, text: str, limits: Limits) -> str:
+    """A string that may be past the byte limit, as the ledger may keep it.
+
+    Content is kept (hashed, then dropped); a value the ledger reads rejects the span;
+    anything else is audit-only and is cut, as the OTel SDK's attribute value length
+    limit cuts.
+    """
+    if is_content(key):
+        return text
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= limits.value_bytes:
+        return text
+    if limits.is_read(key):
+        raise _Refused(
+            "attribute_too_long",
+            f"attribute {_shown(key)} is {len(encoded)} bytes (max_attribute_value_bytes is {limits.value_bytes})",
+        )
+    return encoded[: limits.value_bytes].decode("utf-8", "ignore")
+
+
+def _bounded(key: str, value: AnyValue, limits: Limits) -> Any:
+    """any_value() of a non-content attribute, each string, array and kvlist within limits."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        text = value.string_value
+        return text if len(text) <= limits.value_bytes // 4 else _long_text(key, text, limits)
+    if kind == "array_value":
+        return [_bounded(key, v, limits) for v in _items(key, value.array_value.values, limits)]
+    if kind == "kvlist_value":
+        return {
+            _long_text("", kv.key, limits): _bounded(key, kv.value, limits)
+            for kv in _items(key, value.kvlist_value.values, limits)
+        }
+    if kind == "bytes_value":
+        return _long_text(key, value.bytes_value.hex(), limits)
+    return any_value(value)
+
+
+def _items(key: str, items: Any, limits: Limits) -> Any:
+    if len(items) <= limits.array_items:
+        return items
+    if limits.is_read(key):
+        raise _Refused(
+            "attribute_too_long",
+            f"attribute {_shown(key)} holds {len(items)} items (max_array_items is {limits.array_items})",
+        )
+    return items[: limits.array_items]
+
+
+def _name_problem(what: str, name: str, limits: Limits) -> str | None:
+    """Why a span or scope name (stored, and read) is unusable, or None."""
+    if len(name) <= limits.value_bytes // 4:
+        return None
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size <= limits.value_bytes:
+        return None
+    return f"{what} is {size} bytes (max_attribute_value_bytes is {limits.value_bytes})"
+
+
+def _shown(text: str) -> str:
+    """A name as a rejection message quotes it: short, whatever the sender sent."""
+    return repr(text) if len(text) <= 64 else repr(text[:64]) + "..."
+
+
+# ---------------------------------------------------------------- spans
+
+
+def decode_traces(request: ExportTraceServiceRequest, limits: Limits = DEFAULT_LIMITS) -> DecodedTraces:
+    """Walk resource -> scope -> span once, keeping good spans and naming the bad."""
+    out = DecodedTraces()
+    for rs in request.resource_spans:
+        resource: Attributes = {}
+        refused: Rejection | None = None
+        try:
+            resource = _limited_attributes(rs.resource.attributes, limits)
+        except _Refused as exc:
+            refused = Rejection(exc.reason, f"resource: {exc.what}")
+        for ss in rs.scope_spans:
+            scope_name = ss.scope.name
+            scope_version = ss.scope.version
+            problem = _name_problem("scope name", scope_name, limits) or _name_problem(
+                "scope version", scope_version, limits
+            )
+            scope_refused = refused or (Rejection("attribute_too_long", problem) if problem else None)
+            for sp in ss.spans:
+                name = sp.name
+                rejection = scope_refused or _span_problem(sp, name, limits)
+                if rejection is None:
+                    try:
+                        out.spans.append(_decoded(sp, name, resource, scope_name, scope_version, limits))
+                        continue
+                    except _Refused as exc:
+                        rejection = Rejection(exc.reason, f"span {_shown(name)}: {exc.what}")
+                out.rejected.append(rejection)
+    return out
+
+
+def _decoded(
+    sp: Any, name: str, resource: Attributes, scope_name: str, scope_version: str, limits: Limits
+) -> DecodedSpan:
+    parent = sp.parent_span_id
+    events = sp.events
+    if len(events) > limits.events:
+        events = events[: limits.events]
+    return DecodedSpan(
+        trace_id=sp.trace_id.hex(),
+        span_id=sp.span_id.hex(),
+        parent_span_id=parent.hex() if len(parent) == 8 and parent != _ZERO_SPAN else None,
+        name=name,
+        kind=sp.kind,
+        start_ns=sp.start_time_unix_nano,
+        end_ns=sp.end_time_unix_nano,
+        attributes=_limited_attributes(sp.attributes, limits),
+        events=[SpanEvent(ev.name, ev.time_unix_nano, _limited_attributes(ev.attributes, limits)) for ev in events]
+        if events
+        else [],
+        status_code=sp.status.code,
+        status_message=sp.status.message,
+        resource=resource,
+        scope_name=scope_name,
+        scope_version=scope_version,
+    )
+
+
+def _span_problem(sp: Any, name: str, limits: Limits) -> Rejection | None:
     if len(sp.trace_id) != 16 or sp.trace_id == _ZERO_TRACE:
-        return Rejection("invalid_trace_id", f"span {sp.name!r}: trace id must be 16 non-zero bytes")
+        return Rejection("invalid_trace_id", f"span {_shown(name)}: trace id must be 16 non-zero bytes")
     if len(sp.span_id) != 8 or sp.span_id == _ZERO_SPAN:
-        return Rejection("invalid_span_id", f"span {sp.name!r}: span id must be 8 non-zero bytes")
+        return Rejection("invalid_span_id", f"span {_shown(name)}: span id must be 8 non-zero bytes")
     if sp.start_time_unix_nano == 0 or sp.end_time_unix_nano < sp.start_time_unix_nano:
-        return Rejection("invalid_time", f"span {sp.name!r}: start must be set and not after end")
+        return Rejection("invalid_time", f"span {_shown(name)}: start must be set and not after end")
+    problem = _name_problem("span name", name, limits)
+    if problem is not None:
+        return Rejection("attribute_too_long", f"span {_shown(name)}: {problem}")
     return None
 
 

@@ -15,7 +15,8 @@ Two spans of one trace describe the same call when
 Grouping is transitive. Each field of the call comes from the span that knows it best:
 who (service, team, feature, environment, request model, the call's identity and time)
 from the outermost span, the caller; what served it (backend, backend class, provider,
-response model, quantization, time to first token) from the innermost, the engine;
+response model, quantization, time to first token) from the innermost, the engine (and
+the backend class from the innermost span that saw an address, before any that did not);
 token counts from the span that reports the most token kinds, the innermost on a tie.
 """
 
@@ -28,19 +29,19 @@ from collector.records import TOKEN_FIELDS, Call, LlmSpan
 CLOCK_SKEW_NS = 250_000_000  # 250 ms
 
 
-def _descends(inner: LlmSpan, outer: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
-    """Whether inner's parent chain, through spans we hold, reaches outer."""
+def _ancestor_ids(span: LlmSpan, by_id: dict[str, LlmSpan]) -> set[str]:
+    """The ids up span's parent chain, through spans we hold (at most 64 steps)."""
+    ids: set[str] = set()
     seen = 0
-    parent = inner.parent_span_id
+    parent = span.parent_span_id
     while parent is not None and seen < 64:
-        if parent == outer.span_id:
-            return True
+        ids.add(parent)
         step = by_id.get(parent)
         if step is None:
-            return False
+            break
         parent = step.parent_span_id
         seen += 1
-    return False
+    return ids
 
 
 def _nested_in(inner: LlmSpan, outer: LlmSpan) -> bool:
@@ -59,6 +60,10 @@ def _usage_agrees(a: LlmSpan, b: LlmSpan) -> bool:
 
 def same_call(a: LlmSpan, b: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
     """Whether two LLM spans of one trace describe one call (see the module docstring)."""
+    return _same_call(a, b, {s.span_id: _ancestor_ids(s, by_id) for s in (a, b)})
+
+
+def _same_call(a: LlmSpan, b: LlmSpan, ancestors: dict[str, set[str]]) -> bool:
     if a.trace_id != b.trace_id or a.span_id == b.span_id:
         return False
     if a.is_engine and b.is_engine:
@@ -66,7 +71,7 @@ def same_call(a: LlmSpan, b: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
     if a.parent_span_id is not None and a.parent_span_id == b.parent_span_id:
         return False
     for inner, outer in ((a, b), (b, a)):
-        descends = _descends(inner, outer, by_id)
+        descends = outer.span_id in ancestors[inner.span_id]
         if not (descends or _nested_in(inner, outer)):
             continue
         if _has_usage(inner) and _has_usage(outer):
@@ -78,8 +83,15 @@ def same_call(a: LlmSpan, b: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
 
 
 def group_spans(spans: Sequence[LlmSpan]) -> list[list[LlmSpan]]:
-    """Spans of one trace, grouped so that each group is one call; outermost first."""
+    """Spans of one trace, grouped so that each group is one call; outermost first.
+
+    Only pairs that could be one call are compared: spans that overlap in time (within
+    the clock skew), found by a sweep over start times, and spans on one parent chain.
+    Every other pair fails same_call anyway, so the groups are those of comparing every
+    pair, without its cost on long traces (an agent's thousands of calls one after another).
+    """
     by_id = {s.span_id: s for s in spans}
+    ancestors = {s.span_id: _ancestor_ids(s, by_id) for s in spans}
     parent: dict[str, str] = {s.span_id: s.span_id for s in spans}
 
     def root(x: str) -> str:
@@ -88,11 +100,25 @@ def group_spans(spans: Sequence[LlmSpan]) -> list[list[LlmSpan]]:
             x = parent[x]
         return x
 
+    def join(a: LlmSpan, b: LlmSpan) -> None:
+        if root(a.span_id) != root(b.span_id) and _same_call(a, b, ancestors):
+            parent[root(b.span_id)] = root(a.span_id)
+
     ordered = sorted(spans, key=_outer_first)
     for i, a in enumerate(ordered):
-        for b in ordered[i + 1 :]:
-            if root(a.span_id) != root(b.span_id) and same_call(a, b, by_id):
-                parent[root(b.span_id)] = root(a.span_id)
+        # Sorted by start: once a span starts past a's end (+ skew), neither can nest in
+        # the other by time, nor can any span after it.
+        horizon = max(a.start_ns, a.end_ns) + CLOCK_SKEW_NS
+        for j in range(i + 1, len(ordered)):
+            b = ordered[j]
+            if b.start_ns > horizon:
+                break
+            join(a, b)
+    for span in ordered:  # descent counts whatever the clocks say
+        for above_id in ancestors[span.span_id]:
+            above = by_id.get(above_id)
+            if above is not None:
+                join(above, span)
     groups: dict[str, list[LlmSpan]] = {}
     for span in ordered:
         groups.setdefault(root(span.span_id), []).append(span)
@@ -166,7 +192,10 @@ def _merge_many(group: Sequence[LlmSpan]) -> Call:
     def engine(name: str) -> object:
         return _first(getattr(s, name) for s in engine_first)
 
-    classes = [s.backend_class for s in engine_first if s.backend_class != "unknown"]
+    # A span that saw where the call went outranks one that could only go by the provider's
+    # name: 127.0.0.1 behind an OpenAI client is unknown, not frontier.
+    located = [s for s in engine_first if s.server_address or s.backend] or engine_first
+    classes = [s.backend_class for s in located if s.backend_class != "unknown"]
     errors = [s for s in outer_first if s.status == "error"]
     conventions = sorted({d for s in group for d in s.conventions})
     tokens = {name: getattr(usage_span, name) or 0 for name in TOKEN_FIELDS}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from collector.records import Attributes, SpanEvent
@@ -92,9 +92,10 @@ _PROMPT_EVENT_ROLES = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
-_FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d+)\.(role|content)$")
+# At most 9 digits of index: int() refuses numbers past 4300 digits, and no prompt has a billion messages.
+_FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d{1,9})\.(role|content)$")
 _FLAT_OPENINFERENCE = re.compile(
-    r"^llm\.input_messages\.(\d+)\.message\.(role|content|contents\.\d+\.message_content\.text)$"
+    r"^llm\.input_messages\.(\d{1,9})\.message\.(role|content|contents\.\d+\.message_content\.text)$"
 )
 
 
@@ -114,8 +115,10 @@ FLAT_PROMPT = 2  # one part of a flattened prompt message list
 BREAKEVEN_KEY = 4  # breakeven.*
 LITELLM_KEY = 8  # litellm.*
 TRACELOOP_KEY = 16  # traceloop.*
+LONG_KEY = 32  # longer than LONG_KEY_CHARS: never memoized; the normalizer checks it against the limit
+LONG_KEY_CHARS = 256
 _FLAGS_OF: dict[str, int] = {}
-_FLAGS_MEMO_MAX = 50_000  # bounded against senders that invent names
+_FLAGS_MEMO_MAX = 50_000  # bounded against senders that invent names (and LONG_KEY bounds their size)
 
 
 def _flags_of_key(key: str) -> int:
@@ -125,10 +128,18 @@ def _flags_of_key(key: str) -> int:
     for prefix, flag in (("breakeven.", BREAKEVEN_KEY), ("litellm.", LITELLM_KEY), ("traceloop.", TRACELOOP_KEY)):
         if key.startswith(prefix):
             flags |= flag
+    if len(key) > LONG_KEY_CHARS:
+        return flags | LONG_KEY
     if len(_FLAGS_OF) >= _FLAGS_MEMO_MAX:
         _FLAGS_OF.clear()
     _FLAGS_OF[key] = flags
     return flags
+
+
+def is_content(key: str) -> bool:
+    """is_content_key, memoized with the other flags of the name."""
+    flags = _FLAGS_OF.get(key)
+    return bool((_flags_of_key(key) if flags is None else flags) & CONTENT)
 
 
 def key_flags(attrs: Mapping[str, Any]) -> int:
@@ -145,7 +156,7 @@ def strip_content(attrs: Attributes, flags: int | None = None) -> Attributes:
     """The attributes without any content-bearing key (the same dict when there is none)."""
     if not (key_flags(attrs) if flags is None else flags) & CONTENT:
         return attrs
-    return {k: v for k, v in attrs.items() if not _FLAGS_OF.get(k, _flags_of_key(k)) & CONTENT}
+    return {k: v for k, v in attrs.items() if not is_content(k)}
 
 
 def redact(
@@ -158,7 +169,7 @@ def redact(
     if flags is None:
         flags = key_flags(attrs)
     events = list(events)
-    messages = prompt_messages(attrs, events, flags) if flags & CONTENT or events else []
+    messages = _messages_or_none(prompt_messages, attrs, events, flags) if flags & CONTENT or events else []
     prompt_hash = hash_messages(messages) if messages else None
     clean_events = [
         SpanEvent(ev.name, ev.time_ns, {} if ev.name in CONTENT_EVENTS else strip_content(ev.attributes))
@@ -196,6 +207,19 @@ def prompt_messages(
 
 def messages_from_log(event_name: str, body: Any, attrs: Mapping[str, Any]) -> list[list[str]]:
     """Prompt messages carried by one log record (OTel GenAI events as logs)."""
+    return _messages_or_none(_messages_from_log, event_name, body, attrs)
+
+
+def _messages_or_none(read: Callable[..., list[list[str]]], *args: Any) -> list[list[str]]:
+    try:
+        return read(*args)
+    except RecursionError:
+        # Content nested thousands deep (JSON in a string can be) is not a prompt we can
+        # read: it gets no hash, and is dropped like any content.
+        return []
+
+
+def _messages_from_log(event_name: str, body: Any, attrs: Mapping[str, Any]) -> list[list[str]]:
     role = _PROMPT_EVENT_ROLES.get(event_name)
     if role is not None:
         return _messages_from_value(body, role)

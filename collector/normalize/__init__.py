@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +13,7 @@ from collector.normalize import conventions as c
 from collector.normalize.providers import backend_class, canonical_provider, provider_for_host
 from collector.normalize.tokens import TokenError, canonical_usage
 from collector.records import DecodedSpan, LlmSpan, Rejection
-from collector.redact import key_flags, redact
+from collector.redact import LONG_KEY, LONG_KEY_CHARS, key_flags, redact
 from collector.settings import Settings
 
 SPAN_KIND_SERVER = 2
@@ -32,6 +33,12 @@ def quantization_from_model(model: str | None) -> str | None:
 
 
 _MAPPED_NAMES: dict[tuple[str, int], tuple[str, ...]] = {}
+
+
+def read_attribute_names(settings: Settings) -> frozenset[str]:
+    """Every attribute name the ledger reads a value from, the user's mapping included."""
+    mapped_names = {name for names in settings.attributes.values() for name in names}
+    return c.READ | mapped_names if mapped_names else c.READ
 
 
 def mapped(span: DecodedSpan, field: str, settings: Settings) -> Any:
@@ -58,7 +65,7 @@ def _invocation_parameters(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested thousands deep
             return {}
     return raw if isinstance(raw, Mapping) else {}
 
@@ -70,12 +77,23 @@ def _host_and_port(attrs: Mapping[str, Any]) -> tuple[str | None, int | None]:
         return None, None
     text = str(address)
     if "://" in text:  # api_base style: https://api.openai.com/v1/
-        parts = urlsplit(text)
-        return parts.hostname, port if port is not None else parts.port
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # "http://[::1": no usable address
+            return None, None
+        try:
+            url_port = parts.port
+        except ValueError:  # past 65535, or not a number
+            url_port = None
+        return parts.hostname, _port(port) if port is not None else url_port
+    return text.lower(), _port(port)
+
+
+def _port(value: Any) -> int | None:
     try:
-        return text.lower(), int(port) if port is not None else None
-    except (TypeError, ValueError):
-        return text.lower(), None
+        return int(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):  # "http", NaN, infinity
+        return None
 
 
 def _operation(attrs: Mapping[str, Any], dialects: tuple[str, ...]) -> str | None:
@@ -105,7 +123,9 @@ def _is_call_shape(attrs: Mapping[str, Any], operation: str | None) -> bool:
 def _ttft_ms(span: DecodedSpan) -> float | None:
     seconds = c.first(span.attributes, c.TTFT_SECONDS)
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
-        return float(seconds) * 1000.0
+        ms = float(seconds) * 1000.0
+        if math.isfinite(ms):  # infinity is no time, and no JSON answer could carry it
+            return ms
     for event in span.events:
         if event.name in c.FIRST_TOKEN_EVENTS and event.time_ns >= span.start_ns:
             return (event.time_ns - span.start_ns) / 1e6
@@ -149,6 +169,19 @@ def _from_span_name(span: DecodedSpan) -> tuple[str | None, str | None, str | No
     return None, None, None
 
 
+def _long_key(span: DecodedSpan, limit: int) -> Rejection | None:
+    # Names are checked here, not in the decoder: the key-flag memo already sees each new
+    # name once, so a normal span pays nothing for it.
+    for key in span.attributes:
+        size = len(key.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            return Rejection(
+                "attribute_too_long",
+                f"span {span.name[:64]!r}: an attribute name is {size} bytes (max_attribute_value_bytes is {limit})",
+            )
+    return None
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -156,6 +189,11 @@ def _text(value: Any) -> str | None:
 def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection | None:
     """The span as an LLM call record, None when it is not an LLM call, or why it was refused."""
     flags = key_flags(span.attributes)
+    # A name of at most LONG_KEY_CHARS characters is at most 4x as many bytes.
+    if flags & LONG_KEY or settings.max_attribute_value_bytes < 4 * LONG_KEY_CHARS:
+        too_long = _long_key(span, settings.max_attribute_value_bytes)
+        if too_long is not None:
+            return too_long
     dialects = c.detect(span, flags)
     attrs, _events, content_hash = redact(span.attributes, span.events, flags)
     params = _invocation_parameters(attrs)

@@ -125,6 +125,20 @@ FIELD_DEFAULTS: Mapping[str, Sequence[str]] = {
     "quantization": ("gen_ai.request.quantization", "vllm.quantization", "quantization"),
 }
 
+# Every attribute name a value is read from (breakeven.* aside: read by prefix). The decoder
+# never cuts their values, as a cut model name would misprice: past max_attribute_value_bytes
+# the span is rejected instead. Invocation parameters are left out on purpose: a long one
+# (a big response schema) is cut like any audit value, and only the request model's last
+# fallback is lost with it.
+READ: frozenset[str] = frozenset(
+    {
+        *PROVIDER, *REQUEST_MODEL, *RESPONSE_MODEL, *RESPONSE_ID, *OPERATION, *SERVER_ADDRESS, *SERVER_PORT,
+        *INPUT_TOKENS, *OUTPUT_TOKENS, *CACHE_READ_TOKENS, *CACHE_WRITE_TOKENS, *REASONING_TOKENS, *TOTAL_TOKENS,
+        *TTFT_SECONDS, *STREAMING, *(name for names in FIELD_DEFAULTS.values() for name in names),
+        "openinference.span.kind", "traceloop.span.kind", "error.type", "exception.type", "telemetry.sdk.name",
+    }
+)  # fmt: skip
+
 # gen_ai.operation.name values (and dialect equivalents) -> breakeven operation.
 OPERATIONS: Mapping[str, str] = {
     "chat": "chat",

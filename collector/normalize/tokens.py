@@ -58,7 +58,10 @@ def as_count(value: Any, limit: int) -> int | None:
     elif isinstance(value, float) and value.is_integer():
         count = int(value)
     elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        count = int(value.strip())
+        try:
+            count = int(value.strip())
+        except ValueError:  # "--5", "²" (a digit to isdigit, not to int), 5000 digits
+            raise TokenError(f"token count {value[:40]!r} is not a whole number") from None
     else:
         raise TokenError(f"token count {value!r} is not a whole number")
     if count < 0 or count > limit:

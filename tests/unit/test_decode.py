@@ -1,12 +1,19 @@
-"""OTLP/JSON and protobuf decode to the same spans; bad ids are rejected per span."""
+"""OTLP/JSON and protobuf decode to the same spans; bad ids, and spans past a limit, are rejected per span."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.decode import PayloadError, decode_traces, parse_traces
+from collector.decode import Limits, PayloadError, decode_traces, parse_traces
+from collector.ingest import limits_of
+from collector.records import DecodedSpan
+from collector.settings import load_settings
 
 SPAN_JSON = {
     "resourceSpans": [
@@ -87,3 +94,145 @@ def test_unusable_span_is_rejected_with_reason(patch: dict, reason: str) -> None
 def test_unusable_body_raises_payload_error(body: bytes, content_type: str) -> None:
     with pytest.raises(PayloadError):
         parse_traces(body, content_type)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b"[" * 100_000, id="arrays opened 100000 deep (json.loads raised RecursionError, found by fuzzing)"
+        ),
+        pytest.param(b'{"a":' * 100_000, id="objects opened 100000 deep"),
+        pytest.param(b'{"resourceSpans": ' + b"1" * 5000 + b"}", id="a 5000-digit number (int() raised ValueError)"),
+    ],
+)
+def test_hostile_json_is_a_payload_error(body: bytes) -> None:
+    with pytest.raises(PayloadError):
+        parse_traces(body, "application/json")
+
+
+# ---------------------------------------------------------------- limits
+
+LIMITS = Limits(attributes=8, value_bytes=64, events=3, array_items=4, read=frozenset({"gen_ai.request.model"}))
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    if isinstance(value, AnyValue):
+        return KeyValue(key=key, value=value)
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
+
+
+def _strings(*items: str) -> AnyValue:
+    return AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=s) for s in items]))
+
+
+def _export(
+    attrs: dict[str, object],
+    *,
+    resource: dict[str, object] | None = None,
+    scope: str = "s",
+    name: str = "chat",
+    events: int = 0,
+) -> ExportTraceServiceRequest:
+    span = Span(
+        trace_id=b"\x01" * 16,
+        span_id=b"\x02" * 8,
+        name=name,
+        start_time_unix_nano=1,
+        end_time_unix_nano=2,
+        attributes=[_kv(k, v) for k, v in attrs.items()],
+        events=[Span.Event(name=f"e{i}", time_unix_nano=1 + i) for i in range(events)],
+    )
+    return ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource=Resource(attributes=[_kv(k, v) for k, v in (resource or {}).items()]),
+                scope_spans=[ScopeSpans(scope=InstrumentationScope(name=scope), spans=[span])],
+            )
+        ]
+    )
+
+
+def _one(request: ExportTraceServiceRequest) -> DecodedSpan:
+    out = decode_traces(request, LIMITS)
+    assert not out.rejected, out.rejected
+    (span,) = out.spans
+    return span
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason"),
+    [
+        pytest.param(_export({f"a.{i}": i for i in range(9)}), "too_many_attributes", id="a span past max_attributes"),
+        pytest.param(
+            _export({}, resource={f"r.{i}": i for i in range(9)}), "too_many_attributes", id="its resource past it"
+        ),
+        pytest.param(
+            _export({"gen_ai.request.model": "m" * 65}), "attribute_too_long", id="a value the ledger reads, too long"
+        ),
+        pytest.param(
+            _export({"gen_ai.request.model": "é" * 33}),
+            "attribute_too_long",
+            id="counted in UTF-8 bytes, not characters",
+        ),
+        pytest.param(
+            _export({"breakeven.team": "t" * 65}), "attribute_too_long", id="breakeven.* is read whatever its name"
+        ),
+        pytest.param(
+            _export({"gen_ai.request.model": _strings(*"abcde")}),
+            "attribute_too_long",
+            id="an array the ledger reads, past max_array_items",
+        ),
+        pytest.param(_export({}, name="n" * 65), "attribute_too_long", id="span name (stored, and read)"),
+        pytest.param(_export({}, scope="s" * 65), "attribute_too_long", id="scope name (the emitter)"),
+    ],
+)
+def test_past_a_limit_the_span_is_rejected_with_a_reason(request_: ExportTraceServiceRequest, reason: str) -> None:
+    out = decode_traces(request_, LIMITS)
+    assert out.spans == []
+    assert [r.reason for r in out.rejected] == [reason]
+    assert len(out.rejected[0].detail) < 200
+
+
+def test_audit_only_values_are_cut_content_is_kept_whole() -> None:
+    span = _one(
+        _export(
+            {
+                "gen_ai.request.model": "m" * 64,  # read, at the limit: kept
+                "http.user_agent": "u" * 100,  # audit only: cut to 64 bytes
+                "x.accents": "é" * 40,  # cut on a character boundary
+                "x.list": _strings("a" * 100, "b", "c", "d", "e", "f"),  # 4 items, each cut
+                "gen_ai.input.messages": "p" * 1000,  # content: hashed, then dropped, so kept whole here
+                "x.bytes": AnyValue(bytes_value=b"\xff" * 40),  # hex: 80 characters, cut to 64
+            }
+        )
+    )
+    attrs = span.attributes
+    assert attrs["gen_ai.request.model"] == "m" * 64
+    assert attrs["http.user_agent"] == "u" * 64
+    assert attrs["x.accents"] == "é" * 32
+    assert attrs["x.list"] == ["a" * 64, "b", "c", "d"]
+    assert attrs["gen_ai.input.messages"] == "p" * 1000
+    assert attrs["x.bytes"] == "ff" * 32
+
+
+def test_events_past_the_limit_are_dropped_keeping_the_first() -> None:
+    span = _one(_export({}, events=10))
+    assert [e.name for e in span.events] == ["e0", "e1", "e2"]
+
+
+def test_within_the_limits_nothing_changes() -> None:
+    attrs: dict[str, object] = {f"a.{i}": "v" * 16 for i in range(8)}
+    assert _one(_export(attrs)).attributes == attrs
+
+
+def test_the_settings_name_the_limits_and_the_attributes_the_ledger_reads() -> None:
+    settings = load_settings({}, environ={})
+    settings = type(settings)(**{**settings.__dict__, "attributes": {"team": ("app.team",)}})
+    limits = limits_of(settings)
+    assert (limits.attributes, limits.value_bytes, limits.events, limits.array_items) == (256, 16384, 128, 256)
+    assert {"app.team", "gen_ai.request.model", "gen_ai.usage.input_tokens", "service.name"} <= limits.read
+    assert "llm.invocation_parameters" not in limits.read  # cut like any audit value (see conventions.READ)
+    assert limits_of(settings) is limits

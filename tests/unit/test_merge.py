@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from collector.merge import calls_of_trace
+from collector.merge import calls_of_trace, group_spans, same_call
 from tests.spans import llm
 
 
@@ -176,3 +178,44 @@ def test_lone_span_fast_path_equals_the_general_merge(span) -> None:
     from collector.merge import _merge_many, call_of_span
 
     assert call_of_span(span) == _merge_many([span])
+
+
+_IDS = [f"{i:016x}" for i in range(1, 10)]
+_SPAN_DRAFTS = st.lists(
+    st.tuples(
+        st.sampled_from([None, "f" * 16, *_IDS]),  # parent: none, one we do not hold, or one of these
+        st.integers(-600, 1500),  # start, ms from T0 (the clock skew is 250 ms)
+        st.sampled_from([0, 5, 50, 300, 1000]),  # duration, ms
+        st.sampled_from([None, (10, 5), (10, 5), (12, 5), (10, 6)]),  # usage
+        st.booleans(),  # engine span
+    ),
+    min_size=1,
+    max_size=9,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(drafts=_SPAN_DRAFTS)
+def test_grouping_compares_only_candidates_yet_equals_comparing_every_pair(drafts: list) -> None:
+    spans = [
+        llm(
+            sid,
+            parent if parent != sid else None,
+            start=start,
+            end=start + duration,
+            input_tokens=usage and usage[0],
+            output_tokens=usage and usage[1],
+            is_engine=engine,
+        )
+        for sid, (parent, start, duration, usage, engine) in zip(_IDS, drafts, strict=False)
+    ]
+    by_id = {s.span_id: s for s in spans}
+    # The definition: connected components of same_call over every pair.
+    component = {s.span_id: {s.span_id} for s in spans}
+    for a, b in itertools.combinations(spans, 2):
+        if component[a.span_id] is not component[b.span_id] and same_call(a, b, by_id):
+            merged = component[a.span_id] | component[b.span_id]
+            for sid in merged:
+                component[sid] = merged
+    expected = {frozenset(c) for c in component.values()}
+    assert {frozenset(s.span_id for s in g) for g in group_spans(spans)} == expected

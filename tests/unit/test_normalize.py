@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -310,6 +311,10 @@ def test_non_llm_spans_are_not_calls(attrs: dict[str, Any]) -> None:
         pytest.param(10**12, id="absurdly large"),
         pytest.param(1.5, id="fractional"),
         pytest.param("many", id="not a number"),
+        pytest.param("--5", id="two minus signs (int() raised, found by fuzzing)"),
+        pytest.param("²", id="a superscript two, a digit to isdigit() but not to int() (found by fuzzing)"),
+        pytest.param("1" * 5000, id="5000 digits, past int()'s limit (found by fuzzing)"),
+        pytest.param(math.inf, id="infinity"),
     ],
 )
 def test_bad_token_counts_are_rejected_with_a_reason(value: Any) -> None:
@@ -317,6 +322,63 @@ def test_bad_token_counts_are_rejected_with_a_reason(value: Any) -> None:
     result = normalize_span(decoded(attrs), SETTINGS)
     assert isinstance(result, Rejection)
     assert result.reason == "invalid_tokens"
+
+
+HOSTILE_BASE = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1}
+
+
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [
+        pytest.param(
+            {"server.address": "http://[::1"},
+            dict(server_address=None),
+            id="URL with a broken IPv6 host (urlsplit raised)",
+        ),
+        pytest.param(
+            {"server.address": "http://h:99999/"},
+            dict(server_address="h", backend="h"),
+            id="URL with a port past 65535 (.port raised)",
+        ),
+        pytest.param(
+            {"server.address": "10.0.0.7", "server.port": math.inf},
+            dict(server_address="10.0.0.7", backend="10.0.0.7"),
+            id="infinite port (int() raised OverflowError)",
+        ),
+        pytest.param(
+            {"server.address": "10.0.0.7", "server.port": math.nan},
+            dict(server_address="10.0.0.7", backend="10.0.0.7"),
+            id="NaN port",
+        ),
+        pytest.param(
+            {"gen_ai.server.time_to_first_token": math.inf},
+            dict(ttft_ms=None),
+            id="infinite ttft (no JSON can carry it)",
+        ),
+        pytest.param(
+            {"gen_ai.server.time_to_first_token": 1.7e308},
+            dict(ttft_ms=None),
+            id="ttft that overflows to infinity in ms",
+        ),
+        pytest.param(
+            {"llm.invocation_parameters": "[" * 5000},
+            dict(request_model="gpt-4o"),
+            id="invocation parameters nested 5000 deep (json.loads raised RecursionError)",
+        ),
+    ],
+)
+def test_hostile_values_give_a_call_not_an_exception(attrs: dict[str, Any], expected: dict[str, Any]) -> None:
+    span = norm({**HOSTILE_BASE, **attrs})
+    assert {name: getattr(span, name) for name in expected} == expected
+
+
+def test_an_attribute_name_past_the_value_limit_rejects_the_span() -> None:
+    limit = SETTINGS.max_attribute_value_bytes
+    fine = norm({**HOSTILE_BASE, "x" * 300: 1})  # long, but within the limit: kept
+    assert "x" * 300 in fine.attributes
+    result = normalize_span(decoded({**HOSTILE_BASE, "k" * (limit + 1): 1}), SETTINGS)
+    assert isinstance(result, Rejection) and result.reason == "attribute_too_long"
+    assert len(result.detail) < 200
 
 
 def test_user_mapping_names_where_team_lives() -> None:

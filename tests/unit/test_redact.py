@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from collector.records import SpanEvent
-from collector.redact import redact
+from collector.redact import messages_from_log, redact
 
 PROMPT = "SECRET-PROMPT-unit"
 
@@ -57,3 +57,30 @@ def test_content_events_are_emptied_and_hashed() -> None:
 
 def test_no_content_no_hash() -> None:
     assert redact({"gen_ai.request.model": "m"}, [])[2] is None
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        pytest.param(
+            {"gen_ai.input.messages": "[" * 900 + "]" * 900}, id="JSON 900 deep (RecursionError, found by fuzzing)"
+        ),
+        pytest.param({"gen_ai.input.messages": "[" * 5000}, id="JSON opened 5000 deep"),
+        pytest.param({"gen_ai.prompt": '{"a":' * 3000}, id="objects opened 3000 deep"),
+        pytest.param(
+            {"gen_ai.prompt." + "9" * 4400 + ".content": "x"},
+            id="a 4400-digit message index, past int()'s limit (found by fuzzing)",
+        ),
+    ],
+)
+def test_hostile_content_is_dropped_without_an_exception(attrs: dict) -> None:
+    clean, _events, _hash = redact({**attrs, "gen_ai.request.model": "m"}, [])
+    assert clean == {"gen_ai.request.model": "m"}
+
+
+def test_a_log_record_with_content_nested_too_deep_gives_no_messages() -> None:
+    deep: object = "x"
+    for _ in range(900):
+        deep = [deep]
+    assert messages_from_log("gen_ai.user.message", deep, {}) == []
+    assert messages_from_log("gen_ai.user.message", "[" * 900 + "]" * 900, {}) == []

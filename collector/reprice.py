@@ -42,6 +42,7 @@ from collector.price.ledger import PRICED, UNPRICED, CallPrice, ledger_pricer
 from collector.price.money import STORAGE_PRECISION, STORAGE_SCALE, ZERO
 from collector.records import Call
 from collector.store.engine import head_revision, make_engine
+from collector.store.rollup import floor_hour, mark_dirty
 from collector.store.rows import call_from_row, decimal_text
 from collector.store.schema import calls, reprice_runs
 
@@ -236,6 +237,7 @@ def _reprice_batch(
     applied = {(r.trace_id, r.span_id) for r, _ in changes}
     if changes and not tally.dry_run:
         applied = _update(conn, changes)
+        mark_dirty(conn, {floor_hour(r.start_time) for r, _ in changes if (r.trace_id, r.span_id) in applied})
     for row, old, new in priced:
         if new != old and (row.trace_id, row.span_id) not in applied:
             tally.skipped += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -120,4 +120,84 @@ reprice_runs = sa.Table(
     sa.Column("calls_repriced", sa.BigInteger, nullable=False),
     sa.Column("total_before_usd", MONEY, nullable=False),
     sa.Column("total_after_usd", MONEY, nullable=False),
+)
+
+# Alerts (collector/alerts): each alert instance's current state, one row per fingerprint
+# (the rule and its instance labels), so a restart neither re-pages nor forgets; and every
+# transition (pending, firing, resolved, cleared) for the history. Migration 0004.
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON object
+    sa.Column("annotations", sa.Text, nullable=False),  # JSON object
+    sa.Column("active_since", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("fired_at", TS),
+    sa.Column("resolved_at", TS),
+    sa.Column("last_notified_at", TS),
+    _postgresql_only(sa.PrimaryKeyConstraint("fingerprint")),
+)
+
+alert_history = sa.Table(
+    "alert_history",
+    metadata,
+    sa.Column("occurred_at", TS, nullable=False),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),  # JSON object
+    sa.Column("summary", sa.Text, nullable=False),
+)
+_postgresql_only(sa.Index("ix_alert_history_occurred_at", alert_history.c.occurred_at))
+
+# Rollups (collector/store/rollup.py, migration 0005): calls per UTC hour, and per UTC day,
+# per value of every dimension spend groups or filters by, so a month's report reads a few
+# thousand rows, not millions. An hour marked in rollup_dirty (by the writer or reprice, in
+# the transaction that changed its calls) is read from calls until the roller recomputes
+# it, and its day from the hours. Several rows may share one key: an hour past retention
+# gets late calls added, not redone.
+_ROLLUP_DIMENSIONS = ("provider", "request_model", "response_model", "quantization", "service", "team", "feature")
+
+
+def _rollup_columns(grain: str) -> list[sa.Column[Any]]:
+    return [
+        sa.Column(grain, TS, nullable=False),  # UTC, its first instant
+        sa.Column("backend_class", sa.String(16), nullable=False),
+        *(sa.Column(name, sa.String) for name in (*_ROLLUP_DIMENSIONS, "pool")),
+        sa.Column("price_status", sa.String(16)),
+        sa.Column("unpriced_reason", sa.String),
+        sa.Column("calls", sa.BigInteger, nullable=False),
+        *(
+            sa.Column(name, sa.BigInteger, nullable=False)
+            for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+        ),
+        sa.Column("cost_usd", MONEY),  # sum over the group's calls; null when none had one
+        sa.Column("list_cost_usd", MONEY),
+    ]
+
+
+call_rollups = sa.Table("call_rollups", metadata, *_rollup_columns("hour"))
+_postgresql_only(sa.Index("ix_call_rollups_hour", call_rollups.c.hour))
+call_rollups_daily = sa.Table("call_rollups_daily", metadata, *_rollup_columns("day"))
+_postgresql_only(sa.Index("ix_call_rollups_daily_day", call_rollups_daily.c.day))
+
+# Hours whose calls changed since they were rolled up; a row per change, never updated, so
+# the writer only ever appends here and never waits on (or conflicts with) the roller.
+rollup_dirty = sa.Table(
+    "rollup_dirty",
+    metadata,
+    sa.Column("hour", TS, nullable=False),
+)
+
+# Retention: calls and spans that started before purged_before are deleted; their hours
+# live in call_rollups only. At most one row; none while nothing was ever purged.
+retention_horizon = sa.Table(
+    "retention_horizon",
+    metadata,
+    sa.Column("purged_before", TS, nullable=False),
 )

@@ -1,8 +1,9 @@
 """Spend: calls, tokens and cost over [since, until), grouped; pool cost allocated on read.
 
-One GROUP BY over the calls table (SQLAlchemy Core: DuckDB and PostgreSQL alike) returns
-counts, token sums and per-token cost sums per group key, UTC time bucket, price status and
-pool. Everything else is Decimal arithmetic in Python over those few rows:
+One GROUP BY over the calls (SQLAlchemy Core: DuckDB and PostgreSQL alike; whole clean hours
+read from their hourly rollups, the rest from the calls table, see _source) returns counts,
+token sums and per-token cost sums per group key, UTC time bucket, price status and pool.
+Everything else is Decimal arithmetic in Python over those few rows:
 
 - a per-token call (price_status "priced") costs its stored cost_usd;
 - a self-hosted call (price_status "pool") gets its share of its pool's cost for the
@@ -35,15 +36,20 @@ from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.visitors import replacement_traverse
 
 from collector.price.config import PricingConfig
 from collector.price.ledger import POOL, PRICED
 from collector.price.periods import allocation_window, utc
 from collector.price.pools import Pool, allocate, fixed_cost
 from collector.price.usage import TokenUsage
-from collector.store.schema import calls
+from collector.store import rollup as rollups
+from collector.store.schema import call_rollups, call_rollups_daily, calls
 
-GROUP_KEYS = ("backend_class", "provider", "model", "service", "team", "feature", "pool", "day", "month")
+GROUP_KEYS = (
+    "backend_class", "provider", "model", "model_version", "quantization", "service", "team", "feature", "pool",
+    "day", "month",
+)  # fmt: skip
 TIME_KEYS = ("day", "month")
 UNKNOWN_POOL = "unknown_pool"  # a pool call whose pool the config no longer has
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -105,12 +111,12 @@ def add(by_day: ByDay, day: date, amount: Decimal) -> None:
     by_day[day] = by_day.get(day, Decimal(0)) + amount
 
 
-def _bucket(seconds: int, pool_only: bool = False) -> sa.ColumnElement[int]:
+def _bucket(src: sa.Subquery, seconds: int, pool_only: bool = False) -> sa.ColumnElement[int]:
     # Seconds since the epoch, not date_trunc: truncation of a timestamptz follows the
     # session time zone on both databases, and buckets must be UTC. date_part is a double
     # (EXTRACT is numeric on PostgreSQL, twice as slow); at today's epoch a double resolves
     # well under a microsecond, so no call lands in the wrong hour or day.
-    epoch = sa.func.date_part("epoch", calls.c.start_time)
+    epoch = sa.func.date_part("epoch", src.c.at)
     bucket = sa.cast(sa.func.floor(epoch / sa.literal_column(str(seconds))), sa.BigInteger)
     if not pool_only or seconds == 86_400:
         return bucket
@@ -118,22 +124,164 @@ def _bucket(seconds: int, pool_only: bool = False) -> sa.ColumnElement[int]:
     # they share its first hour and hourly allocation does not multiply their rows by 24.
     per_day: sa.ColumnElement[int] = sa.literal_column(str(86_400 // seconds), sa.BigInteger)
     day_start = sa.cast(sa.func.floor(epoch / sa.literal_column("86400")), sa.BigInteger) * per_day
-    return sa.case((calls.c.price_status == POOL, bucket), else_=day_start)
+    return sa.case((src.c.price_status == POOL, bucket), else_=day_start)
 
 
-def _dimension(name: str) -> sa.ColumnElement[Any]:
+def _dimension(src: sa.Subquery, name: str) -> sa.ColumnElement[Any]:
     if name == "model":
-        return sa.func.coalesce(calls.c.response_model, calls.c.request_model)
-    return calls.c[name]
+        return sa.func.coalesce(src.c.response_model, src.c.request_model)
+    if name == "model_version":  # the version that answered, as the provider reported it
+        return src.c.response_model
+    return src.c[name]
 
 
-_TOKEN_SUMS = (
-    sa.func.sum(calls.c.input_tokens).label("input"),
-    sa.func.sum(calls.c.cache_read_tokens).label("cache_read"),
-    sa.func.sum(calls.c.cache_write_tokens).label("cache_write"),
-    sa.func.sum(calls.c.output_tokens).label("output"),
-    sa.func.sum(calls.c.reasoning_tokens).label("reasoning"),
-)
+def _token_sums(src: sa.Subquery) -> tuple[sa.Label[Any], ...]:
+    return (
+        sa.func.sum(src.c.input_tokens).label("input"),
+        sa.func.sum(src.c.cache_read_tokens).label("cache_read"),
+        sa.func.sum(src.c.cache_write_tokens).label("cache_write"),
+        sa.func.sum(src.c.output_tokens).label("output"),
+        sa.func.sum(src.c.reasoning_tokens).label("reasoning"),
+    )
+
+
+# Past this many stretches read from calls, the closest are merged (clean hours between
+# them are then read from calls too): one SELECT per stretch keeps each a plain range.
+_MAX_RAW_STRETCHES = 16
+
+
+def _source(
+    conn: sa.Connection,
+    since: datetime,
+    until: datetime,
+    where: Sequence[sa.ColumnElement[bool]],
+    pool_hours: bool = False,
+) -> sa.Subquery:
+    """The calls of [since, until) that pass `where`, as rows to sum (calls, tokens, cost, at).
+
+    Whole days without a dirty hour come from call_rollups_daily (pool calls from the
+    hourly rollups when pool_hours, as hourly allocation needs their hours), other whole
+    clean hours from call_rollups, dirty hours and the partial hours at either end from
+    calls (collector/store/rollup.py): exact whether or not the roller has caught up. A
+    `where` on a column the rollups lack reads everything from calls. Below the retention
+    horizon an hour is its rollup plus its late calls, and counts when it starts in
+    [since, until) (its calls are gone, so it cannot be cut).
+    """
+    on_rollups = _on_rollups(where)
+    stretches = [(since, until)]
+    parts: list[sa.Select[Any]] = []
+    if on_rollups is not None:
+        lo, hi = rollups.ceil_hour(since), rollups.floor_hour(until)
+        dirty = rollups.dirty_hours(conn, since, until)
+        stretches = _stretches([(since, lo), (hi, until), *((h, h + rollups.HOUR) for h in dirty)], since, until)
+        days = _clean_days(since, until, stretches)
+        r, d = call_rollups, call_rollups_daily
+        pooled = r.c.price_status == POOL
+        horizon = rollups.horizon_clause()
+        in_days = sa.or_(sa.false(), *(sa.and_(r.c.hour >= a, r.c.hour < b) for a, b in days))
+        from_calls = sa.or_(sa.false(), *(sa.and_(r.c.hour >= a, r.c.hour < b) for a, b in stretches))
+        parts.append(
+            _rows(r, r.c.hour).where(
+                r.c.hour >= lo,
+                r.c.hour < rollups.ceil_hour(until),
+                sa.or_(r.c.hour < hi, r.c.hour < horizon),
+                sa.not_(sa.and_(r.c.hour >= horizon, from_calls)),
+                sa.or_(sa.not_(in_days), pooled) if pool_hours else sa.not_(in_days),
+                *on_rollups,
+            )
+        )
+        if days:
+            on_days = [_swapped(clause, d) for clause in on_rollups]
+            not_pooled = sa.or_(d.c.price_status != POOL, d.c.price_status.is_(None))
+            parts.append(
+                _rows(d, d.c.day).where(
+                    sa.or_(*(sa.and_(d.c.day >= a, d.c.day < b) for a, b in days)),
+                    *([not_pooled] if pool_hours else []),
+                    *on_days,
+                )
+            )
+    for a, b in stretches:
+        parts.append(
+            sa.select(
+                *(calls.c[name] for name in rollups.DIMENSIONS),
+                calls.c.start_time.label("at"),
+                sa.literal(1, sa.BigInteger).label("n"),
+                *(calls.c[name] for name in rollups.TOKENS),
+                calls.c.cost_usd.label("cost"),
+            ).where(calls.c.start_time >= a, calls.c.start_time < b, *where)
+        )
+    return (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery("src")
+
+
+def _rows(table: sa.Table, at: sa.ColumnElement[datetime]) -> sa.Select[Any]:
+    """A rollup table's rows in the shape of _source's."""
+    return sa.select(
+        *(table.c[name] for name in rollups.DIMENSIONS),
+        at.label("at"),
+        table.c.calls.label("n"),
+        *(table.c[name] for name in rollups.TOKENS),
+        table.c.cost_usd.label("cost"),
+    )
+
+
+def _clean_days(
+    since: datetime, until: datetime, stretches: Sequence[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """Runs of whole UTC days in [since, until) that no stretch read from calls touches."""
+    out: list[tuple[datetime, datetime]] = []
+    at, end = rollups.ceil_day(since), rollups.floor_day(until)
+    for a, b in sorted(stretches):
+        lo, hi = rollups.floor_day(a), rollups.ceil_day(b)
+        if at < min(lo, end):
+            out.append((at, min(lo, end)))
+        at = max(at, hi)
+    if at < end:
+        out.append((at, end))
+    return out
+
+
+def _stretches(
+    spans: Iterable[tuple[datetime, datetime]], since: datetime, until: datetime
+) -> list[tuple[datetime, datetime]]:
+    """Stretches clipped to [since, until), merged where they touch, at most _MAX_RAW_STRETCHES."""
+    out: list[tuple[datetime, datetime]] = []
+    for a, b in sorted((max(a, since), min(b, until)) for a, b in spans):
+        if a >= b:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    while len(out) > _MAX_RAW_STRETCHES:
+        i = min(range(len(out) - 1), key=lambda i: out[i + 1][0] - out[i][1])
+        out[i : i + 2] = [(out[i][0], out[i + 1][1])]
+    return out
+
+
+def _on_rollups(where: Sequence[sa.ColumnElement[bool]]) -> list[sa.ColumnElement[bool]] | None:
+    """`where` over call_rollups' columns; None when it names a calls column the rollups lack."""
+    missing: list[str] = []
+
+    def swap(element: Any, **_: Any) -> Any:
+        if isinstance(element, sa.Column) and element.table is calls:
+            if element.name in rollups.DIMENSIONS:
+                return call_rollups.c[element.name]
+            missing.append(element.name)
+        return None
+
+    swapped = [replacement_traverse(clause, {}, swap) for clause in where]
+    return None if missing else swapped
+
+
+def _swapped(clause: sa.ColumnElement[bool], table: sa.Table) -> sa.ColumnElement[bool]:
+    """A condition on call_rollups' columns, on another rollup table's."""
+
+    def swap(element: Any, **_: Any) -> Any:
+        if isinstance(element, sa.Column) and element.table is call_rollups:
+            return table.c[element.name]
+        return None
+
+    return replacement_traverse(clause, {}, swap)
 
 
 def _usage(row: Any) -> TokenUsage:
@@ -160,19 +308,16 @@ def spend(
     group_by = group_keys(group_by)
     seconds = _bucket_seconds(pricing)
     dims = [name for name in group_by if name not in TIME_KEYS and name != "pool"]
-    bucket = _bucket(seconds, pool_only=True)
-    keys = [_dimension(name) for name in dims] + [bucket, calls.c.price_status, calls.c.pool, calls.c.unpriced_reason]
+    src = _source(conn, since, until, where, pool_hours=seconds == 3600)
+    bucket = _bucket(src, seconds, pool_only=True)
+    keys = [_dimension(src, name) for name in dims] + [bucket, src.c.price_status, src.c.pool, src.c.unpriced_reason]
     labels = [*dims, "bucket", "price_status", "pool", "unpriced_reason"]
-    query = (
-        sa.select(
-            *(k.label(n) for k, n in zip(keys, labels, strict=True)),
-            sa.func.count().label("calls"),
-            *_TOKEN_SUMS,
-            sa.func.sum(calls.c.cost_usd).label("cost"),
-        )
-        .where(calls.c.start_time >= since, calls.c.start_time < until, *where)
-        .group_by(*keys)
-    )
+    query = sa.select(
+        *(k.label(n) for k, n in zip(keys, labels, strict=True)),
+        sa.func.sum(src.c.n).label("calls"),
+        *_token_sums(src),
+        sa.func.sum(src.c.cost).label("cost"),
+    ).group_by(*keys)
     pools = {pool.name: pool for pool in pricing.pools}
     table: dict[Key, SpendRow] = {}
     reasons: dict[str, int] = {}
@@ -183,6 +328,7 @@ def spend(
     picks = [dims.index(name) if name in dims else n + ("pool", "day", "month").index(name) for name in group_by]
     for r in conn.execute(query).all():
         number, status, pool_name, reason, count = r[n : n + 5]
+        count = int(count)  # a sum of rollup counts: numeric on PostgreSQL
         if number not in buckets:
             start = EPOCH + timedelta(seconds=int(number) * seconds)
             window = allocation_window(start, pricing.allocation_period)
@@ -206,16 +352,25 @@ def spend(
             reason = UNKNOWN_POOL if status == POOL else (reason or "unknown")
             reasons[reason] = reasons.get(reason, 0) + count
     allocated: dict[str, list[tuple[datetime, datetime]]] = {name: [] for name in pools}
-    for (name, ws, we), items in windows.items():
+    # In window and key order, not the order rows came in: busy seconds and shares are rounded
+    # quotients (tokens / 12,000 per second ...), so the same figures must be summed in the
+    # same order to give the same digits every time, from rollups or calls, on either database.
+    for (name, ws, we), items in sorted(windows.items(), key=lambda item: item[0]):
         pool = pools[name]
         lo, hi = max(ws, since), min(we, until)
+        items.sort(key=lambda item: (_orderable(item[0][0]), item[0][1]))
         for (key, day), amount in allocate(pool, lo, hi, items).items():
             add(table[key].cost_usd, day, amount)
         if any(usage.total for _, usage in items):  # busy seconds > 0: capacity is positive
             allocated[name].append((lo, hi))
     unallocated = {name: _unallocated(pools[name], since, until, spans, breaks) for name, spans in allocated.items()}
-    rows = sorted(table.values(), key=lambda row: tuple((v is None, v if v is not None else "") for v in row.key))
+    rows = sorted(table.values(), key=lambda row: _orderable(row.key))
     return Spend(since, until, group_by, rows, sum(reasons.values()), reasons, unallocated)
+
+
+def _orderable(key: Key) -> tuple[tuple[bool, Any], ...]:
+    """A key that sorts (None last in each place)."""
+    return tuple((v is None, v if v is not None else "") for v in key)
 
 
 def segments(since: datetime, until: datetime, breaks: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
@@ -290,17 +445,10 @@ def pool_call_costs(
     if not wanted:
         return [None] * len(items)
     seconds = _bucket_seconds(pricing)
-    bucket = _bucket(seconds)
-    query = (
-        sa.select(calls.c.pool, bucket.label("bucket"), *_TOKEN_SUMS)
-        .where(
-            calls.c.price_status == POOL,
-            calls.c.pool.in_(sorted({name for name, _, _ in wanted})),
-            calls.c.start_time >= min(w[1] for w in wanted),
-            calls.c.start_time < max(w[2] for w in wanted),
-        )
-        .group_by(calls.c.pool, bucket)
-    )
+    pooled = [calls.c.price_status == POOL, calls.c.pool.in_(sorted({name for name, _, _ in wanted}))]
+    src = _source(conn, min(w[1] for w in wanted), max(w[2] for w in wanted), pooled, seconds == 3600)
+    bucket = _bucket(src, seconds)
+    query = sa.select(src.c.pool, bucket.label("bucket"), *_token_sums(src)).group_by(src.c.pool, bucket)
     totals: dict[tuple[str, datetime, datetime], TokenUsage] = {}
     for r in conn.execute(query):
         window = (r.pool, *allocation_window(EPOCH + timedelta(seconds=int(r.bucket) * seconds), period))

@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql
 
 from collector.price.ledger import NOT_PRICED, CallPrice
 from collector.records import Call, LlmSpan
+from collector.store.rollup import hour_of_ns, mark_dirty
 from collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
 from collector.store.schema import calls, ingest_counters, llm_spans
 
@@ -108,6 +109,11 @@ class LedgerWriter:
             else:
                 self._write_generic(conn, batch, span_cols, call_cols)
             self._bump_counters(conn, batch.counters)
+            # The hours whose calls changed, rolled up again by the roller (collector/store/rollup.py).
+            mark_dirty(
+                conn,
+                {hour_of_ns(k.start_ns) for k in batch.replaced_calls} | {hour_of_ns(c.start_ns) for c in batch.calls},
+            )
 
     def _write_duckdb(
         self, conn: sa.Connection, batch: WriteBatch, span_cols: dict[str, list[Any]], call_cols: dict[str, list[Any]]
@@ -256,7 +262,8 @@ def _copy_insert(conn: sa.Connection, table: sa.Table, cols: Mapping[str, list[A
 def _pg_values(name: str, values: list[Any]) -> list[Any]:
     if name in TIME_COLUMNS:
         return [ns_to_datetime(v * 1000) for v in values]
-    return values
+    # PostgreSQL text cannot hold NUL; a span that sends one must not fail its commit.
+    return [v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in values]
 
 
 def _clusters(windows: Mapping[str, tuple[int, int]]) -> list[tuple[int, int, list[str]]]:

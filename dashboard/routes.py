@@ -1,25 +1,195 @@
-"""Dashboard routes. For now a home page: ingest health and the newest calls."""
+"""Dashboard routes: one context per page, one template, and the page's `.json` twin.
+
+Datasette's shape: `/spend` renders what `/spend.json` returns, so every figure a person
+sees is also an API a script can read. `/` renders the overview. Currency and date range
+come from the query, else the cookie (dashboard.view); pages that were told them set the
+cookie. Jinja2 autoescape is on for every template: span values are hostile input.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 
-from collector.store import queries
+from collector.price.config import PricingConfig
+from dashboard import export, figures, fmt
+from dashboard.pages import alerts, breakeven, calls, overview, pools, quality, spend
+from dashboard.pages.common import NONE_VALUE, key_text
+from dashboard.view import COOKIE, COOKIE_MAX_AGE, PRESETS, VIEW_PARAMS, View, url, view_of
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+HERE = Path(__file__).parent
+log = logging.getLogger("breakeven.dashboard")
+STATIC = HERE / "static"
+NAV = (
+    ("overview", "/overview", "Overview"),
+    ("spend", "/spend", "Spend"),
+    ("pools", "/pools", "Pools"),
+    ("breakeven", "/breakeven", "Break-even"),
+    ("calls", "/calls", "Calls"),
+    ("quality", "/quality", "Data quality"),
+    ("alerts", "/alerts", "Alerts"),
+)
 
 
-def add_dashboard(app: FastAPI, engine: sa.Engine) -> None:
-    """Mount the dashboard pages on the API app."""
+def _static_names() -> dict[str, Path]:
+    """Static files by their content-hashed name (dashboard-1a2b3c4d.css): cached forever, safely."""
+    out = {}
+    for path in sorted(STATIC.glob("*")) if STATIC.is_dir() else []:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+        out[f"{path.stem}-{digest}{path.suffix}"] = path
+    return out
 
-    @app.get("/", response_class=HTMLResponse)
-    def home(request: Request) -> HTMLResponse:
+
+def _templates(static: dict[str, Path]) -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        fmt=fmt, key_text=key_text, NONE_VALUE=NONE_VALUE, NAV=NAV, PRESETS=PRESETS,
+        static={path.name: f"/static/{name}" for name, path in static.items()},
+    )  # fmt: skip
+    return Jinja2Templates(env=env)
+
+
+def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None = None) -> None:
+    """Mount the dashboard pages, their JSON twins and exports on the API app."""
+    pricing = pricing or PricingConfig()
+    static = _static_names()
+    templates = _templates(static)
+    media = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+
+    def respond(request: Request, view: View, ctx: dict[str, Any], as_json: bool, status: int = 200) -> Response:
+        if as_json:
+            response: Response = JSONResponse(ctx, status_code=status)
+        else:
+            page_params = {k: v for k, v in request.query_params.items() if k not in VIEW_PARAMS}
+
+            def here(**changes: Any) -> str:
+                return url(request.url.path, view, **{**page_params, **changes})
+
+            def link(path: str, **params: Any) -> str:
+                return url(path, view, **params)
+
+            path = "/overview" if request.url.path == "/" else request.url.path
+            response = templates.TemplateResponse(
+                request,
+                f"{ctx['page']}.html",
+                {
+                    "c": ctx, "view": view, "charts": figures.for_page(ctx), "here": here, "link": link,
+                    "path": path, "page_params": page_params, "json_url": url(f"{path}.json", view, **page_params),
+                },
+                status_code=status,
+            )  # fmt: skip
+        if view.from_query:
+            response.set_cookie(COOKIE, view.cookie_value(), max_age=COOKIE_MAX_AGE, samesite="lax", httponly=True)
+        return response
+
+    def page(build: Callable[[sa.Connection, View, Request], dict[str, Any]]) -> Callable[..., Response]:
+        def handler(request: Request, as_json: bool = False) -> Response:
+            try:
+                view = view_of(request, pricing)
+                with engine.connect() as conn:
+                    ctx = build(conn, view, request)
+            except HTTPException as exc:
+                if as_json:
+                    raise
+                return _error(request, exc)
+            except SQLAlchemyError as exc:
+                if as_json:  # the API's handler answers 503 with the reason, as for every JSON route
+                    raise
+                log.warning("database error on %s: %s", request.url.path, exc.__class__.__name__)
+                unavailable = HTTPException(503, f"database unavailable: {exc.__class__.__name__}; try again shortly")
+                return _error(request, unavailable, {"Retry-After": "5"})
+            return respond(request, view, ctx, as_json)
+
+        return handler
+
+    def _error(request: Request, exc: HTTPException, headers: dict[str, str] | None = None) -> Response:
+        context = {"status": exc.status_code, "detail": exc.detail}
+        return templates.TemplateResponse(request, "error.html", context, status_code=exc.status_code, headers=headers)
+
+    def query(request: Request) -> dict[str, str]:
+        return dict(request.query_params)
+
+    builders: dict[str, Callable[[sa.Connection, View, Request], dict[str, Any]]] = {
+        "overview": lambda conn, view, r: overview.context(conn, pricing, view, datetime.now(UTC)),
+        "spend": lambda conn, view, r: spend.context(conn, pricing, view, query(r)),
+        "pools": lambda conn, view, r: pools.context(conn, pricing, view),
+        "breakeven": lambda conn, view, r: breakeven.context(conn, pricing, view),
+        "calls": lambda conn, view, r: calls.context(conn, pricing, view, query(r)),
+        "calls/repeated": lambda conn, view, r: calls.repeated(conn, pricing, view, query(r)),
+        "quality": lambda conn, view, r: quality.context(conn, pricing, view, datetime.now(UTC)),
+        "alerts": lambda conn, view, r: alerts.context(conn, view, r.query_params.get("alert")),
+    }
+    for name, build in builders.items():
+        handler = page(build)
+        _register(app, f"/{name}", handler)
+    home = page(builders["overview"])
+
+    def index(request: Request) -> Response:
+        return home(request)
+
+    app.add_api_route("/", index, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+
+    def call_detail(request: Request, trace_id: str, span_id: str) -> Response:
+        as_json = span_id.endswith(".json")
+        span = span_id.removesuffix(".json")
+        return page(lambda conn, view, r: calls.detail(conn, pricing, view, trace_id, span))(request, as_json)
+
+    app.add_api_route("/calls/{trace_id}/{span_id}", call_detail, methods=["GET"], include_in_schema=False)
+
+    def spend_file(request: Request, kind: str) -> Response:
+        view = view_of(request, pricing)
         with engine.connect() as conn:
-            totals = queries.ingest_totals(conn)
-            recent, _ = queries.list_calls(conn, queries.CallFilters(), 25)
-        return TEMPLATES.TemplateResponse(request, "home.html", {"totals": totals, "calls": recent})
+            ctx = spend.context(conn, pricing, view, query(request))
+        body = export.to_csv(ctx) if kind == "csv" else export.to_parquet(ctx)
+        name = f"breakeven-spend-{'-'.join(ctx['group_by'])}-{view.first_day}-{view.last_day}-{view.currency}.{kind}"
+        media_type = "text/csv; charset=utf-8" if kind == "csv" else "application/vnd.apache.parquet"
+        headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+        return Response(body, media_type=media_type, headers=headers)
+
+    def spend_csv(request: Request) -> Response:
+        return spend_file(request, "csv")
+
+    def spend_parquet(request: Request) -> Response:
+        return spend_file(request, "parquet")
+
+    app.add_api_route("/spend.csv", spend_csv, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/spend.parquet", spend_parquet, methods=["GET"], include_in_schema=False)
+
+    def static_file(name: str) -> Response:
+        path = static.get(name)
+        if path is None:
+            raise HTTPException(404, "no such file")
+        headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+        return Response(
+            path.read_bytes(), media_type=media.get(path.suffix, "application/octet-stream"), headers=headers
+        )
+
+    app.add_api_route("/static/{name}", static_file, methods=["GET"], include_in_schema=False)
+
+
+def _register(app: FastAPI, path: str, handler: Callable[..., Response]) -> None:
+    def html(request: Request) -> Response:
+        return handler(request)
+
+    def as_json(request: Request) -> Response:
+        return handler(request, as_json=True)
+
+    app.add_api_route(path, html, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+    app.add_api_route(f"{path}.json", as_json, methods=["GET"], include_in_schema=False)

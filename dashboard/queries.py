@@ -1,0 +1,287 @@
+"""The dashboard's own reads of the ledger: what no API reads yet (data quality, repeated prompts,
+the spans of one call). Spend and pool figures are never computed here: the pages call
+collector.store.spend and the money API's functions for those, so both always agree.
+
+Each query is bounded by [since, until) on start_time, which DuckDB prunes by zone maps and
+PostgreSQL by its start_time indexes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from collector.price.ledger import POOL, PRICED, UNPRICED
+from collector.price.usage import TokenUsage
+from collector.store.schema import calls, llm_spans
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _bucket(seconds: int) -> sa.ColumnElement[int]:
+    # Seconds since the epoch, floored (as collector.store.spend buckets): UTC whatever the
+    # session time zone.
+    epoch = sa.func.date_part("epoch", calls.c.start_time)
+    return sa.cast(sa.func.floor(epoch / sa.literal_column(str(seconds))), sa.BigInteger)
+
+
+def _in_range(table: sa.Table, since: datetime, until: datetime) -> list[sa.ColumnElement[bool]]:
+    return [table.c.start_time >= since, table.c.start_time < until]
+
+
+def emitters(conn: sa.Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Which emitters (instrumentation scope@version) and conventions sent LLM spans, and when last.
+
+    No count of distinct services: over millions of spans it doubles the query's time.
+    """
+    query = (
+        sa.select(
+            llm_spans.c.emitter,
+            llm_spans.c.conventions,
+            sa.func.count().label("spans"),
+            sa.func.max(llm_spans.c.start_time).label("last_start"),
+            sa.func.max(llm_spans.c.received_at).label("last_received"),
+        )
+        .where(*_in_range(llm_spans, since, until))
+        .group_by(llm_spans.c.emitter, llm_spans.c.conventions)
+        .order_by(sa.desc("spans"), llm_spans.c.emitter)
+    )
+    return [
+        {
+            "emitter": r.emitter,
+            "conventions": [c for c in (r.conventions or "").split(",") if c],
+            "spans": int(r.spans),
+            "last_start": _utc(r.last_start),
+            "last_received": _utc(r.last_received),
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def services(conn: sa.Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Per service: calls, errors, unpriced calls, and its last call (start and arrival)."""
+    query = (
+        sa.select(
+            calls.c.service,
+            sa.func.count().label("calls"),
+            sa.func.sum(sa.case((calls.c.status != "ok", 1), else_=0)).label("errors"),
+            sa.func.sum(sa.case((calls.c.price_status == UNPRICED, 1), else_=0)).label("unpriced"),
+            sa.func.max(calls.c.start_time).label("last_start"),
+            sa.func.max(calls.c.received_at).label("last_received"),
+        )
+        .where(*_in_range(calls, since, until))
+        .group_by(calls.c.service)
+        .order_by(sa.desc("last_start"))
+    )
+    return [
+        {
+            "service": r.service,
+            "calls": int(r.calls),
+            "errors": int(r.errors or 0),
+            "unpriced": int(r.unpriced or 0),
+            "last_start": _utc(r.last_start),
+            "last_received": _utc(r.last_received),
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def unpriced_models(conn: sa.Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Unpriced calls by provider, model and reason: each a price book entry (or a fix) waiting to happen."""
+    model = sa.func.coalesce(calls.c.response_model, calls.c.request_model)
+    query = (
+        sa.select(
+            calls.c.provider,
+            model.label("model"),
+            calls.c.backend_class,
+            calls.c.unpriced_reason,
+            sa.func.count().label("calls"),
+            sa.func.count(sa.distinct(calls.c.service)).label("services"),
+            sa.func.max(calls.c.start_time).label("last_start"),
+        )
+        .where(*_in_range(calls, since, until), calls.c.price_status == UNPRICED)
+        .group_by(calls.c.provider, model, calls.c.backend_class, calls.c.unpriced_reason)
+        .order_by(sa.desc("calls"))
+    )
+    return [
+        {
+            "provider": r.provider,
+            "model": r.model,
+            "backend_class": r.backend_class,
+            "reason": r.unpriced_reason,
+            "calls": int(r.calls),
+            "services": int(r.services),
+            "last_start": _utc(r.last_start),
+        }
+        for r in conn.execute(query)
+    ]
+
+
+def unknown_backends(conn: sa.Connection, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Calls whose backend class is unknown (a client aimed at an address nobody classified), by address."""
+    query = (
+        sa.select(
+            calls.c.server_address,
+            calls.c.provider,
+            sa.func.count().label("calls"),
+            sa.func.max(calls.c.start_time).label("last_start"),
+        )
+        .where(*_in_range(calls, since, until), calls.c.backend_class == "unknown")
+        .group_by(calls.c.server_address, calls.c.provider)
+        .order_by(sa.desc("calls"))
+    )
+    return [
+        {
+            "server_address": r.server_address,
+            "provider": r.provider,
+            "calls": int(r.calls),
+            "last_start": _utc(r.last_start),
+        }
+        for r in conn.execute(query)
+    ]
+
+
+@dataclass(slots=True)
+class RepeatedPrompt:
+    """One prompt hash sent more than once: how often, by whom, with what tokens and cost (USD by day)."""
+
+    prompt_hash: str
+    calls: int
+    services: int
+    first_service: str | None
+    models: int
+    usage: TokenUsage
+    first_start: datetime
+    last_start: datetime
+    priced_usd: dict[date, Decimal]  # per-token cost by UTC day
+    pool_items: list[tuple[str, datetime, TokenUsage]]  # (pool, a time in the window, usage) to allocate
+    unpriced_calls: int = 0
+
+
+def repeated_prompts(
+    conn: sa.Connection, since: datetime, until: datetime, limit: int, allocation_seconds: int
+) -> list[RepeatedPrompt]:
+    """Prompt hashes sent more than once in the range, the costliest first (the caller converts their cost).
+
+    Three reads: the one over every hash of the range keeps its aggregates to a count and
+    two sums (hashing millions of distinct prompts is the cost; DISTINCT counts there would
+    double it); who sent the top ones, and their cost by day and pool, are read for those only.
+    """
+    in_range = [*_in_range(calls, since, until), calls.c.prompt_hash.is_not(None)]
+    tokens = calls.c.input_tokens + calls.c.cache_read_tokens + calls.c.output_tokens
+    head = (
+        sa.select(calls.c.prompt_hash)
+        .where(*in_range)
+        .group_by(calls.c.prompt_hash)
+        .having(sa.func.count() > 1)
+        # Per-token cost first (what a cache saves outright), then tokens (pool calls have no stored cost).
+        .order_by(
+            sa.func.coalesce(sa.func.sum(calls.c.cost_usd), 0).desc(), sa.func.sum(tokens).desc(), calls.c.prompt_hash
+        )
+        .limit(limit)
+    )
+    top = [r.prompt_hash for r in conn.execute(head)]
+    if not top:
+        return []
+    model = sa.func.coalesce(calls.c.response_model, calls.c.request_model)
+    who = (
+        sa.select(
+            calls.c.prompt_hash,
+            sa.func.count().label("calls"),
+            sa.func.count(sa.distinct(calls.c.service)).label("services"),
+            sa.func.min(calls.c.service).label("first_service"),
+            sa.func.count(sa.distinct(model)).label("models"),
+            *(sa.func.sum(calls.c[name]).label(name) for name in _TOKENS),
+            sa.func.min(calls.c.start_time).label("first_start"),
+            sa.func.max(calls.c.start_time).label("last_start"),
+        )
+        .where(*_in_range(calls, since, until), calls.c.prompt_hash.in_(top))
+        .group_by(calls.c.prompt_hash)
+    )
+    found: dict[str, RepeatedPrompt] = {}
+    for r in conn.execute(who):
+        usage = TokenUsage(*(int(getattr(r, name) or 0) for name in _TOKENS))
+        found[r.prompt_hash] = RepeatedPrompt(
+            r.prompt_hash, int(r.calls), int(r.services), r.first_service, int(r.models), usage,
+            _utc(r.first_start) or since, _utc(r.last_start) or since, {}, [],
+        )  # fmt: skip
+    bucket = _bucket(allocation_seconds)
+    detail = (
+        sa.select(
+            calls.c.prompt_hash,
+            calls.c.price_status,
+            calls.c.pool,
+            bucket.label("bucket"),
+            sa.func.count().label("calls"),
+            *(sa.func.sum(calls.c[name]).label(name) for name in _TOKENS),
+            sa.func.sum(calls.c.cost_usd).label("cost"),
+        )
+        .where(*_in_range(calls, since, until), calls.c.prompt_hash.in_(top))
+        .group_by(calls.c.prompt_hash, calls.c.price_status, calls.c.pool, bucket)
+    )
+    for r in conn.execute(detail):
+        item = found[r.prompt_hash]
+        start = EPOCH + timedelta(seconds=int(r.bucket) * allocation_seconds)
+        if r.price_status == PRICED and r.cost is not None:
+            item.priced_usd[start.date()] = item.priced_usd.get(start.date(), Decimal(0)) + Decimal(r.cost)
+        elif r.price_status == POOL and r.pool is not None:
+            usage = TokenUsage(*(int(getattr(r, name) or 0) for name in _TOKENS))
+            item.pool_items.append((r.pool, max(start, since), usage))
+        else:
+            item.unpriced_calls += int(r.calls)
+    return [found[h] for h in top if h in found]
+
+
+def call_spans(conn: sa.Connection, trace_id: str, around: datetime) -> list[dict[str, Any]]:
+    """The LLM spans stored for a trace, within a day of a call of it (DuckDB has no index: time bounds it)."""
+    query = (
+        sa.select(
+            llm_spans.c.span_id,
+            llm_spans.c.parent_span_id,
+            llm_spans.c.name,
+            llm_spans.c.service,
+            llm_spans.c.emitter,
+            llm_spans.c.conventions,
+            llm_spans.c.is_engine,
+            llm_spans.c.provider,
+            llm_spans.c.response_model,
+            llm_spans.c.request_model,
+            llm_spans.c.start_time,
+            llm_spans.c.input_tokens,
+            llm_spans.c.output_tokens,
+        )
+        .where(
+            llm_spans.c.trace_id == trace_id,
+            llm_spans.c.start_time >= around - timedelta(days=1),
+            llm_spans.c.start_time < around + timedelta(days=1),
+        )
+        .order_by(llm_spans.c.start_time, llm_spans.c.span_id)
+    )
+    return [
+        {
+            "span_id": r.span_id,
+            "parent_span_id": r.parent_span_id,
+            "name": r.name,
+            "service": r.service,
+            "emitter": r.emitter,
+            "conventions": [c for c in (r.conventions or "").split(",") if c],
+            "engine": bool(r.is_engine),
+            "provider": r.provider,
+            "model": r.response_model or r.request_model,
+            "start_time": _utc(r.start_time),
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+        }
+        for r in conn.execute(query)
+    ]

@@ -41,7 +41,7 @@ from collector.price.ledger import POOL, PRICED
 from collector.price.money import MILLION, ONE, ZERO
 from collector.price.periods import month_start, utc
 from collector.price.pools import Pool, PoolPeriod, fixed_cost, pool_period
-from collector.price.pricer import Pricer
+from collector.price.pricer import DayCachedPricer, Pricer
 from collector.price.usage import TokenUsage
 from collector.store import spend as store
 from collector.store.rows import decimal_text
@@ -195,20 +195,6 @@ def spend_report(
     }
 
 
-class _DayCachedPricer(Pricer):
-    """Looks each (provider, models, UTC day) up once: entries change at 00:00 UTC."""
-
-    def __init__(self, pricer: Pricer) -> None:
-        super().__init__(pricer.book, pricer.catalog)
-        self._found: dict[tuple[str | None, tuple[str, ...], date], tuple[PriceEntry, str] | None] = {}
-
-    def entry(self, provider: str | None, models: tuple[str, ...], at: datetime) -> tuple[PriceEntry, str] | None:
-        key = (provider, models, utc(at).date())
-        if key not in self._found:
-            self._found[key] = super().entry(provider, models, at)
-        return self._found[key]
-
-
 def _linear(found: tuple[PriceEntry, str] | None) -> bool:
     # Without context tiers or a per-request fee, an entry prices a day's summed tokens
     # exactly as it prices each call (reasoning never exceeds output after normalization).
@@ -243,7 +229,7 @@ def pool_figures(
     days = store.spend(conn, pricing, since, until, ("pool", "day"), breaks, pooled)
     services = store.spend(conn, pricing, since, until, ("pool", "service"), breaks, pooled).rows
     teams = store.spend(conn, pricing, since, until, ("pool", "team"), breaks, pooled).rows
-    pricer = _DayCachedPricer(pricing.pricer())
+    pricer = DayCachedPricer(pricing.pricer())
     out = []
     for pool in pricing.pools:
         by_day = {row.key[1]: row for row in days.rows if row.key[0] == pool.name}

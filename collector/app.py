@@ -9,14 +9,20 @@ import threading
 
 import grpc
 import uvicorn
+from starlette.types import ASGIApp
 
+from collector.alerts.runner import AlertRunner, default_dashboard_url
 from collector.api import build_api
+from collector.api_alerts import alerts_router
+from collector.login import require_login
+from collector.metrics import Metrics, metrics_router
 from collector.pipeline import Pipeline
 from collector.price.ledger import ledger_pricer
 from collector.receive.grpc import build_grpc_server
 from collector.receive.http import build_otlp_app
 from collector.settings import Settings, SettingsError
 from collector.store.engine import current_revision, head_revision, make_engine, migrate
+from collector.store.rollup import Roller
 from collector.store.writer import LedgerWriter
 from dashboard.routes import add_dashboard
 
@@ -50,9 +56,22 @@ class Collector:
         self._servers: list[uvicorn.Server] = []
         self._loop_thread: threading.Thread | None = None
         self._grpc: grpc.Server | None = None
+        self.alerts: AlertRunner | None = None
+        self.roller: Roller | None = None
 
     def start(self) -> None:
-        """Migrate (unless told not to), start the writer, then listen."""
+        """Migrate (unless told not to), start the writer, then listen.
+
+        If any step fails (a busy port, say), what already started is stopped before the
+        error goes up: threads left holding the database would crash the process at exit.
+        """
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
         s = self.settings
         if s.migrate:
             migrate(self.engine)
@@ -66,6 +85,10 @@ class Collector:
             price=ledger_pricer(s.pricing),
         )
         self.pipeline.start()
+        self.roller = Roller(self.engine, s.retention_days)
+        self.roller.start()
+        metrics = Metrics(self.engine, s, self.pipeline)
+        self.pipeline.on_commit = metrics.observe_commit
         otlp_sock = _bind(s.host, s.otlp_http_port, "otlp_http_port")
         api_sock = _bind(s.host, s.http_port, "http_port")
         self.otlp_http_port = otlp_sock.getsockname()[1]
@@ -74,10 +97,26 @@ class Collector:
         self._grpc.start()
 
         api = build_api(self.engine, self.pipeline, s.pricing)
-        add_dashboard(api, self.engine)
-        apps = [(build_otlp_app(s, self.pipeline), otlp_sock), (api, api_sock)]
+        add_dashboard(api, self.engine, s.pricing)
+        dashboard = default_dashboard_url(s.host, self.http_port)
+        self.alerts = metrics.alerts = AlertRunner(self.engine, s.alerts, s.pricing, dashboard, metrics.refused_total)
+        api.include_router(alerts_router(self.engine, s.alerts, self.alerts))
+        api.include_router(metrics_router(metrics))
+        apps: list[tuple[ASGIApp, socket.socket]] = [
+            (build_otlp_app(s, self.pipeline), otlp_sock),
+            (require_login(api, s.auth), api_sock),
+        ]
         self._servers = [
-            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+            uvicorn.Server(
+                uvicorn.Config(
+                    app,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    ssl_certfile=s.tls_cert_file,
+                    ssl_keyfile=s.tls_key_file,
+                )
+            )
             for app, _ in apps
         ]
         started = threading.Event()
@@ -98,6 +137,7 @@ class Collector:
         self._loop_thread.start()
         if not started.wait(30):
             raise RuntimeError("HTTP listeners did not start within 30 s")
+        self.alerts.start()
         log.info(
             "breakeven listening: OTLP/HTTP %s:%d, OTLP/gRPC %s:%d, API and dashboard http://%s:%d/ (db %s)",
             s.host, self.otlp_http_port, s.host, self.otlp_grpc_port, s.host, self.http_port,
@@ -106,6 +146,8 @@ class Collector:
 
     def stop(self) -> None:
         """Stop accepting, let in-flight exports commit, drain the queue, close the database."""
+        if self.alerts is not None:
+            self.alerts.stop()
         for server in self._servers:
             server.should_exit = True
         if self._grpc is not None:
@@ -114,4 +156,6 @@ class Collector:
             self._loop_thread.join(30)
         if self.pipeline is not None:
             self.pipeline.stop()
+        if self.roller is not None:
+            self.roller.stop()
         self.engine.dispose()

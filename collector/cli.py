@@ -1,4 +1,4 @@
-"""breakeven serve | migrate | reprice | version."""
+"""breakeven serve | migrate | reprice | demo | version."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from collector import __version__
+from collector import __version__, demo
 from collector.settings import Settings, SettingsError, load_settings
 
 
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the OTLP collector, API and dashboard")
     _add_common(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--tls-cert-file", dest="tls_cert_file", help="PEM certificate: TLS on all listeners")
+    serve.add_argument("--tls-key-file", dest="tls_key_file", help="PEM private key of --tls-cert-file")
     serve.add_argument("--otlp-http-port", dest="otlp_http_port", type=int, help="OTLP/HTTP port (4318)")
     serve.add_argument("--otlp-grpc-port", dest="otlp_grpc_port", type=int, help="OTLP/gRPC port (4317)")
     serve.add_argument("--http-port", dest="http_port", type=int, help="API and dashboard port (8000)")
@@ -54,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument("--dry-run", dest="dry_run", action="store_true", help="count and total; change nothing")
     reprice.add_argument("--batch-size", dest="batch_size", type=int, default=10_000, help="calls per transaction")
 
+    demo.add_parser(sub)
     sub.add_parser("version", help="print the version")
+    sub.add_parser(
+        "hash-password",
+        help="read a password (twice, hidden) and print its scrypt hash for [[auth.users]] password_scrypt",
+    )
     return parser
 
 
@@ -140,6 +147,21 @@ def _login_name() -> str:
         return "unknown"
 
 
+def hash_password_command() -> int:
+    """Print a password's scrypt hash; the password is read without echo (or from stdin)."""
+    from collector.auth import hash_password
+
+    if sys.stdin.isatty():
+        first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+    else:
+        first = second = sys.stdin.readline().rstrip("\n")
+    if not first or first != second:
+        print("breakeven: error: the passwords are empty or differ", file=sys.stderr)
+        return 2
+    print(hash_password(first))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `breakeven` console script."""
     parser = build_parser()
@@ -147,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "demo":
+        return demo.run(args)
+    if args.command == "hash-password":
+        return hash_password_command()
     try:
         settings = _settings(args)
         _logging(settings)

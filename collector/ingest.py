@@ -7,14 +7,24 @@ a drop or a reject is decided in one place.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.decode import count_data_points, count_log_records, count_spans, decode_logs, decode_traces
-from collector.normalize import normalize_span
+from collector.auth import ANYONE, Sender
+from collector.decode import (
+    Limits,
+    count_data_points,
+    count_log_records,
+    count_spans,
+    decode_logs,
+    decode_traces,
+)
+from collector.normalize import normalize_span, read_attribute_names
 from collector.pipeline import Work
 from collector.records import PromptHashHint, Rejection
 from collector.redact import hash_messages, messages_from_log
@@ -23,6 +33,28 @@ from collector.settings import Settings
 
 class TooLarge(ValueError):
     """The export carries more items than a setting allows (answered 413)."""
+
+
+MAX_DETAIL_CHARS = 300  # a rejection's detail quotes what was sent; the answer stays short
+_LIMITS: dict[int, tuple[Settings, Limits]] = {}
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The decoder's per-span limits for these settings (worked out once per Settings)."""
+    cached = _LIMITS.get(id(settings))
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    limits = Limits(
+        attributes=settings.max_attributes_per_span,
+        value_bytes=settings.max_attribute_value_bytes,
+        events=settings.max_events_per_span,
+        array_items=settings.max_array_items,
+        read=read_attribute_names(settings),
+    )
+    if len(_LIMITS) > 100:  # tests make many Settings; a server makes one
+        _LIMITS.clear()
+    _LIMITS[id(settings)] = (settings, limits)
+    return limits
 
 
 @dataclass(slots=True)
@@ -46,20 +78,27 @@ def _reject(outcome: Outcome, rejection: Rejection) -> None:
     outcome.rejected += 1
     outcome.reasons[rejection.reason] += 1
     if not outcome.first_detail:
-        outcome.first_detail = rejection.detail or rejection.reason
+        outcome.first_detail = (rejection.detail or rejection.reason)[:MAX_DETAIL_CHARS]
 
 
-def traces_outcome(request: ExportTraceServiceRequest, settings: Settings) -> Outcome:
-    """Decode, redact and normalize a trace export; keep LLM calls, count the rest."""
+def traces_outcome(request: ExportTraceServiceRequest, settings: Settings, sender: Sender = ANYONE) -> Outcome:
+    """Decode, redact and normalize a trace export; keep LLM calls, count the rest.
+
+    A sender bound to services (an ingest token's `services`) has spans of any other
+    service.name refused: reason `service_not_allowed`.
+    """
     total = count_spans(request)
     if total > settings.max_spans_per_request:
         raise TooLarge(f"export carries {total} spans; max_spans_per_request is {settings.max_spans_per_request}")
-    decoded = decode_traces(request)
+    decoded = decode_traces(request, limits_of(settings))
     outcome = Outcome(Work())
     for rejection in decoded.rejected:
         _reject(outcome, rejection)
     dropped = 0
     for span in decoded.spans:
+        if sender.services and not sender.may_send_as(_service_of(span.resource)):
+            _reject(outcome, Rejection("service_not_allowed", _not_allowed(sender, span.resource)))
+            continue
         result = normalize_span(span, settings)
         if result is None:
             dropped += 1
@@ -76,14 +115,29 @@ def traces_outcome(request: ExportTraceServiceRequest, settings: Settings) -> Ou
     return outcome
 
 
-def logs_outcome(request: ExportLogsServiceRequest) -> Outcome:
-    """Log records: GenAI content events become prompt-hash hints; the text goes nowhere."""
+def _service_of(resource: Mapping[str, Any]) -> str | None:
+    value = resource.get("service.name")
+    return None if value is None else str(value)
+
+
+def _not_allowed(sender: Sender, resource: Mapping[str, Any]) -> str:
+    return f"ingest token {sender.name!r} may not send spans of service {_service_of(resource)!r}"
+
+
+def logs_outcome(request: ExportLogsServiceRequest, sender: Sender = ANYONE) -> Outcome:
+    """Log records: GenAI content events become prompt-hash hints; the text goes nowhere.
+
+    Records of a service the sender may not speak for are skipped (their hints could
+    otherwise mark another team's calls).
+    """
     outcome = Outcome(Work())
     hints: list[PromptHashHint] = []
     by_span: dict[tuple[str, str], list[list[str]]] = {}
     times: dict[tuple[str, str], int] = {}
     for record in decode_logs(request):
         if record.trace_id is None or record.span_id is None:
+            continue
+        if sender.services and not sender.may_send_as(_service_of(record.resource)):
             continue
         messages = messages_from_log(record.event_name, record.body, record.attributes)
         if messages:

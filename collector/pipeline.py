@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from collector.merge import CLOCK_SKEW_NS, call_of_span, calls_of_trace
+from collector.merge import CLOCK_SKEW_NS, call_of_span, calls_of_trace, merge_group
 from collector.price.ledger import CallPrice
-from collector.records import TOKEN_FIELDS, Call, LlmSpan, PromptHashHint
+from collector.records import Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
 from collector.tracecache import SeenTraces, TraceCache, TraceState
 
@@ -86,6 +86,7 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self.commit_seconds_last = 0.0
         self.commits = 0
+        self.on_commit: Callable[[float, list[Future[None]]], None] = lambda seconds, futures: None  # metrics.py
 
     # ------------------------------------------------------------ lifecycle
 
@@ -154,21 +155,36 @@ class Pipeline:
                 continue
             started = time.perf_counter()
             try:
-                batch, states = self._build([p.work for p in taken])
-                self.writer.write(batch, int(time.time() * 1e6))
+                self._commit(taken)
             except Exception as exc:
-                log.warning("commit failed, %d exports refused: %s", len(taken), exc)
-                for pending in taken:
+                # One bad export (say a string PostgreSQL will not store) must not fail the
+                # others that shared its transaction: commit them one by one.
+                alone = taken if len(taken) > 1 else []
+                failed = [p for p in alone if not self._commit_alone(p)] if alone else taken
+                log.warning("commit failed, %d of %d exports refused: %s", len(failed), len(taken), exc)
+                for pending in taken if not alone else []:
                     pending.future.set_exception(exc)
-            else:
-                self._remember(batch, states)
-                for pending in taken:
-                    pending.future.set_result(None)
             finally:
                 with self._cond:
                     self._queued_weight -= sum(p.work.weight for p in taken)
                 self.commit_seconds_last = time.perf_counter() - started
                 self.commits += 1
+                self.on_commit(self.commit_seconds_last, [p.future for p in taken])
+
+    def _commit(self, taken: list[_Pending]) -> None:
+        batch, states = self._build([p.work for p in taken])
+        self.writer.write(batch, int(time.time() * 1e6))
+        self._remember(batch, states)
+        for pending in taken:
+            pending.future.set_result(None)
+
+    def _commit_alone(self, pending: _Pending) -> bool:
+        try:
+            self._commit([pending])
+        except Exception as exc:
+            pending.future.set_exception(exc)
+            return False
+        return True
 
     def _build(self, works: Iterable[Work]) -> tuple[WriteBatch, dict[str, TraceState]]:
         """Merge new spans and hints with what is known of their traces; mutate nothing shared."""
@@ -251,11 +267,13 @@ class Pipeline:
         (the anthropic SDK's spans next to OpenLLMetry's): two roots, two traces, one
         provider response. Two calls of different traces are one call when they name the
         same (provider, response id) AND one lies inside the other in time (within
-        CLOCK_SKEW_NS): a reused or fake id alone merges nothing. The outer one is kept
-        (the instrumentation wraps the SDK) and takes its token counts from the inner one,
-        the client's own record of the response, as within a trace; a call stored in an
-        earlier commit keeps its place. The dropped call's spans stay in llm_spans for
-        audit. The last RESPONSES_REMEMBERED responses are remembered.
+        CLOCK_SKEW_NS): a reused or fake id alone merges nothing. Within one batch their
+        spans merge as one call's do within a trace (collector/merge.py): the outer one's
+        identity and caller fields, the client's own span for where it went, its token
+        counts and time to first token; member_span_ids lists the spans of both traces.
+        A call stored in an earlier commit keeps its place, and a later one naming its
+        response is dropped. Dropped calls' spans stay in llm_spans for audit. The last
+        RESPONSES_REMEMBERED responses are remembered.
         """
         groups: dict[tuple[str | None, str], list[Call]] = {}
         for call in batch.calls:
@@ -277,9 +295,9 @@ class Pipeline:
                     and _nested_calls(call, owner.start_ns, owner.end_ns)
                 ):
                     replaced[call.key] = None
-                    if call.usage_reported:
-                        owner = dataclasses.replace(owner, **{n: getattr(call, n) for n in TOKEN_FIELDS})
-                        replaced[owner.key] = owner
+                    merged = merge_group(_member_spans(owner, states) + _member_spans(call, states))
+                    if merged.key == owner.key:  # the outer one keeps its identity
+                        owner = replaced[owner.key] = merged
                 elif owner is None:
                     owner = call
             if owner is not None:
@@ -359,6 +377,12 @@ class Pipeline:
             if state.covers is None and trace_id not in self.cache:
                 self.seen.add(trace_id)
             self.cache.put(trace_id, state)
+
+
+def _member_spans(call: Call, states: dict[str, TraceState]) -> list[LlmSpan]:
+    state = states.get(call.trace_id)
+    held = state.spans if state is not None else {}
+    return [held[span_id] for span_id in call.member_span_ids if span_id in held]
 
 
 def _nested_calls(call: Call, start_ns: int, end_ns: int) -> bool:

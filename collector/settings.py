@@ -21,6 +21,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from collector.alerts.config import AlertsConfig, parse_alerts
+from collector.auth import AuthConfig, AuthConfigError, parse_auth
 from collector.price.config import PricingConfig, parse_pricing
 from collector.records import BACKEND_CLASSES
 
@@ -55,6 +57,11 @@ class Settings:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_spans_per_request: int = 100_000
     max_tokens_per_call: int = 100_000_000
+    # Per span (README "Hostile input"): past these a span is rejected, or an audit-only value cut.
+    max_attributes_per_span: int = 256
+    max_attribute_value_bytes: int = 16 * 1024
+    max_events_per_span: int = 128
+    max_array_items: int = 256
     # Pipeline.
     queue_max_spans: int = 200_000
     batch_max_spans: int = 20_000
@@ -66,6 +73,17 @@ class Settings:
     backend_classes: Mapping[str, str] = field(default_factory=dict)
     # The [pricing] section: price book, discounts, FX rates, self-hosted pools, candidates.
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    # The [alerts] section: rules, schedule and notifiers (collector/alerts/config.py).
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # GET /metrics: the trailing window of the per-pool and per-traffic-class gauges.
+    metrics_window_seconds: int = 3600
+    # Raw calls and LLM spans older than this many days are deleted (hourly rollups kept); 0 keeps them.
+    retention_days: int = 0
+    # The [auth] section: ingest tokens (bound to services), dashboard/API users and roles.
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    # TLS for all three listeners when both are given (PEM files).
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @property
     def db_dialect(self) -> str:
@@ -75,7 +93,7 @@ class Settings:
 
 _INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
 _BOOL_SETTINGS = {"migrate"}
-_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing")
+_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth")
 _SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in _TABLE_SETTINGS}
 
 
@@ -138,6 +156,13 @@ def validate(values: Mapping[str, Any]) -> Settings:
             clean[name] = _as_backend_classes(raw)
         elif name == "pricing":
             clean[name] = parse_pricing(raw, values.get("config"))
+        elif name == "alerts":
+            clean[name] = parse_alerts(raw)
+        elif name == "auth":
+            try:
+                clean[name] = parse_auth(raw, values.get("config"))
+            except AuthConfigError as exc:
+                raise SettingsError(str(exc)) from None
         else:
             clean[name] = str(raw)
     settings = Settings(**clean)
@@ -212,12 +237,20 @@ def _check(s: Settings) -> None:
     busy = [p for p in ports.values() if p != 0]
     if len(busy) != len(set(busy)):
         raise SettingsError(f"otlp_http_port, otlp_grpc_port, http_port: must differ, got {ports}")
-    for name in sorted(_INT_SETTINGS - set(ports)):
+    for name in sorted(_INT_SETTINGS - set(ports) - {"retention_days"}):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be positive, got {getattr(s, name)}")
+    if s.retention_days < 0:
+        raise SettingsError(f"retention_days: must be 0 (keep raw calls) or a number of days, got {s.retention_days}")
     if s.batch_max_spans > s.queue_max_spans:
         raise SettingsError("batch_max_spans: must not exceed queue_max_spans")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)", s.duckdb_memory_limit.strip().lower()):
         raise SettingsError(f"duckdb_memory_limit: expected a size such as 512MB or 2GB, got {s.duckdb_memory_limit!r}")
+    if (s.tls_cert_file is None) != (s.tls_key_file is None):
+        raise SettingsError("tls_cert_file, tls_key_file: give both (PEM certificate and its key) or neither")
+    for name in ("tls_cert_file", "tls_key_file"):
+        value = getattr(s, name)
+        if value is not None and not Path(value).is_file():
+            raise SettingsError(f"{name}: file not found: {value}")
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"log_level: one of debug, info, warning, error; got {s.log_level!r}")

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from collector.price.config import PricingConfig
-from collector.price.entries import PriceEntry
 from collector.price.money import stored
 from collector.price.pools import pool_for
-from collector.price.pricer import Priced, Pricer
+from collector.price.pricer import DayCachedPricer, Priced
 from collector.records import Call
 
 PRICED = "priced"
@@ -43,28 +41,10 @@ class CallPrice:
 NOT_PRICED = CallPrice(UNPRICED, unpriced_reason="pricing is off")
 
 
-class _DayCachedPricer(Pricer):
-    """A Pricer that looks each (provider, models, day) up once: entries start on UTC days."""
-
-    def __init__(self, pricer: Pricer, max_entries: int = 4096) -> None:
-        super().__init__(pricer.book, pricer.catalog)
-        self._found: dict[tuple[str | None, tuple[str, ...], object], tuple[PriceEntry, str] | None] = {}
-        self._max = max_entries
-
-    def entry(self, provider: str | None, models: tuple[str, ...], at: datetime) -> tuple[PriceEntry, str] | None:
-        key = (provider, models, at.date())
-        if key in self._found:
-            return self._found[key]
-        if len(self._found) >= self._max:
-            self._found.clear()
-        found = self._found[key] = super().entry(provider, models, at)
-        return found
-
-
 def ledger_pricer(config: PricingConfig) -> Callable[[Call], CallPrice]:
     """The function the pipeline prices each new call with."""
     pools = config.pools
-    pricer = _DayCachedPricer(config.pricer())
+    pricer = DayCachedPricer(config.pricer())
 
     def price(call: Call) -> CallPrice:
         pool = pool_for(pools, call)

@@ -165,3 +165,24 @@ def _names(model: str | tuple[str | None, ...] | None) -> tuple[str, ...]:
         if name and name.strip() and name.strip() not in names:
             names.append(name.strip())
     return tuple(names)
+
+
+class DayCachedPricer(Pricer):
+    """A Pricer that looks each (provider, models, UTC day) up once: entries start on UTC days.
+
+    Bounded: past max_entries the memo starts over (a day's distinct models are few).
+    """
+
+    def __init__(self, pricer: Pricer, max_entries: int = 4096) -> None:
+        super().__init__(pricer.book, pricer.catalog)
+        self._found: dict[tuple[str | None, tuple[str, ...], date], tuple[PriceEntry, str] | None] = {}
+        self._max = max_entries
+
+    def entry(self, provider: str | None, models: tuple[str, ...], at: datetime) -> tuple[PriceEntry, str] | None:
+        key = (provider, models, utc(at).date())
+        if key in self._found:
+            return self._found[key]
+        if len(self._found) >= self._max:
+            self._found.clear()
+        found = self._found[key] = super().entry(provider, models, at)
+        return found

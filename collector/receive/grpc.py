@@ -2,7 +2,7 @@
 
 Same decode and hand-off as HTTP. A full queue answers RESOURCE_EXHAUSTED, a database
 that cannot commit UNAVAILABLE (both retryable for OTel SDK exporters), a bad payload
-INVALID_ARGUMENT; partial success is reported in the response.
+INVALID_ARGUMENT, a missing or unknown ingest token UNAUTHENTICATED; partial success is reported in the response.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,11 +19,22 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from collector import ingest
+from collector.auth import Sender, ingest_sender
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
 from collector.settings import Settings
 
 log = logging.getLogger("breakeven.receive.grpc")
 COMMIT_TIMEOUT_SECONDS = 60.0
+
+
+def _sender(settings: Settings, context: grpc.ServicerContext) -> Sender:
+    """The ingest token's sender, or abort UNAUTHENTICATED (token from `authorization` metadata)."""
+    metadata = {key.lower(): value for key, value in context.invocation_metadata() if isinstance(value, str)}
+    sender = ingest_sender(settings.auth, metadata.get("authorization"))
+    if sender is None:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown ingest token (authorization: Bearer ...)")
+    assert sender is not None
+    return sender
 
 
 def _export(
@@ -60,7 +72,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
         return _export(
             self.pipeline,
-            lambda: ingest.traces_outcome(request, self.settings),
+            lambda: ingest.traces_outcome(request, self.settings, _sender(self.settings, context)),
             context,
             trace_service_pb2.ExportTraceServiceResponse(),
             "rejected_spans",
@@ -68,13 +80,13 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
 
 
 class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings, self.pipeline = settings, pipeline
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return _export(
             self.pipeline,
-            lambda: ingest.logs_outcome(request),
+            lambda: ingest.logs_outcome(request, _sender(self.settings, context)),
             context,
             logs_service_pb2.ExportLogsServiceResponse(),
             "rejected_log_records",
@@ -82,10 +94,11 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
 
 
 class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+        self.settings, self.pipeline = settings, pipeline
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        _sender(self.settings, context)
         return _export(
             self.pipeline,
             lambda: ingest.metrics_outcome(request),
@@ -105,10 +118,16 @@ def build_grpc_server(settings: Settings, pipeline: Pipeline) -> tuple[grpc.Serv
         ],
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(settings, pipeline), server)
-    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(pipeline), server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(pipeline), server)
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(settings, pipeline), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(settings, pipeline), server)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    port = server.add_insecure_port(f"{host}:{settings.otlp_grpc_port}")
+    address = f"{host}:{settings.otlp_grpc_port}"
+    if settings.tls_cert_file and settings.tls_key_file:
+        key = Path(settings.tls_key_file).read_bytes()
+        cert = Path(settings.tls_cert_file).read_bytes()
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"otlp_grpc_port: cannot listen on {settings.host}:{settings.otlp_grpc_port}")
     return server, port

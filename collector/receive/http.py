@@ -2,7 +2,8 @@
 
 Answers: 200 with an Export*ServiceResponse (partial_success when some spans were
 refused); 400 for an unusable body; 413 past a size limit; 415 for an unsupported
-content type or encoding; 429 with Retry-After when the queue is full; 503 with
+content type or encoding; 401 without a known ingest token (when [auth] sets
+tokens); 429 with Retry-After when the queue is full; 503 with
 Retry-After while the database cannot commit. Error bodies are google.rpc.Status in
 the request's content type. A 200 is sent only after the data is committed.
 """
@@ -24,11 +25,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from collector import decode, ingest
+from collector.auth import Sender, ingest_sender
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
 from collector.settings import Settings
 
@@ -36,6 +38,7 @@ log = logging.getLogger("breakeven.receive.http")
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_SECONDS = "2"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="breakeven-otlp"'}
 
 
 class HttpError(Exception):
@@ -61,11 +64,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise HttpError(413, f"body of {declared} bytes exceeds max_body_bytes ({limit})")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"body exceeds max_body_bytes ({limit})")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"body exceeds max_body_bytes ({limit})")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-body: nobody reads the answer, and no traceback is logged
+        raise HttpError(400, "client disconnected before the body ended") from None
     return b"".join(chunks)
 
 
@@ -106,7 +112,7 @@ def _error_response(err: HttpError, content_type: str) -> Response:
     return Response(_encode(status, content_type), err.status, err.headers, media_type=content_type)
 
 
-Handler = Callable[[bytes, str], ingest.Outcome]
+Handler = Callable[[bytes, str, Sender], ingest.Outcome]
 
 
 def _make_endpoint(
@@ -115,10 +121,13 @@ def _make_endpoint(
     async def endpoint(request: Request) -> Response:
         reply_type = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
         try:
+            sender = ingest_sender(settings.auth, request.headers.get("authorization"))
+            if sender is None:
+                raise HttpError(401, "missing or unknown ingest token (Authorization: Bearer <token>)", _CHALLENGE)
             content_type = _content_type(request)
             body = await _read_body(request, settings.max_body_bytes)
             body = decompress(body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes)
-            outcome = await to_thread.run_sync(handle, body, content_type)
+            outcome = await to_thread.run_sync(handle, body, content_type, sender)
             try:
                 future = pipeline.submit(outcome.work)
             except QueueFull as exc:
@@ -151,13 +160,13 @@ def _make_endpoint(
 def build_otlp_app(settings: Settings, pipeline: Pipeline) -> Starlette:
     """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics."""
 
-    def traces(body: bytes, content_type: str) -> ingest.Outcome:
-        return ingest.traces_outcome(decode.parse_traces(body, content_type), settings)
+    def traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+        return ingest.traces_outcome(decode.parse_traces(body, content_type), settings, sender)
 
-    def logs(body: bytes, content_type: str) -> ingest.Outcome:
-        return ingest.logs_outcome(decode.parse_logs(body, content_type))
+    def logs(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+        return ingest.logs_outcome(decode.parse_logs(body, content_type), sender)
 
-    def metrics(body: bytes, content_type: str) -> ingest.Outcome:
+    def metrics(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         return ingest.metrics_outcome(decode.parse_metrics(body, content_type))
 
     routes = [

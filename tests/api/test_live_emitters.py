@@ -431,7 +431,7 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
     assert call["duration_ms"] == pytest.approx((span.end_time - span.start_time) / 1e6, abs=0.01)
     if emitter.name == TWO_TRACES:
         # One call of two spans in two traces, linked by response id. Which span the fields
-        # below come from: see test_call_across_traces_keeps_what_the_sdk_span_knows (xfail).
+        # below come from: see test_call_across_traces_keeps_what_the_sdk_span_knows.
         return
     assert (call["member_span_ids"], call["span_count"]) == ([call["span_id"]], 1)
     if live.expected["streaming"] and key not in NO_TTFT:
@@ -581,13 +581,6 @@ def test_failed_call_across_traces_is_one_call(
     assert len(live.calls) == 1, [(c["emitter"], c["span_id"]) for c in live.calls]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collector: a call merged across traces by response id keeps only its token counts from the anthropic "
-    "SDK's span: member_span_ids/span_count leave that span out (no audit link), and where it went "
-    "(server_address, backend, backend_class: frontier, not 127.0.0.1's unknown), ttft_ms and streaming come "
-    "from OpenLLMetry's span, which does not know them",
-)
 def test_call_across_traces_keeps_what_the_sdk_span_knows(
     shared_collector: RunningCollector, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -145,3 +145,42 @@ def test_a_reused_response_id_alone_merges_nothing(pipeline: Pipeline, engine: s
     _send(pipeline, first, second)
     _send(pipeline, _span(T3, "c" * 16, start=9000, end=9500, response_id="chatcmpl-fixed"))
     assert _rows(engine, "SELECT count(*) FROM calls") == [(3,)]
+
+
+def test_nul_in_a_string_is_stored_not_a_failed_commit(pipeline: Pipeline, engine: sa.Engine) -> None:
+    """PostgreSQL text cannot hold NUL: it becomes U+FFFD there instead of failing the export."""
+    _send(pipeline, _span(T1, "a" * 16, service="check\x00out"))
+    (service,) = _rows(engine, f"SELECT service FROM calls WHERE trace_id = '{T1}'")[0]
+    assert service in ("check\x00out", "check\ufffdout")
+
+
+def test_one_export_that_cannot_commit_does_not_fail_the_others_in_its_group(
+    writer: LedgerWriter, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    real_write = writer.write
+    release = threading.Event()
+
+    def write(batch, received_at_us):  # type: ignore[no-untyped-def]
+        services = {s.service for s in batch.new_spans}
+        if "first" in services:
+            release.wait(10)  # hold the writer so the next two exports queue into one group
+        if "poison" in services:
+            raise RuntimeError("this export cannot be stored")
+        return real_write(batch, received_at_us)
+
+    monkeypatch.setattr(writer, "write", write)
+    running = _start(writer)
+    try:
+        first = running.submit(Work(spans=[_span(T3, "c" * 16, service="first")]))
+        good = running.submit(Work(spans=[_span(T1, "a" * 16)]))
+        bad = running.submit(Work(spans=[_span(T2, "b" * 16, service="poison")]))
+        release.set()
+        first.result(timeout=10)
+        good.result(timeout=10)
+        with pytest.raises(RuntimeError, match="cannot be stored"):
+            bad.result(timeout=10)
+    finally:
+        running.stop()
+    assert sorted(_rows(engine, "SELECT trace_id FROM calls")) == [(T1,), (T3,)]

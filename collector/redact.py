@@ -21,6 +21,8 @@ from typing import Any
 from collector.records import Attributes, SpanEvent
 
 HASH_PREFIX = b"breakeven-prompt-v1\n"
+# What emitters send in place of content they were told to hide: not a prompt, no hash.
+REDACTION_PLACEHOLDERS = frozenset({"__REDACTED__"})
 
 # Attributes whose value is prompt or completion text (or carries it), by exact name.
 CONTENT_KEYS = frozenset(
@@ -200,8 +202,9 @@ def prompt_messages(
     if from_events:
         return from_events
     for key in ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "input.value", "traceloop.entity.input"):
-        if key in attrs:
-            return _messages_from_value(attrs[key], "user")
+        value = attrs.get(key)
+        if value is not None and not (isinstance(value, str) and value in REDACTION_PLACEHOLDERS):
+            return _messages_from_value(value, "user")
     return []
 
 

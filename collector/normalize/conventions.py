@@ -106,6 +106,7 @@ STREAMING = (
     "breakeven.streaming",
     "gen_ai.request.stream",
     "llm.is_streaming",
+    "gen_ai.is_streaming",  # OpenLLMetry (0.4x+)
     "gen_ai.request.is_stream",
     "llm.stream",
 )

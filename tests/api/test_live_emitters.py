@@ -222,7 +222,7 @@ EMITTERS = {
 UNINSTRUMENT_LEAVES_PATCHED = {"openllmetry-openai"}
 # With its OPENINFERENCE_HIDE_* switches on, OpenInference still sends input.value, as the
 # placeholder "__REDACTED__", and the collector hashes that as if it were the prompt.
-HASHES_REDACTION_PLACEHOLDER = {"openinference-openai", "openinference-anthropic"}
+SENDS_REDACTION_PLACEHOLDER = {"openinference-openai", "openinference-anthropic"}
 
 
 @dataclass
@@ -423,7 +423,7 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
     if live.content_sent and live.scenario != "embeddings":  # embeddings: see the xfail below
         # the same prompt hashes the same whichever emitter and dialect carried it
         assert call["prompt_hash"] == hash_messages(sent_prompt(emitter.provider, live.scenario))
-    if not live.content_sent and emitter.name not in HASHES_REDACTION_PLACEHOLDER:  # see the xfail below
+    if not live.content_sent:
         assert call["prompt_hash"] is None
     assert span.start_time is not None and span.end_time is not None
     assert abs(_ns(call["start_time"]) - span.start_time) < 1_000
@@ -491,19 +491,11 @@ def test_live_emitter_stores_one_call_per_request_matching_the_provider(
 # --------------------------------------------------------------------------
 
 
-_NO_IS_STREAMING = pytest.mark.xfail(
-    strict=True,
-    reason="collector/normalize/conventions.py STREAMING lacks OpenLLMetry's gen_ai.is_streaming, so a stream "
-    "through opentelemetry-instrumentation-anthropic is stored with streaming null (no first-chunk events to "
-    "fall back on), and a non-streaming OpenLLMetry OpenAI call with null instead of false",
-)
-
-
 @pytest.mark.parametrize(
     ("name", "scenario", "streaming"),
     [
-        pytest.param("openllmetry-anthropic", "chat-stream", True, marks=_NO_IS_STREAMING),
-        pytest.param("openllmetry-openai", "chat", False, marks=_NO_IS_STREAMING),
+        pytest.param("openllmetry-anthropic", "chat-stream", True),
+        pytest.param("openllmetry-openai", "chat", False),
     ],
 )
 def test_openllmetry_streaming_flag_is_stored(
@@ -548,13 +540,7 @@ def test_embeddings_input_hashes_the_same_whichever_emitter_sent_it(
     assert live.call["prompt_hash"] == hash_messages(sent_prompt("openai", "embeddings"))
 
 
-@pytest.mark.parametrize("name", sorted(HASHES_REDACTION_PLACEHOLDER))
-@pytest.mark.xfail(
-    strict=True,
-    reason="collector/redact.py prompt_messages() takes OpenInference's redaction placeholder (input.value "
-    "'__REDACTED__', sent when OPENINFERENCE_HIDE_INPUTS is on) for the prompt: every redacted call gets the "
-    "same prompt_hash, so calls that share nothing group together",
-)
+@pytest.mark.parametrize("name", sorted(SENDS_REDACTION_PLACEHOLDER))
 def test_redacted_content_gives_no_prompt_hash(
     shared_collector: RunningCollector,
     fake_provider: FakeProvider,

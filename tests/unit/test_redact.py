@@ -84,3 +84,10 @@ def test_a_log_record_with_content_nested_too_deep_gives_no_messages() -> None:
         deep = [deep]
     assert messages_from_log("gen_ai.user.message", deep, {}) == []
     assert messages_from_log("gen_ai.user.message", "[" * 900 + "]" * 900, {}) == []
+
+
+def test_a_redaction_placeholder_is_not_a_prompt() -> None:
+    from collector.redact import prompt_messages
+
+    assert prompt_messages({"input.value": "__REDACTED__"}) == []
+    assert prompt_messages({"input.value": ["not", "hashable", {"as": "a set member"}]}) != []

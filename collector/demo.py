@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -243,13 +243,17 @@ window = "7d"
 # ---------------------------------------------------------------- spans
 
 
-def _kv(key: str, value: Any) -> KeyValue:
+def key_value(key: str, value: Any) -> KeyValue:
+    """An OTLP attribute from a plain value (lists become string arrays)."""
     if isinstance(value, bool):
         return KeyValue(key=key, value=AnyValue(bool_value=value))
     if isinstance(value, int):
         return KeyValue(key=key, value=AnyValue(int_value=value))
     if isinstance(value, float):
         return KeyValue(key=key, value=AnyValue(double_value=value))
+    if isinstance(value, (list, tuple)):
+        values = [AnyValue(string_value=str(v)) for v in value]
+        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=values)))
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
@@ -356,7 +360,8 @@ class Batch:
             by_service.setdefault(service, []).append(scope)
         resources = [
             ResourceSpans(
-                resource=Resource(attributes=[_kv(k, v) for k, v in _resource(service).items()]), scope_spans=scopes
+                resource=Resource(attributes=[key_value(k, v) for k, v in _resource(service).items()]),
+                scope_spans=scopes,
             )
             for service, scopes in by_service.items()
         ]
@@ -434,15 +439,15 @@ def _call_spans(rng: random.Random, s: Stream, at: datetime, share: float) -> It
         yield s.service, "http", Span(
             trace_id=trace_id, span_id=parent, name=f"POST /v1/{s.feature}", kind=Span.SPAN_KIND_SERVER,
             start_time_unix_nano=start_ns - 5_000_000, end_time_unix_nano=end_ns + 5_000_000,
-            attributes=[_kv("http.request.method", "POST"), _kv("http.route", f"/v1/{s.feature}"),
-                        _kv("http.response.status_code", 200 if ok else 502)],
+            attributes=[key_value("http.request.method", "POST"), key_value("http.route", f"/v1/{s.feature}"),
+                        key_value("http.response.status_code", 200 if ok else 502)],
         )  # fmt: skip
     client_id = rng.getrandbits(64).to_bytes(8, "big")
     attrs = _client_attributes(s, model, usage, prompt, ok)
     yield s.service, s.dialect, Span(
         trace_id=trace_id, span_id=client_id, parent_span_id=parent, name=f"chat {s.request_model}",
         kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start_ns, end_time_unix_nano=end_ns,
-        attributes=[_kv(k, v) for k, v in attrs.items()],
+        attributes=[key_value(k, v) for k, v in attrs.items()],
         status=Status(code=Status.STATUS_CODE_OK if ok else Status.STATUS_CODE_ERROR),
     )  # fmt: skip
     if s.engine and ok:
@@ -450,7 +455,7 @@ def _call_spans(rng: random.Random, s: Stream, at: datetime, share: float) -> It
             trace_id=trace_id, span_id=rng.getrandbits(64).to_bytes(8, "big"), parent_span_id=client_id,
             name="llm_request", kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=start_ns + 3_000_000,
             end_time_unix_nano=end_ns - 2_000_000,
-            attributes=[_kv(k, v) for k, v in _engine_attributes(model, usage, seconds - 0.005).items()],
+            attributes=[key_value(k, v) for k, v in _engine_attributes(model, usage, seconds - 0.005).items()],
         )  # fmt: skip
 
 
@@ -468,7 +473,7 @@ def _rejected_spans(rng: random.Random, day_start: datetime, latest: datetime) -
         yield "legacy-batch", "otel", Span(
             trace_id=rng.getrandbits(128).to_bytes(16, "big"), span_id=rng.getrandbits(64).to_bytes(8, "big"),
             name="chat gpt-4o-mini", kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start_ns,
-            end_time_unix_nano=start_ns + NS, attributes=[_kv(k, v) for k, v in attrs.items()],
+            end_time_unix_nano=start_ns + NS, attributes=[key_value(k, v) for k, v in attrs.items()],
         )  # fmt: skip
 
 

@@ -58,9 +58,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from collector.demo import key_value
 
 HOST = "127.0.0.1"
 RESPONSE_ID_MARK = "RRRR"  # response ids are 16 chars after "chatcmpl-", refreshed per request
@@ -102,19 +104,6 @@ INNER_SCOPE = ("opentelemetry.instrumentation.genai.sdk", "0.4b0")
 
 
 # ---------------------------------------------------------------- body templates
-
-
-def _kv(key: str, value: Any) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    if isinstance(value, (list, tuple)):
-        values = [AnyValue(string_value=str(v)) for v in value]
-        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=values)))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
 @dataclass(slots=True)
@@ -245,7 +234,7 @@ def _resource(service: str, rng: random.Random) -> Resource:
         "telemetry.sdk.name": "opentelemetry",
         "telemetry.sdk.version": "1.37.0",
     }
-    return Resource(attributes=[_kv(k, v) for k, v in attrs.items()])
+    return Resource(attributes=[key_value(k, v) for k, v in attrs.items()])
 
 
 @dataclass(slots=True)
@@ -300,7 +289,7 @@ def build_template(batch: int, seed: int) -> Template:
             kind=Span.SPAN_KIND_CLIENT if dialect != "openinference" else Span.SPAN_KIND_INTERNAL,
             start_time_unix_nano=start,
             end_time_unix_nano=start + duration,
-            attributes=[_kv(k, v) for k, v in _attributes(dialect, model, usage, rng, team).items()],
+            attributes=[key_value(k, v) for k, v in _attributes(dialect, model, usage, rng, team).items()],
         )
         scopes = by_service.setdefault(service, {})
         scopes.setdefault(SCOPES[dialect], []).append(outer)
@@ -314,7 +303,7 @@ def build_template(batch: int, seed: int) -> Template:
                 kind=Span.SPAN_KIND_CLIENT,
                 start_time_unix_nano=start + 2_000_000,
                 end_time_unix_nano=start + duration - 1_000_000,
-                attributes=[_kv(k, v) for k, v in _attributes("otel", model, usage, rng, team).items()],
+                attributes=[key_value(k, v) for k, v in _attributes("otel", model, usage, rng, team).items()],
             )
             span_count += 1
             nested += 1

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
@@ -25,6 +27,13 @@ from collector.settings import Settings
 
 log = logging.getLogger("breakeven.receive.grpc")
 COMMIT_TIMEOUT_SECONDS = 60.0
+RETRY_AFTER_SECONDS = 2  # as HTTP's Retry-After
+
+
+def _retry_later(context: grpc.ServicerContext) -> None:
+    """The OTLP retry hint: google.rpc.RetryInfo in the trailers (OTel exporters wait that long)."""
+    info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_SECONDS))
+    context.set_trailing_metadata((("google.rpc.retryinfo-bin", info.SerializeToString()),))
 
 
 def _sender(settings: Settings, context: grpc.ServicerContext) -> Sender:
@@ -51,13 +60,16 @@ def _export(
     try:
         future = pipeline.submit(outcome.work)
     except QueueFull as exc:
+        _retry_later(context)
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
     except PipelineStopped as exc:
+        _retry_later(context)
         context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     try:
         future.result(COMMIT_TIMEOUT_SECONDS)
     except Exception as exc:
         log.warning("export refused: %s", exc)
+        _retry_later(context)
         context.abort(grpc.StatusCode.UNAVAILABLE, f"could not commit, retry later: {exc}")
     if outcome.rejected:
         setattr(response.partial_success, partial_field, outcome.rejected)

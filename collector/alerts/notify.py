@@ -107,20 +107,26 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def _slack_text(text: str) -> str:
+    """Span-borne strings (service, model names) escaped as Slack asks: no <!channel>, no <url|links>."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_body(note: Notification, dashboard_url: str) -> dict[str, Any]:
     """A Slack incoming-webhook message: a one-line text and a coloured attachment."""
     a = note.alert
     word = {FIRING: "FIRING", "repeat": "STILL FIRING", RESOLVED: "RESOLVED"}[note.event]
     instance = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in ("alertname", "severity"))
-    title = f"[{word}] {a.rule}" + (f" ({instance})" if instance else "")
+    title = _slack_text(f"[{word}] {a.rule}" + (f" ({instance})" if instance else ""))
+    summary = _slack_text(a.annotations.get("summary", ""))
     return {
-        "text": f"{title}: {a.annotations.get('summary', '')}",
+        "text": f"{title}: {summary}",
         "attachments": [
             {
                 "color": SLACK_COLORS[note.event],
                 "title": title,
                 "title_link": alert_url(dashboard_url, a),
-                "text": a.annotations.get("summary", ""),
+                "text": summary,
                 "fields": [{"title": "severity", "value": a.severity, "short": True}],
                 "footer": "breakeven",
                 "ts": int((a.resolved_at or a.fired_at or a.active_since).timestamp()),

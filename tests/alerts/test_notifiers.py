@@ -183,3 +183,18 @@ def test_post_json_reports_http_errors_as_retryable_or_not() -> None:
         with pytest.raises(DeliveryError) as missing:
             post_json(f"{rx.url}/a", b"{}", {}, 5)
     assert busy.value.retry and not missing.value.retry
+
+
+def test_slack_text_from_spans_is_escaped() -> None:
+    """A service named `<!channel>` or `<https://evil|click>` must not ping or link in Slack."""
+    from collector.alerts.notify import slack_body
+
+    hostile = replace(
+        ALERT,
+        labels={**ALERT.labels, "service": "<!channel> & <https://evil.example|click>"},
+        annotations={**ALERT.annotations, "summary": "Spend of <!here> grew"},
+    )
+    body = slack_body(Notification(FIRING, hostile), DASHBOARD)
+    text = body["text"] + body["attachments"][0]["title"] + body["attachments"][0]["text"]
+    assert "<" not in text and ">" not in text
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in body["text"]

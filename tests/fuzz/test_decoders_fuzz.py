@@ -54,6 +54,8 @@ from collector.settings import load_settings
 from collector.store.rows import call_columns, span_columns
 from tests.conftest import RunningCollector
 
+pytestmark = pytest.mark.slow  # seconds per test: not the fast part
+
 SETTINGS = load_settings({}, environ={})
 LIMITS = limits_of(SETTINGS)
 PRICE = ledger_pricer(SETTINGS.pricing)

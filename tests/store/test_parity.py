@@ -22,7 +22,7 @@ from collector.store.engine import make_engine, migrate
 from tests.conftest import postgres_schema
 from tests.store.test_rollup import dataset, pricing, write
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # seconds per test: not the fast part
 
 LEDGER = dataset(500, seed=3)
 REQUESTS = [

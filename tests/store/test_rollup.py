@@ -40,6 +40,8 @@ from collector.store.writer import LedgerWriter, WriteBatch
 from tests.pricecalls import at, call
 from tests.spans import llm
 
+pytestmark = pytest.mark.slow  # seconds per test: not the fast part
+
 RAW = calls.c.emitter.is_not(None)  # a column the rollups lack: spend reads the calls table only
 
 

@@ -121,20 +121,38 @@ def start_collector(tmp_path: Path, **overrides: Any) -> RunningCollector:
     return RunningCollector(app, db_path)
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[RunningCollector]:
+# The API suites run on both dialects: DuckDB in the fast part, PostgreSQL (a schema of its
+# own per collector) with the slow ones, so CI covers both and a developer's minute stays one.
+DIALECTS = ["duckdb", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])]
+
+
+@contextlib.contextmanager
+def running_collector(tmp_path: Path, dialect: str, **overrides: Any) -> Iterator[RunningCollector]:
+    """A started collector on the dialect, stopped (and its PostgreSQL schema dropped) after."""
+    with contextlib.ExitStack() as stack:
+        if dialect == "postgresql":
+            overrides.setdefault("db", stack.enter_context(postgres_schema("api")))
+        running = start_collector(tmp_path, **overrides)
+        try:
+            yield running
+        finally:
+            running.app.stop()
+
+
+@pytest.fixture(params=DIALECTS)
+def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningCollector]:
     """A fresh collector per test."""
-    running = start_collector(tmp_path)
-    yield running
-    running.app.stop()
+    with running_collector(tmp_path, request.param) as running:
+        yield running
 
 
-@pytest.fixture(scope="module")
-def shared_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
+@pytest.fixture(scope="module", params=DIALECTS)
+def shared_collector(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningCollector]:
     """One collector for a whole module (tests keep to their own services or trace ids)."""
-    running = start_collector(tmp_path_factory.mktemp("shared"))
-    yield running
-    running.app.stop()
+    with running_collector(tmp_path_factory.mktemp("shared"), request.param) as running:
+        yield running
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

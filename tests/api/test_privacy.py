@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -15,7 +16,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from collector.redact import hash_messages
-from tests.conftest import start_collector
+from tests.conftest import DIALECTS, RunningCollector, running_collector, start_collector
 from tests.otel import chat_attributes, tracer
 
 PROMPT = "SECRET-PROMPT-privacy-7f3a"
@@ -38,42 +39,59 @@ def emit_user_message_log(endpoint: str, service: str, trace_id: int, span_id: i
 COMPLETION = "SECRET-COMPLETION-privacy-9c1e"
 
 
-def test_content_never_reaches_database_or_logs(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+def _every_row_as_text(running: RunningCollector) -> bytes:
+    """PostgreSQL: every row of every ledger table, as text (the database's own bytes are not ours)."""
+    from collector.store.schema import metadata
+
+    with running.app.engine.connect() as conn:
+        return "".join(
+            str(conn.execute(sa.text(f"SELECT coalesce(string_agg(t::text, ''), '') FROM {table.name} t")).scalar())
+            for table in metadata.sorted_tables
+        ).encode()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_content_never_reaches_database_or_logs(tmp_path, caplog: pytest.LogCaptureFixture, dialect: str) -> None:
     caplog.set_level(logging.DEBUG)
-    running = start_collector(tmp_path, log_level="debug")
     service = f"p-{uuid.uuid4().hex[:6]}"
-    try:
-        with tracer(running.otlp_http, service) as t:
-            messages = f'[{{"role":"user","parts":[{{"type":"text","content":"{PROMPT}"}}]}}]'
-            with t.start_as_current_span(
-                "chat",
-                attributes=chat_attributes(
-                    **{
-                        "gen_ai.input.messages": messages,
-                        "gen_ai.output.messages": f'[{{"role":"assistant","parts":[{{"type":"text","content":"{COMPLETION}"}}]}}]',
-                        "gen_ai.prompt.0.content": PROMPT,
-                        "gen_ai.completion.0.content": COMPLETION,
-                        "llm.input_messages.0.message.content": PROMPT,
-                        "input.value": PROMPT,
-                        "output.value": COMPLETION,
-                        "traceloop.entity.input": PROMPT,
-                    }
-                ),
-            ) as span:
-                span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": PROMPT})
-                span.add_event("gen_ai.content.completion", {"gen_ai.completion": COMPLETION})
-                span_ctx = span.get_span_context()
-        # Content as log records (how opentelemetry-instrumentation-openai-v2 sends it).
-        emit_user_message_log(running.otlp_http, service, span_ctx.trace_id, span_ctx.span_id, PROMPT)
-        (call,) = running.calls(service=service)
-        assert call["prompt_hash"] == hash_messages([["user", PROMPT]])
-        page = httpx.get(f"{running.api}/api/v1/calls", params={"service": service}).text
-        assert PROMPT not in page and COMPLETION not in page
-    finally:
-        running.app.stop()
-    raw = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    with running_collector(tmp_path, dialect, log_level="debug") as running:
+        _ingest_content(running, service)
+        rows = _every_row_as_text(running) if dialect == "postgresql" else b""
+    raw = rows + b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    if dialect == "postgresql":
+        assert service.encode() in rows  # the check looks where the data is
     assert PROMPT.encode() not in raw and COMPLETION.encode() not in raw
     assert PROMPT not in caplog.text and COMPLETION not in caplog.text
+
+
+def _ingest_content(running: RunningCollector, service: str) -> None:
+    """Spans and log records carrying the prompt and completion in every dialect."""
+    with tracer(running.otlp_http, service) as t:
+        messages = f'[{{"role":"user","parts":[{{"type":"text","content":"{PROMPT}"}}]}}]'
+        with t.start_as_current_span(
+            "chat",
+            attributes=chat_attributes(
+                **{
+                    "gen_ai.input.messages": messages,
+                    "gen_ai.output.messages": f'[{{"role":"assistant","parts":[{{"type":"text","content":"{COMPLETION}"}}]}}]',
+                    "gen_ai.prompt.0.content": PROMPT,
+                    "gen_ai.completion.0.content": COMPLETION,
+                    "llm.input_messages.0.message.content": PROMPT,
+                    "input.value": PROMPT,
+                    "output.value": COMPLETION,
+                    "traceloop.entity.input": PROMPT,
+                }
+            ),
+        ) as span:
+            span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": PROMPT})
+            span.add_event("gen_ai.content.completion", {"gen_ai.completion": COMPLETION})
+            span_ctx = span.get_span_context()
+    # Content as log records (how opentelemetry-instrumentation-openai-v2 sends it).
+    emit_user_message_log(running.otlp_http, service, span_ctx.trace_id, span_ctx.span_id, PROMPT)
+    (call,) = running.calls(service=service)
+    assert call["prompt_hash"] == hash_messages([["user", PROMPT]])
+    page = httpx.get(f"{running.api}/api/v1/calls", params={"service": service}).text
+    assert PROMPT not in page and COMPLETION not in page
 
 
 def test_prompt_hash_from_a_log_record_that_arrives_first(tmp_path) -> None:

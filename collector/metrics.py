@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -242,14 +243,15 @@ class _LedgerCollector(PrometheusCollector):
             _counter("spend_usd", "backend_class", "provider"),
             _counter("calls", "backend_class", "provider"),
         )
-        merged: dict[tuple[str, str], tuple[float, float]] = {}
+        # Summed as Decimal; float only at exposition (Prometheus samples are floats).
+        merged: dict[tuple[str, str], tuple[Decimal, int]] = {}
         for t in inputs.spend_totals(conn, self.settings.pricing, now):
             key = (t.backend_class, provider_label(t.provider))
-            usd, n = merged.get(key, (0.0, 0.0))
-            merged[key] = (usd + float(t.cost_usd), n + t.calls)
+            usd, n = merged.get(key, (Decimal(0), 0))
+            merged[key] = (usd + t.cost_usd, n + t.calls)
         for key, (usd, n) in sorted(merged.items()):
-            spend.add_metric(list(key), usd)
-            calls.add_metric(list(key), n)
+            spend.add_metric(list(key), float(usd))
+            calls.add_metric(list(key), float(n))
         unpriced = _counter("unpriced_calls", "reason")
         for reason, count in sorted(inputs.unpriced_totals(conn).items()):
             unpriced.add_metric([reason], float(count))

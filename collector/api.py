@@ -7,7 +7,7 @@ beside it on the same app.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -20,6 +20,7 @@ from collector.api_admin import admin_router
 from collector.api_money import call_costs, money_router
 from collector.pipeline import Pipeline
 from collector.price.config import PricingConfig
+from collector.price.periods import parse_instant
 from collector.store import queries
 from collector.store.engine import current_revision, head_revision
 
@@ -32,13 +33,9 @@ def parse_time(name: str, value: str | None) -> datetime | None:
     if value is None or value == "":
         return None
     try:
-        if len(value) == 10:
-            d = date.fromisoformat(value)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_instant(value)
     except ValueError:
         raise HTTPException(400, f"{name}: not an ISO 8601 date or datetime: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def build_api(engine: sa.Engine, pipeline: Pipeline | None, pricing: PricingConfig | None = None) -> FastAPI:

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException
 
+from collector.price import periods
 from collector.price.breakeven import (
     Candidate,
     ClassProjection,
@@ -78,9 +79,7 @@ def parse_instant(name: str, value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-        return utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        return utc(periods.parse_instant(value))
     except ValueError:
         raise HTTPException(400, f"{name}: not an ISO 8601 date or datetime: {value!r}") from None
 

@@ -40,10 +40,11 @@ from collector.price.catalog import library_source
 from collector.price.config import PricingConfig
 from collector.price.ledger import PRICED, UNPRICED, CallPrice, ledger_pricer
 from collector.price.money import STORAGE_PRECISION, STORAGE_SCALE, ZERO
+from collector.price.periods import parse_instant
 from collector.records import Call
 from collector.store.engine import head_revision, make_engine
 from collector.store.rollup import floor_hour, mark_dirty
-from collector.store.rows import call_from_row, decimal_text
+from collector.store.rows import PRICE_COLUMNS, call_from_row, decimal_text
 from collector.store.schema import calls, reprice_runs
 
 BATCH_SIZE = 10_000
@@ -94,13 +95,9 @@ _TALLY_FIELDS = (
 def parse_bound(flag: str, text: str) -> datetime:
     """A --since/--until value: a date (00:00 UTC) or an ISO 8601 datetime (naive is UTC)."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_instant(text).astimezone(UTC)
     except ValueError:
         raise RepriceError(f"{flag}: not a date (YYYY-MM-DD, or an ISO 8601 datetime): {text!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def price_version(config: PricingConfig) -> str:
@@ -309,15 +306,7 @@ def _tally(run: RepriceRun, old: CallPrice, new: CallPrice) -> None:
 
 
 def _price_values(price: CallPrice) -> dict[str, Any]:
-    return {
-        "pool": price.pool,
-        "price_status": price.status,
-        "cost_usd": price.cost_usd,
-        "list_cost_usd": price.list_cost_usd,
-        "price_source": price.source,
-        "price_entry": price.entry,
-        "unpriced_reason": price.unpriced_reason,
-    }
+    return {column: getattr(price, attr) for column, attr in PRICE_COLUMNS}
 
 
 def _update(conn: sa.Connection, changes: Sequence[tuple[Any, CallPrice]]) -> set[tuple[str, str]]:

@@ -9,6 +9,15 @@ ALLOCATION_PERIODS = ("hour", "day", "month")
 NS_PER_SECOND = 1_000_000_000
 
 
+def parse_instant(text: str) -> datetime:
+    """A date (00:00 UTC) or an ISO 8601 datetime (naive means UTC; `Z` accepted). ValueError if neither."""
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def utc(at: datetime) -> datetime:
     """The same instant in UTC; a naive datetime is taken as UTC."""
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

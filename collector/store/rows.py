@@ -24,7 +24,7 @@ _SHARED = (
 )  # fmt: skip
 _IDENTITY = ("trace_id", "span_id", "parent_span_id")
 _CALL_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "usage_reported", "conventions")
-_PRICE_ATTRS = (
+PRICE_COLUMNS = (  # calls column, CallPrice attribute
     ("pool", "pool"), ("price_status", "status"), ("cost_usd", "cost_usd"), ("list_cost_usd", "list_cost_usd"),
     ("price_source", "source"), ("price_entry", "entry"), ("unpriced_reason", "unpriced_reason"),
 )  # fmt: skip
@@ -47,7 +47,7 @@ def datetime_to_ns(value: datetime) -> int:
 def call_columns(calls: Sequence[Call], prices: Sequence[CallPrice], received_at_us: int) -> dict[str, list[Any]]:
     """Calls and their prices as column -> values (built column-wise for Arrow), times in us."""
     cols: dict[str, list[Any]] = {name: [getattr(c, name) for c in calls] for name in _CALL_ATTRS}
-    cols.update({column: [getattr(p, attr) for p in prices] for column, attr in _PRICE_ATTRS})
+    cols.update({column: [getattr(p, attr) for p in prices] for column, attr in PRICE_COLUMNS})
     cols.update(
         start_time=[c.start_ns // 1000 for c in calls],
         end_time=[c.end_ns // 1000 for c in calls],

@@ -127,7 +127,8 @@ def _bucket(src: sa.Subquery, seconds: int, pool_only: bool = False) -> sa.Colum
     return sa.case((src.c.price_status == POOL, bucket), else_=day_start)
 
 
-def _dimension(src: sa.Subquery, name: str) -> sa.ColumnElement[Any]:
+def dimension(src: sa.FromClause, name: str) -> sa.ColumnElement[Any]:
+    """The column (or expression) a group_by or filter name means, over calls or a subquery of it."""
     if name == "model":
         return sa.func.coalesce(src.c.response_model, src.c.request_model)
     if name == "model_version":  # the version that answered, as the provider reported it
@@ -310,7 +311,7 @@ def spend(
     dims = [name for name in group_by if name not in TIME_KEYS and name != "pool"]
     src = _source(conn, since, until, where, pool_hours=seconds == 3600)
     bucket = _bucket(src, seconds, pool_only=True)
-    keys = [_dimension(src, name) for name in dims] + [bucket, src.c.price_status, src.c.pool, src.c.unpriced_reason]
+    keys = [dimension(src, name) for name in dims] + [bucket, src.c.price_status, src.c.pool, src.c.unpriced_reason]
     labels = [*dims, "bucket", "price_status", "pool", "unpriced_reason"]
     query = sa.select(
         *(k.label(n) for k, n in zip(keys, labels, strict=True)),

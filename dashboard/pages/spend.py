@@ -59,13 +59,7 @@ def where(filters: Mapping[str, str]) -> list[sa.ColumnElement[bool]]:
     """The filters as conditions on the calls table (for collector.store.spend)."""
     out = []
     for name, value in filters.items():
-        column: sa.ColumnElement[Any]
-        if name == "model":  # as collector.store.spend groups it: the version that answered, else the request's
-            column = sa.func.coalesce(calls.c.response_model, calls.c.request_model)
-        elif name == "model_version":
-            column = calls.c.response_model
-        else:
-            column = calls.c[name]
+        column = store.dimension(calls, name)  # as the spend query groups it
         out.append(column.is_(None) if value == NONE_VALUE else column == value)
     return out
 

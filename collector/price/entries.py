@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from collector.price.usage import TokenUsage
-
 # Token kinds priced separately, in breakdown order. Each is a field of TokenUsage except
 # "output", which prices visible output only (reasoning has its own line).
 TOKEN_KINDS = ("input", "cache_read", "cache_write", "output", "reasoning")
@@ -76,12 +74,3 @@ class PriceEntry:
         if kind == "cache_write":
             return self.cache_write or self.input
         raise ValueError(f"unknown token kind {kind!r}")
-
-
-def tokens_of_kind(usage: TokenUsage, kind: str) -> int:
-    """How many tokens of `kind` a usage bills (output excludes its reasoning share)."""
-    if kind == "output":
-        return usage.visible_output
-    if kind == "reasoning":
-        return min(usage.reasoning, usage.output)
-    return int(getattr(usage, kind))

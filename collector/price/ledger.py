@@ -16,13 +16,17 @@ from decimal import Decimal
 
 from collector.price.config import PricingConfig
 from collector.price.money import stored
-from collector.price.pools import pool_for
-from collector.price.pricer import DayCachedPricer, Priced
+from collector.price.periods import from_ns
+from collector.price.pools import Pool, pool_for
+from collector.price.pricer import NO_USAGE, PricePlan, Unpriced, names
+from collector.price.usage import TokenUsage
 from collector.records import Call
 
 PRICED = "priced"
 POOL = "pool"
 UNPRICED = "unpriced"
+MEMO_ENTRIES = 10_000  # distinct keys each memo holds; past it the memo starts over
+DAY_NS = 86_400 * 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,23 +46,44 @@ NOT_PRICED = CallPrice(UNPRICED, unpriced_reason="pricing is off")
 
 
 def ledger_pricer(config: PricingConfig) -> Callable[[Call], CallPrice]:
-    """The function the pipeline prices each new call with."""
+    """The function the pipeline prices each new call with.
+
+    The hot path of ingest's commit: a call's pool is looked up once per distinct
+    (class, backend, address, models, quantization), its price plan once per (provider,
+    models, UTC day); the arithmetic is the Pricer's own (PricePlan.totals).
+    """
     pools = config.pools
-    pricer = DayCachedPricer(config.pricer())
+    pricer = config.pricer()
+    pools_of: dict[tuple[str | None, ...], Pool | None] = {}
+    plans: dict[tuple[str | None, str | None, str | None, int], PricePlan | Unpriced] = {}
 
     def price(call: Call) -> CallPrice:
-        pool = pool_for(pools, call)
-        if pool is not None:
-            return CallPrice(POOL, pool=pool.name, source=f"pool {pool.name}")
-        result = pricer.price_call(call)
-        if isinstance(result, Priced):
-            return CallPrice(
-                PRICED,
-                cost_usd=stored(result.cost_usd),
-                list_cost_usd=stored(result.list_cost_usd),
-                source=result.source,
-                entry=result.entry_id,
-            )
-        return CallPrice(UNPRICED, unpriced_reason=result.reason)
+        if pools:
+            where = (call.backend_class, call.backend, call.server_address, call.response_model, call.request_model,
+                     call.quantization)  # fmt: skip
+            if where not in pools_of:
+                if len(pools_of) > MEMO_ENTRIES:
+                    pools_of.clear()
+                pools_of[where] = pool_for(pools, call)
+            pool = pools_of[where]
+            if pool is not None:
+                return CallPrice(POOL, pool=pool.name, source=f"pool {pool.name}")
+        if not call.usage_reported:
+            return CallPrice(UNPRICED, unpriced_reason=NO_USAGE)
+        # Entries and discounts start on UTC days: one plan per (provider, models, day).
+        day = (call.provider, call.response_model, call.request_model, call.start_ns // DAY_NS)
+        plan = plans.get(day)
+        if plan is None:
+            if len(plans) > MEMO_ENTRIES:
+                plans.clear()
+            models = names((call.response_model, call.request_model))
+            plan = plans[day] = pricer.plan(call.provider, models, from_ns(call.start_ns))
+        if isinstance(plan, Unpriced):
+            return CallPrice(UNPRICED, unpriced_reason=plan.reason)
+        cost, list_cost = plan.totals(TokenUsage.of_call(call))
+        return CallPrice(
+            PRICED, cost_usd=stored(cost), list_cost_usd=stored(list_cost), source=plan.entry.source,
+            entry=plan.entry.entry_id,
+        )  # fmt: skip
 
     return price

@@ -25,7 +25,7 @@ from typing import Literal
 
 from collector.price.book import PriceBook
 from collector.price.catalog import library_entry
-from collector.price.entries import TOKEN_KINDS, PriceEntry, tokens_of_kind
+from collector.price.entries import TOKEN_KINDS, PriceEntry, Rate
 from collector.price.money import HUNDRED, ZERO, per_million
 from collector.price.periods import from_ns, utc
 from collector.price.usage import TokenUsage
@@ -109,56 +109,97 @@ class Pricer:
         entry = self.catalog(provider, models[0], at)
         return None if entry is None else (entry, models[0])
 
-    def price(
-        self, provider: str | None, model: str | tuple[str | None, ...] | None, at: datetime, usage: TokenUsage
-    ) -> PriceResult:
-        """Price usage of a model (or response-then-request model names) at a provider at `at`."""
-        models = _names(model)
+    def plan(self, provider: str | None, models: tuple[str, ...], at: datetime) -> PricePlan | Unpriced:
+        """What pricing a usage of these models at `at` needs but the usage: the entry, its rates, the discount."""
         if not provider:
             return Unpriced(NO_PROVIDER, "the call names no provider")
         if not models:
             return Unpriced(NO_MODEL, "the call names no model")
-        at = utc(at)
         found = self.entry(provider, models, at)
         if found is None:
             return Unpriced(NO_PRICE, f"no price for {provider}/{models[0]} on {at.date().isoformat()}")
         entry, priced_model = found
-        return self._apply(entry, priced_model, provider, at, usage)
+        discount = None if entry.net else self.book.discount_for(provider, at)
+        percent = discount.percent if discount is not None and discount.percent else None
+        rates = tuple(entry.rate_for(kind) for kind in TOKEN_KINDS)
+        return PricePlan(entry, priced_model, provider, rates, percent)
+
+    def price(
+        self, provider: str | None, model: str | tuple[str | None, ...] | None, at: datetime, usage: TokenUsage
+    ) -> PriceResult:
+        """Price usage of a model (or response-then-request model names) at a provider at `at`."""
+        plan = self.plan(provider, names(model), utc(at))
+        return plan if isinstance(plan, Unpriced) else plan.priced(usage)
 
     def price_call(self, call: Call) -> PriceResult:
         """Price a stored call by its response model (else request model) at its start time."""
         if not call.usage_reported:
             return Unpriced(NO_USAGE, "no span of the call reported usage")
-        models = _names((call.response_model, call.request_model))
+        models = names((call.response_model, call.request_model))
         return self.price(call.provider, models, from_ns(call.start_ns), TokenUsage.of_call(call))
 
-    def _apply(self, entry: PriceEntry, model: str, provider: str, at: datetime, usage: TokenUsage) -> Priced:
-        lines = []
-        for kind in TOKEN_KINDS:
-            tokens = tokens_of_kind(usage, kind)
-            rate, tier = entry.rate_for(kind).at(usage.total_input)
-            lines.append(LineItem(kind, tokens, rate, per_million(tokens, rate), tier))
-        if entry.per_request is not None:
-            lines.append(LineItem("request", 1, entry.per_request, entry.per_request))
-        list_cost = sum((line.amount for line in lines), ZERO)
-        discount = None if entry.net else self.book.discount_for(provider, at)
-        percent = discount.percent if discount is not None and discount.percent else None
-        discount_usd = list_cost * percent / HUNDRED if percent is not None else ZERO
+
+@dataclass(frozen=True, slots=True)
+class PricePlan:
+    """An entry's rates (after fallbacks, one per TOKEN_KINDS) and the discount in force.
+
+    One plan prices every call of its (provider, models, UTC day): `priced` with the
+    breakdown, `totals` with the two sums only (what ingest stores), by the same arithmetic.
+    """
+
+    entry: PriceEntry
+    model: str
+    provider: str
+    rates: tuple[Rate, ...]
+    percent: Decimal | None  # the provider discount, None when none applies (or a net entry)
+
+    def amounts(self, usage: TokenUsage) -> list[tuple[str, int, Decimal, int | None, Decimal]]:
+        """(kind, tokens, rate, tier, amount) per token kind, at its rate (its context tier's, if
+        any), then a per-request fee: the one arithmetic behind `lines` and `totals`."""
+        total_input = usage.total_input
+        reasoning = min(usage.reasoning, usage.output)  # inside output: billed once, at its own rate
+        tokens = (usage.input, usage.cache_read, usage.cache_write, usage.output - reasoning, reasoning)
+        out = []
+        for kind, count, rate in zip(TOKEN_KINDS, tokens, self.rates, strict=True):
+            value, tier = rate.at(total_input) if rate.tiers else (rate.base, None)
+            out.append((kind, count, value, tier, per_million(count, value)))
+        if self.entry.per_request is not None:
+            out.append(("request", 1, self.entry.per_request, None, self.entry.per_request))
+        return out
+
+    def lines(self, usage: TokenUsage) -> list[LineItem]:
+        """The breakdown, one LineItem per amount."""
+        return [LineItem(kind, count, rate, amount, tier) for kind, count, rate, tier, amount in self.amounts(usage)]
+
+    def totals(self, usage: TokenUsage) -> tuple[Decimal, Decimal]:
+        """(cost after discount, list cost) in USD, unrounded: the sums `priced` reports."""
+        cost, list_cost, _ = self._sums([amount[4] for amount in self.amounts(usage)])
+        return cost, list_cost
+
+    def priced(self, usage: TokenUsage) -> Priced:
+        """The usage priced, with its breakdown."""
+        lines = self.lines(usage)
+        cost, list_cost, discount_usd = self._sums([line.amount for line in lines])
         return Priced(
-            cost_usd=list_cost - discount_usd,
+            cost_usd=cost,
             list_cost_usd=list_cost,
             discount_usd=discount_usd,
-            discount_percent=percent,
+            discount_percent=self.percent,
             lines=tuple(lines),
-            entry_id=entry.entry_id,
-            effective_from=entry.effective_from,
-            source=entry.source,
-            provider=provider,
-            model=model,
+            entry_id=self.entry.entry_id,
+            effective_from=self.entry.effective_from,
+            source=self.entry.source,
+            provider=self.provider,
+            model=self.model,
         )
 
+    def _sums(self, amounts: list[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
+        list_cost = sum(amounts, ZERO)
+        discount_usd = list_cost * self.percent / HUNDRED if self.percent is not None else ZERO
+        return list_cost - discount_usd, list_cost, discount_usd
 
-def _names(model: str | tuple[str | None, ...] | None) -> tuple[str, ...]:
+
+def names(model: str | tuple[str | None, ...] | None) -> tuple[str, ...]:
     raw = (model,) if isinstance(model, str) or model is None else model
     names: list[str] = []
     for name in raw:

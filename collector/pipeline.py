@@ -283,7 +283,8 @@ class Pipeline:
             return 0
         replaced: dict[tuple[str, str], Call | None] = {}  # call key -> its new value, None: dropped
         for key, group in groups.items():
-            group.sort(key=lambda c: (c.start_ns, -c.end_ns))
+            if len(group) > 1:
+                group.sort(key=lambda c: (c.start_ns, -c.end_ns))
             prior = self._responses.get(key)
             owner: Call | None = None
             for call in group:
@@ -305,6 +306,8 @@ class Pipeline:
                 self._responses.move_to_end(key)
         while len(self._responses) > RESPONSES_REMEMBERED:
             self._responses.popitem(last=False)
+        if not replaced:
+            return 0
         kept: list[Call] = []
         for call in batch.calls:
             new = replaced.get(call.key, call)

@@ -69,9 +69,11 @@ class SeenTraces:
 
     def _positions(self, trace_id: str) -> list[int]:
         # The filter lives in one process (warmed from the database at start), so the
-        # process's own string hash will do; a second, independent one from the id's tail.
-        h1 = hash(trace_id) & 0xFFFFFFFFFFFFFFFF
-        h2 = hash(trace_id[::-1]) | 1
+        # process's own string hash will do: its two 32-bit halves are the two hashes of
+        # double hashing (h1 + i * h2), enough for filters of up to 2**32 bits.
+        h = hash(trace_id)
+        h1 = h & 0xFFFFFFFF
+        h2 = (h >> 32 & 0xFFFFFFFF) | 1
         bits = self.bits
         return [(h1 + i * h2) % bits for i in range(self.HASHES)]
 

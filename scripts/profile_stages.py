@@ -25,6 +25,7 @@ from bench_ingest import build_template
 from collector.decode import decode_traces, parse_traces
 from collector.normalize import normalize_span
 from collector.pipeline import Pipeline, Work
+from collector.price.ledger import ledger_pricer
 from collector.records import LlmSpan
 from collector.settings import load_settings
 from collector.store.engine import make_engine, migrate
@@ -44,7 +45,13 @@ def main() -> int:
         engine = make_engine(url, settings.duckdb_memory_limit)
         migrate(engine)
         writer = LedgerWriter(engine)
-        pipeline = Pipeline(writer, settings.queue_max_spans, settings.batch_max_spans, settings.trace_cache_traces)
+        pipeline = Pipeline(
+            writer,
+            settings.queue_max_spans,
+            settings.batch_max_spans,
+            settings.trace_cache_traces,
+            price=ledger_pricer(settings.pricing),
+        )
         templates = [build_template(args.batch, seed) for seed in range(8)]
         seconds: dict[str, float] = defaultdict(float)
         done = 0

@@ -114,36 +114,39 @@ class Scraper:
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def scrape_all(self) -> list[ScrapeOutcome]:
-        """One round: every endpoint at once; their outcomes (never raises)."""
-        outcomes = list(self._pool.map(lambda target: self.scrape(*target), self.targets))
-        self.rounds += 1
-        return outcomes
-
-    def scrape(self, url: str, pool: str) -> ScrapeOutcome:
-        """Fetch, parse and store one endpoint; its outcome (never raises)."""
+        """One round: every endpoint at once, their counters added in one go; the outcomes (never raises)."""
+        results = list(self._pool.map(lambda target: self._scrape(*target), self.targets))
         counters: dict[tuple[str, str], int] = {}
+        for _, found in results:
+            for key, n in found.items():
+                counters[key] = counters.get(key, 0) + n
+        if counters:
+            try:
+                self.count(counters)
+            except Exception as exc:  # a full or stopping queue: the counters are lost, the samples are not
+                log.debug("scrape counters not queued: %s", exc)
+        self.rounds += 1
+        return [outcome for outcome, _ in results]
+
+    def _scrape(self, url: str, pool: str) -> tuple[ScrapeOutcome, dict[tuple[str, str], int]]:
+        """Fetch, parse and store one endpoint: its outcome and ingest counters (never raises)."""
         try:
             text = fetch(url, self.timeout)
             extracted = from_exposition(text, pool, url, time.time_ns())
             outcome = ScrapeOutcome(url, pool, datetime.now(UTC), samples=len(extracted.samples))
             self.store.write(buckets(extracted.samples), outcome)
-            counters.update(extracted.counters(SCRAPE))
             self._log_change(url, None)
+            return outcome, extracted.counters(SCRAPE)
         except Exception as exc:
             error = describe(exc, self.timeout)
             outcome = ScrapeOutcome(url, pool, datetime.now(UTC), error=error)
             self.failures += 1
-            counters[("gpu_scrapes_failed", "")] = 1
             self._log_change(url, error)
             try:
                 self.store.write([], outcome)
             except Exception as db_exc:  # the database is down too: the log and the counter say it
                 log.warning("scrape health of %s not stored: %s", url, db_exc.__class__.__name__)
-        try:
-            self.count(counters)
-        except Exception as exc:  # a full or stopping queue: the counters are lost, the samples are not
-            log.debug("scrape counters not queued: %s", exc)
-        return outcome
+            return outcome, {("gpu_scrapes_failed", ""): 1}
 
     def _log_change(self, url: str, error: str | None) -> None:
         before = self._errors.get(url)

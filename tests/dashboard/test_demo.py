@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from collector import demo
 from collector.cli import main
@@ -28,28 +29,30 @@ def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: P
     assert gpu["llama-8b-owned"] is not None and gpu["llama-8b-owned"].scrape == ()  # pushed only: nothing to scrape
 
 
-def test_the_month_plan_covers_every_day_and_stream() -> None:
-    now = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
-    plan = demo.plan_month(3, now, seed=1)
+NOW = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def plan() -> demo.Plan:
+    return demo.plan_month(3, NOW, seed=1)
+
+
+def test_the_month_plan_covers_every_day_and_stream(plan: demo.Plan) -> None:
     assert plan.bodies and plan.spans > plan.calls > 1000
-    again = demo.plan_month(3, now, seed=1)
+    again = demo.plan_month(3, NOW, seed=1)
     assert again.bodies == plan.bodies  # the same seed, the same month
     assert again.metric_bodies == plan.metric_bodies
 
 
-def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffic() -> None:
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
-    now = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
-    plan = demo.plan_month(2, now, seed=1)
-    assert len(plan.metric_bodies) == 2  # a day per export
+def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffic(plan: demo.Plan) -> None:
+    assert len(plan.metric_bodies) == 3  # a day per export
     series: dict[str, list[float]] = {}
     for body in plan.metric_bodies:
         for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics:
             for metric in rm.scope_metrics[0].metrics:
                 points = metric.gauge.data_points
                 series.setdefault(metric.name, []).extend(p.as_double or p.as_int for p in points)
-    slots = (24 + 13) * 12  # every 5 minutes: yesterday, and today from 00:00 to 12:55 (the demo ends at 12:58)
+    slots = (48 + 13) * 12  # every 5 minutes: two whole days, and today from 00:00 to 12:55 (the demo ends at 12:58)
     assert {name: len(values) for name, values in series.items()} == {
         "hw.gpu.utilization": slots, "vllm:kv_cache_usage_perc": slots, "DCGM_FI_DEV_GPU_UTIL": slots,
     }  # fmt: skip

@@ -154,3 +154,15 @@ def test_scrape_health(store: GpuStore) -> None:
     assert (health.last_attempt_at, health.consecutive_failures, health.failures, health.last_error) == (
         NOON + timedelta(seconds=45), 0, 2, "timed out after 10 s"
     )  # fmt: skip
+
+
+def test_the_scraper_thread_merges_what_retention_days_puts_past_the_horizon(store: GpuStore) -> None:
+    from collector.gpu.scrape import Scraper
+
+    store.write(buckets([sample(NOON + timedelta(minutes=m), "0.5") for m in range(0, 180, 10)]))  # 12:00 to 14:50
+    scraper = Scraper(store, pools=(), interval=15, retention_days=1)
+    assert scraper.needed and scraper.targets == []  # nothing to scrape, minutes to merge
+    merged = scraper.merge_old_minutes(
+        now=NOON + timedelta(days=1, hours=2, minutes=30)
+    )  # horizon: 14:00 the day before
+    assert merged == 12 and rows(store) == 2 + 6  # 12:00 and 13:00 merged; 14:00-14:50 kept as minutes

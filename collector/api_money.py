@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException
 
+from collector.gpu.report import add_gpu_figures
 from collector.price import periods
 from collector.price.breakeven import (
     Candidate,
@@ -508,12 +509,15 @@ def money_router(engine: sa.Engine, pricing: PricingConfig) -> APIRouter:
 
     @router.get("/api/v1/pools")
     def get_pools(since: str | None = None, until: str | None = None, currency: str | None = None) -> dict[str, Any]:
-        """Per configured pool over [since, until): cost, utilization, idle, alternative, break-even, allocation."""
+        """Per configured pool over [since, until): cost, utilization, idle, alternative, break-even, allocation;
+        beside the busy-seconds utilization, the GPU metric utilization the boxes reported (gpu_metrics, null
+        when none was collected) and the health of its scrape endpoints (gpu_scrape)."""
         start, end = time_range(since, until)
         conv = Converter(pricing.fx, currency, pricing.currency)
         with engine.connect() as conn:
             figures = pool_figures(conn, pricing, start, end, conv.breaks())
             pools = [pool_json(f, conv, start, end) for f in figures]
+            add_gpu_figures(conn, pricing.pools, start, end, pools)  # beside busy seconds: what the GPUs said
         return {**_header(conv, pricing, start, end), "pools": pools}
 
     @router.get("/api/v1/breakeven")

@@ -14,9 +14,11 @@ from starlette.types import ASGIApp
 from collector.alerts.runner import AlertRunner, default_dashboard_url
 from collector.api import build_api
 from collector.api_alerts import alerts_router
+from collector.gpu.ingest import GpuMetrics
+from collector.gpu.scrape import Scraper
 from collector.login import require_login
 from collector.metrics import Metrics, metrics_router
-from collector.pipeline import Pipeline
+from collector.pipeline import Pipeline, Work
 from collector.price.ledger import ledger_pricer
 from collector.receive.grpc import build_grpc_server
 from collector.receive.http import build_otlp_app
@@ -58,6 +60,8 @@ class Collector:
         self._grpc: grpc.Server | None = None
         self.alerts: AlertRunner | None = None
         self.roller: Roller | None = None
+        self.gpu = GpuMetrics(self.engine, settings.pricing.pools)
+        self.scraper: Scraper | None = None
 
     def start(self) -> None:
         """Migrate (unless told not to), start the writer, then listen.
@@ -93,7 +97,7 @@ class Collector:
         api_sock = _bind(s.host, s.http_port, "http_port")
         self.otlp_http_port = otlp_sock.getsockname()[1]
         self.http_port = api_sock.getsockname()[1]
-        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline)
+        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.gpu)
         self._grpc.start()
 
         api = build_api(self.engine, self.pipeline, s.pricing)
@@ -103,7 +107,7 @@ class Collector:
         api.include_router(alerts_router(self.engine, s.alerts, self.alerts))
         api.include_router(metrics_router(metrics))
         apps: list[tuple[ASGIApp, socket.socket]] = [
-            (build_otlp_app(s, self.pipeline), otlp_sock),
+            (build_otlp_app(s, self.pipeline, self.gpu), otlp_sock),
             (require_login(api, s.auth), api_sock),
         ]
         self._servers = [
@@ -138,16 +142,28 @@ class Collector:
         if not started.wait(30):
             raise RuntimeError("HTTP listeners did not start within 30 s")
         self.alerts.start()
+        self.scraper = Scraper(
+            self.gpu.store, s.pricing.pools, s.gpu_scrape_interval_seconds, s.retention_days, self._count
+        )
+        if self.scraper.needed:
+            self.scraper.start()
         log.info(
             "breakeven listening: OTLP/HTTP %s:%d, OTLP/gRPC %s:%d, API and dashboard http://%s:%d/ (db %s)",
             s.host, self.otlp_http_port, s.host, self.otlp_grpc_port, s.host, self.http_port,
             self.engine.url.render_as_string(hide_password=True),
         )  # fmt: skip
 
+    def _count(self, counters: dict[tuple[str, str], int]) -> None:
+        """Add ingest counters (the scraper's) through the writer, the one that bumps them."""
+        if counters and self.pipeline is not None:
+            self.pipeline.submit(Work(counters=counters))
+
     def stop(self) -> None:
         """Stop accepting, let in-flight exports commit, drain the queue, close the database."""
         if self.alerts is not None:
             self.alerts.stop()
+        if self.scraper is not None:
+            self.scraper.stop()
         for server in self._servers:
             server.should_exit = True
         if self._grpc is not None:

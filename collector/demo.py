@@ -12,7 +12,10 @@ The fleet (per UTC day, before weekday and growth factors):
   L40S bought last year) serves search's reranking, far under its break-even.
 Spans come in the dialects real emitters speak (OTel GenAI current and legacy, OpenLLMetry,
 OpenInference, vLLM's engine spans nested under the client's, breakeven.* attributes), with
-HTTP parents that are dropped, a few rejected spans and failed calls.
+HTTP parents that are dropped, a few rejected spans and failed calls. Each pool's box also
+reports GPU utilization every 5 minutes as OTLP metrics, following its traffic: the 70B box
+as hw.gpu.utilization (and vLLM's KV cache usage), the 8B box as DCGM_FI_DEV_GPU_UTIL with
+DCGM's labels, as an OpenTelemetry Collector scraping a DCGM exporter forwards it.
 
 How they travel: OTLP/HTTP protobuf bodies built with opentelemetry-proto (a runtime
 dependency already) and POSTed with the standard library to a collector started in-process
@@ -37,8 +40,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -48,6 +53,7 @@ BATCH_SPANS = 1500
 SENDERS = 3
 NS = 1_000_000_000
 DAY = timedelta(days=1)
+GPU_SLOT_SECONDS = 300  # each box reports its GPU utilization every 5 minutes
 
 SCOPES = {
     "otel": ("opentelemetry.instrumentation.openai_v2", "2.1b0"),
@@ -107,6 +113,11 @@ def _gpt4o(share: float) -> str:
 
 POOL_70B = "meta-llama/Llama-3.3-70B-Instruct-FP8"
 POOL_8B = "meta-llama/Llama-3.1-8B-Instruct"
+# Each pool's box: (capacity as the config measures it: input tps, output tps), what it reports.
+POOL_BOXES = {
+    "llama-70b-fp8": ((12_000, 1_500), "gpu-70b-1"),
+    "llama-8b-owned": ((20_000, 2_500), "gpu-8b-1"),
+}
 STREAMS = (
     Stream("support-bot", "support", "answer", "anthropic", "api.anthropic.com", 443, "claude-sonnet-4-5",
            _fixed("claude-sonnet-4-5-20250929"), 340, (40_000, 140_000), (800, 2_500), "openllmetry",
@@ -204,6 +215,9 @@ capacity = {{ input_tps = 12000, output_tps = 1500 }}
 match = {{ model = "{POOL_70B}" }}
 alternative = {{ provider = "together", model = "meta-llama/Llama-3.3-70B-Instruct-Turbo" }}
 
+[pricing.pools.gpu_metrics]    # its GPU utilization, pushed over OTLP by the box's agent (hw.gpu.utilization)
+match = {{ "host.name" = "gpu-70b-*" }}
+
 [[pricing.pools]]              # one L40S we bought, serving Llama 3.1 8B for search
 name = "llama-8b-owned"
 boxes = 1
@@ -215,6 +229,10 @@ power = {{ kw = 0.35, price_per_kwh = 0.18, pue = 1.4 }}
 capacity = {{ input_tps = 20000, output_tps = 2500 }}
 match = {{ server_address = "10.0.0.7" }}
 alternative = {{ provider = "together", model = "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo" }}
+
+[pricing.pools.gpu_metrics]    # DCGM exporter's series, forwarded over OTLP by an OpenTelemetry Collector
+match = {{ Hostname = "gpu-8b-*" }}
+# scrape = ["http://gpu-8b-1:9400/metrics"]   # or let breakeven scrape the exporter itself
 
 [[pricing.candidates]]         # what a new pool would cost, for traffic we still buy
 name = "h100-rented"
@@ -375,6 +393,10 @@ class Plan:
     bodies: list[bytes] = field(default_factory=list)
     calls: int = 0
     spans: int = 0
+    # pool -> GPU slot start (s since the epoch) -> busy seconds its calls started then (at the config's capacity)
+    busy: dict[str, dict[int, float]] = field(default_factory=dict)
+    metric_bodies: list[bytes] = field(default_factory=list)
+    metric_points: int = 0
 
 
 def _day_factor(s: Stream, day: date, index: int, days: int) -> float:
@@ -410,7 +432,8 @@ def plan_month(days: int, now: datetime, seed: int = 7) -> Plan:
             for _ in range(max(0, round(mean))):
                 at = _start(rng, day_start, s.hours, latest)
                 if at is not None:
-                    for service, dialect, span in _call_spans(rng, s, at, share):
+                    served = lambda usage, s=s, at=at: _add_busy(plan, s, usage, at)  # noqa: E731
+                    for service, dialect, span in _call_spans(rng, s, at, share, served):
                         batch.add(service, dialect, span)
                     plan.calls += 1
             if batch.count >= BATCH_SPANS:
@@ -418,16 +441,101 @@ def plan_month(days: int, now: datetime, seed: int = 7) -> Plan:
         for service, dialect, span in _rejected_spans(rng, day_start, latest):
             batch.add(service, dialect, span)
     flush()
+    _plan_gpu_metrics(plan, random.Random(seed + 1), today - timedelta(days=days - 1), latest)
     return plan
 
 
-def _call_spans(rng: random.Random, s: Stream, at: datetime, share: float) -> Iterator[tuple[str, str, Span]]:
+def _pool_of(s: Stream) -> str | None:
+    if s.response_model(0) == POOL_70B:
+        return "llama-70b-fp8"
+    return "llama-8b-owned" if s.address == "10.0.0.7" else None
+
+
+def _add_busy(plan: Plan, s: Stream, usage: Usage, at: datetime) -> None:
+    """The box-seconds a served pool call's tokens take, at the config's capacity, in its GPU slot."""
+    pool = _pool_of(s)
+    if pool is None:
+        return
+    (input_tps, output_tps), _ = POOL_BOXES[pool]
+    slot = int(at.timestamp()) // GPU_SLOT_SECONDS * GPU_SLOT_SECONDS
+    by_slot = plan.busy.setdefault(pool, {})
+    by_slot[slot] = by_slot.get(slot, 0.0) + usage.prompt / input_tps + usage.output / output_tps
+
+
+def _plan_gpu_metrics(plan: Plan, rng: random.Random, first: datetime, latest: datetime) -> None:
+    """Every 5 minutes, each pool's GPU utilization as its box reports it: a day's points per export.
+
+    A GPU counts a sample period busy whenever a kernel runs, so it reads above the token-based
+    busy share (batches keep it occupied between tokens), plus an idle floor and some noise.
+    """
+    slot = int(first.timestamp())
+    end = int(latest.timestamp())
+    day_points: dict[str, list[tuple[int, float, float]]] = {pool: [] for pool in POOL_BOXES}
+    while slot < end:
+        for pool, points in day_points.items():
+            busy = plan.busy.get(pool, {}).get(slot, 0.0) / GPU_SLOT_SECONDS
+            gpu = min(0.99, 0.02 + 1.5 * busy + rng.uniform(0, 0.03))
+            kv = min(0.97, 0.05 + 2.2 * busy + rng.uniform(0, 0.05))
+            points.append((slot * NS, gpu, kv))
+        slot += GPU_SLOT_SECONDS
+        if slot % 86_400 == 0 or slot >= end:
+            plan.metric_bodies.append(_gpu_body(day_points))
+            plan.metric_points += 2 * len(day_points["llama-70b-fp8"]) + len(day_points["llama-8b-owned"])
+            day_points = {pool: [] for pool in POOL_BOXES}
+
+
+def _gpu_body(day_points: dict[str, list[tuple[int, float, float]]]) -> bytes:
+    """One ExportMetricsServiceRequest: the 70B box's hw.gpu.utilization and KV cache, the 8B box's DCGM gauge."""
+
+    def gauge(name: str, unit: str, points: list[NumberDataPoint]) -> Metric:
+        return Metric(name=name, unit=unit, gauge=Gauge(data_points=points))
+
+    def point(at_ns: int, value: float | int, **attrs: str) -> NumberDataPoint:
+        kvs = [key_value(k, v) for k, v in attrs.items()]
+        if isinstance(value, int):
+            return NumberDataPoint(time_unix_nano=at_ns, as_int=value, attributes=kvs)
+        return NumberDataPoint(time_unix_nano=at_ns, as_double=round(value, 4), attributes=kvs)
+
+    big, small = day_points["llama-70b-fp8"], day_points["llama-8b-owned"]
+    dcgm = {"gpu": "0", "UUID": "GPU-5e2b7c1a-8d3f-4b6e-9a10-2c4d6e8f0a1b", "device": "nvidia0",
+            "modelName": "NVIDIA L40S", "Hostname": "gpu-8b-1"}  # fmt: skip
+    boxes = [
+        (
+            {"host.name": "gpu-70b-1", "service.name": "gpu-agent"},
+            [
+                gauge("hw.gpu.utilization", "1", [point(t, gpu, **{"hw.id": "gpu-0"}) for t, gpu, _ in big]),
+                gauge("vllm:kv_cache_usage_perc", "", [point(t, kv, engine="0") for t, _, kv in big]),
+            ],
+        ),
+        (
+            {"service.name": "dcgm-exporter", "server.address": "gpu-8b-1"},
+            [gauge("DCGM_FI_DEV_GPU_UTIL", "", [point(t, round(gpu * 100), **dcgm) for t, gpu, _ in small])],
+        ),
+    ]
+    scope = InstrumentationScope(name="breakeven.demo")
+    request = ExportMetricsServiceRequest(
+        resource_metrics=[
+            ResourceMetrics(
+                resource=Resource(attributes=[key_value(k, v) for k, v in resource.items()]),
+                scope_metrics=[ScopeMetrics(scope=scope, metrics=metrics)],
+            )
+            for resource, metrics in boxes
+        ]
+    )
+    return request.SerializeToString()
+
+
+def _call_spans(
+    rng: random.Random, s: Stream, at: datetime, share: float, served: Callable[[Usage], None] = lambda usage: None
+) -> Iterator[tuple[str, str, Span]]:
     prompt_tokens = rng.randint(*s.input_tokens)
     cached = int(prompt_tokens * rng.uniform(0.2, 0.6)) if rng.random() < s.cache_share else 0
     reasoning = rng.randint(*s.reasoning) if s.reasoning else 0
     usage = Usage(prompt_tokens, cached, rng.randint(*s.output_tokens) + reasoning, reasoning)
     ok = rng.random() >= s.errors
     prompt = rng.randrange(s.prompts) if s.prompts and rng.random() < s.prompt_share else None
+    if ok:
+        served(usage)
     model = s.response_model(share)
     seconds = 0.3 + usage.prompt / 25_000 + usage.output / 60 if ok else 0.4
     start_ns = int(at.timestamp() * NS)
@@ -480,15 +588,15 @@ def _rejected_spans(rng: random.Random, day_start: datetime, latest: datetime) -
 # ---------------------------------------------------------------- sending
 
 
-def send(port: int, bodies: list[bytes], senders: int = SENDERS) -> None:
-    """POST every body to /v1/traces; 200 means committed. Retries 429/503 as an exporter would."""
+def send(port: int, bodies: list[bytes], senders: int = SENDERS, path: str = "/v1/traces") -> None:
+    """POST every body to `path` (/v1/traces); 200 means committed. Retries 429/503 as an exporter would."""
 
     def post_all(chunk: list[bytes]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         try:
             for body in chunk:
                 for attempt in range(20):
-                    conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                    conn.request("POST", path, body, {"Content-Type": "application/x-protobuf"})
                     reply = conn.getresponse()
                     reply.read()
                     if reply.status == 200:
@@ -569,13 +677,14 @@ def run(args: argparse.Namespace) -> int:
             return _fail(f"{db_url} already holds {existing:,} calls: the demo needs an empty database")
         plan = plan_month(args.days, now, args.seed)
         send(collector.otlp_http_port, plan.bodies)
+        send(collector.otlp_http_port, plan.metric_bodies, path="/v1/metrics")
     finally:
         collector.stop()
     elapsed = time.monotonic() - started
     shown = _relative(config)
     print(
-        f"breakeven demo: {plan.calls:,} calls ({plan.spans:,} spans) over {args.days} days, sent over OTLP/HTTP "
-        f"into {db_url} in {elapsed:.1f} s\n"
+        f"breakeven demo: {plan.calls:,} calls ({plan.spans:,} spans) and {plan.metric_points:,} GPU metric points "
+        f"over {args.days} days, sent over OTLP/HTTP into {db_url} in {elapsed:.1f} s\n"
         f"config: {shown}\n\n"
         f"serve it:\n  breakeven serve --config {shown}\n"
         f"then open http://127.0.0.1:{args.port}/",

@@ -91,6 +91,8 @@ HELP = {
     "ingest_log_records_received": "OTLP log records received (whole ledger).",
     "ingest_prompt_hashes_from_logs": "Prompt hashes taken from log records (whole ledger).",
     "ingest_metric_points_received": "OTLP metric data points received (whole ledger).",
+    "ingest_gpu_points": "GPU metric points by outcome (stored, unmatched, invalid) and source (whole ledger).",
+    "ingest_gpu_scrapes_failed": "Scrapes of GPU metric endpoints that failed (whole ledger).",
     "spend_usd": "Spend since the first call: per-token cost, and pool cost allocated to calls (idle hours aside).",
     "calls": "LLM calls stored, by backend class and provider.",
     "unpriced_calls": "Calls stored without a price, by reason.",
@@ -232,7 +234,13 @@ class _LedgerCollector(PrometheusCollector):
         rejected = _counter("ingest_rejected_spans", "reason")
         for reason, n in sorted(totals["rejected"].items()):
             rejected.add_metric([reason], float(n))
-        yield from (spans, rejected)
+        gpu = _counter("ingest_gpu_points", "outcome", "source")
+        for outcome, by_source in sorted(totals["gpu_points"].items()):
+            for source, n in sorted(by_source.items()):
+                gpu.add_metric([outcome, source], float(n))
+        scrapes = _counter("ingest_gpu_scrapes_failed")
+        scrapes.add_metric([], float(totals["gpu_scrapes_failed"]))
+        yield from (spans, rejected, gpu, scrapes)
         for key, name in PLAIN_COUNTERS.items():
             counter = _counter(name)
             counter.add_metric([], float(totals[key]))

@@ -75,6 +75,8 @@ class Settings:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     # The [alerts] section: rules, schedule and notifiers (collector/alerts/config.py).
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # How often each pool's GPU metric endpoints ([pricing.pools.gpu_metrics] scrape) are scraped.
+    gpu_scrape_interval_seconds: int = 15
     # GET /metrics: the trailing window of the per-pool and per-traffic-class gauges.
     metrics_window_seconds: int = 3600
     # Raw calls and LLM spans older than this many days are deleted (hourly rollups kept); 0 keeps them.

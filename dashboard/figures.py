@@ -15,6 +15,7 @@ from dashboard.pages.common import key_text
 HALF = 560  # drawing width of a chart that shares the page's width with another
 SHOWN_NAMES = {"self_hosted": "self-hosted (busy)", "self_hosted idle": "self-hosted idle GPU"}
 SELF_HOSTED, BOUGHT, ALTERNATIVE, LOSS = "#009e73", "#6a3d9a", "#0072b2", "#c0392b"
+GPU_METRIC_COLORS = ("#cc79a7", "#e69f00", "#56b4e9")  # one per GPU metric source, apart from busy seconds' green
 
 
 def _values(raw: list[Any]) -> list[Decimal | None]:
@@ -58,14 +59,19 @@ def spend(c: dict[str, Any]) -> dict[str, Markup]:
 
 
 def pools(c: dict[str, Any]) -> dict[str, Markup]:
-    """Per pool: daily utilization against break-even; all pools: cost per million against the alternative."""
+    """Per pool: daily utilization (busy seconds, and the GPU metrics) against break-even; all pools: cost per
+    million tokens against the alternative."""
     currency = c["view"]["currency"]
     out: dict[str, Markup] = {}
     for p in c["pools"]:
         d = p["daily"]
         be = dec(d["break_even_utilization"])
         refs = [("break-even", be, "#d55e00")] if be is not None else []
-        utilization = [charts.Series("utilization", _values(d["utilization"]), SELF_HOSTED)]
+        utilization = [charts.Series("busy seconds", _values(d["utilization"]), SELF_HOSTED)]
+        for i, gpu in enumerate(d.get("gpu_utilization", ())):
+            name = f"GPU metric {gpu['metric']} ({gpu['source']})"
+            color = GPU_METRIC_COLORS[i % len(GPU_METRIC_COLORS)]
+            utilization.append(charts.Series(name, _values(gpu["values"]), color))
         title = f"Pool {p['name']}: utilization by day"
         out[f"utilization:{p['name']}"] = charts.lines(
             d["days"], utilization, title, "% of capacity", charts.percent_fmt, refs

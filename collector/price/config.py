@@ -15,7 +15,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
+from collector.gpu.match import GpuMetricsConfig
 from collector.price.book import Discount, PriceBook
 from collector.price.breakeven import Candidate
 from collector.price.entries import TOKEN_KINDS, PriceEntry, Rate, Tier
@@ -43,7 +45,7 @@ _COST_KEYS = (
     "variable_per_million",
     "capacity",
 )
-_POOL_KEYS = ("name", "match", "boxes", "alternative", *_COST_KEYS)
+_POOL_KEYS = ("name", "match", "boxes", "alternative", "gpu_metrics", *_COST_KEYS)
 _CANDIDATE_KEYS = ("name", "max_utilization", "models", *_COST_KEYS)
 _MATCH_KEYS = ("backend", "server_address", "model", "quantization")
 
@@ -98,6 +100,7 @@ def parse_pricing(raw: Any, config_path: str | None = None) -> PricingConfig:
         _fail(f"pricing.allocation_period: one of {', '.join(ALLOCATION_PERIODS)}, got {period!r}")
     pools = _list(table, "pools", "pricing", _pool)
     _check_unique([repr(p.name) for p in pools], "pricing.pools", "name")
+    _check_scrape_targets(pools)
     candidates = _list(table, "candidates", "pricing", _candidate)
     _check_unique([repr(c.name) for c in candidates], "pricing.candidates", "name")
     return PricingConfig(
@@ -211,7 +214,57 @@ def _pool(raw: Any, key: str) -> Pool:
             provider=_provider(_required(alt, "provider", f"{key}.alternative"), f"{key}.alternative.provider"),
             model=_text(_required(alt, "model", f"{key}.alternative"), f"{key}.alternative.model"),
         ),
+        gpu_metrics=_gpu_metrics(table["gpu_metrics"], f"{key}.gpu_metrics") if "gpu_metrics" in table else None,
     )
+
+
+def _gpu_metrics(raw: Any, key: str) -> GpuMetricsConfig:
+    """`[pricing.pools.gpu_metrics]`: match (pushed OTLP series, attribute = glob or globs), scrape (URLs)."""
+    table = _table(raw, key, ("match", "scrape"))
+    match: list[tuple[str, tuple[str, ...]]] = []
+    if "match" in table:
+        match_table = table["match"]
+        if not isinstance(match_table, Mapping):
+            _fail(f'{key}.match: expected a table of attribute = glob pattern(s), such as {{ "host.name" = "gpu-*" }}')
+        if not match_table:
+            _fail(f"{key}.match: name at least one attribute, such as host.name (an empty match takes every GPU)")
+        for name, patterns in match_table.items():
+            where = f"{key}.match.{name}"
+            if isinstance(patterns, str):
+                match.append((name, (_text(patterns, where),)))
+                continue
+            if not isinstance(patterns, list) or not patterns:
+                _fail(f"{where}: expected a glob pattern or a list of them, got {patterns!r}")
+            match.append((name, tuple(_text(p, f"{where}[{i}]") for i, p in enumerate(patterns))))
+    scrape = table.get("scrape", [])
+    if isinstance(scrape, str) or not isinstance(scrape, list):
+        _fail(f'{key}.scrape: expected a list of URLs, such as ["http://gpu-box-1:9400/metrics"]')
+    if not match and not scrape:
+        _fail(f"{key}: give match (attributes of pushed OTLP metrics) or scrape (Prometheus endpoints), or both")
+    return GpuMetricsConfig(
+        match=tuple(match), scrape=tuple(_scrape_url(url, f"{key}.scrape[{i}]") for i, url in enumerate(scrape))
+    )
+
+
+def _scrape_url(raw: Any, key: str) -> str:
+    url = _text(raw, key)
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        _fail(f"{key}: not a valid port in {url!r}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _fail(f"{key}: expected an http(s) URL with a host, such as http://gpu-box-1:9400/metrics; got {url!r}")
+    return url
+
+
+def _check_scrape_targets(pools: list[Pool]) -> None:
+    owner: dict[str, str] = {}
+    for i, pool in enumerate(pools):
+        for j, url in enumerate(pool.gpu_metrics.scrape if pool.gpu_metrics else ()):
+            if url in owner:
+                _fail(f"pricing.pools[{i}].gpu_metrics.scrape[{j}]: {url} already belongs to pool {owner[url]!r}")
+            owner[url] = pool.name
 
 
 def _candidate(raw: Any, key: str) -> Candidate:

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TypeVar
 
+from collector.gpu.match import GpuMetricsConfig
 from collector.price.money import MILLION, ONE, ZERO
 from collector.price.periods import add_months, calendar_months, seconds_between, utc
 from collector.price.usage import TokenUsage
@@ -136,6 +137,7 @@ class Pool:
     cost: BoxCost
     capacity: Capacity
     alternative: Alternative
+    gpu_metrics: GpuMetricsConfig | None = None  # its own GPU metric series (collector/gpu), if any
 
 
 @dataclass(frozen=True, slots=True)

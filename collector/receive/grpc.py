@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 
 from collector import ingest
 from collector.auth import Sender, ingest_sender
+from collector.gpu.ingest import GpuCommitFailed, GpuMetrics
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
 from collector.settings import Settings
 
@@ -106,21 +107,31 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
 
 
 class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
-    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
-        self.settings, self.pipeline = settings, pipeline
+    def __init__(self, settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None) -> None:
+        self.settings, self.pipeline, self.gpu = settings, pipeline, gpu
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         _sender(self.settings, context)
         return _export(
             self.pipeline,
-            lambda: ingest.metrics_outcome(request),
+            lambda: self._outcome(request, context),
             context,
             metrics_service_pb2.ExportMetricsServiceResponse(),
             "rejected_data_points",
         )
 
+    def _outcome(self, request: Any, context: grpc.ServicerContext) -> ingest.Outcome:
+        outcome = ingest.metrics_outcome(request)
+        if self.gpu is not None:
+            try:
+                outcome.work.counters.update(self.gpu.ingest_otlp(request))
+            except GpuCommitFailed as exc:
+                _retry_later(context)
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"could not commit, retry later: {exc}")
+        return outcome
 
-def build_grpc_server(settings: Settings, pipeline: Pipeline) -> tuple[grpc.Server, int]:
+
+def build_grpc_server(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None) -> tuple[grpc.Server, int]:
     """A started-ready gRPC server bound to host:otlp_grpc_port, and the port it got."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="breakeven-grpc"),
@@ -131,7 +142,7 @@ def build_grpc_server(settings: Settings, pipeline: Pipeline) -> tuple[grpc.Serv
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(settings, pipeline), server)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(settings, pipeline), server)
-    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(settings, pipeline), server)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(settings, pipeline, gpu), server)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     address = f"{host}:{settings.otlp_grpc_port}"
     if settings.tls_cert_file and settings.tls_key_file:

@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from collector import decode, ingest
 from collector.auth import Sender, ingest_sender
+from collector.gpu.ingest import GpuCommitFailed, GpuMetrics
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
 from collector.settings import Settings
 
@@ -157,8 +158,8 @@ def _make_endpoint(
     return endpoint
 
 
-def build_otlp_app(settings: Settings, pipeline: Pipeline) -> Starlette:
-    """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics."""
+def build_otlp_app(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None) -> Starlette:
+    """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics (GPU samples go to `gpu`)."""
 
     def traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         return ingest.traces_outcome(decode.parse_traces(body, content_type), settings, sender)
@@ -167,7 +168,15 @@ def build_otlp_app(settings: Settings, pipeline: Pipeline) -> Starlette:
         return ingest.logs_outcome(decode.parse_logs(body, content_type), sender)
 
     def metrics(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
-        return ingest.metrics_outcome(decode.parse_metrics(body, content_type))
+        request = decode.parse_metrics(body, content_type)
+        outcome = ingest.metrics_outcome(request)
+        if gpu is not None:
+            try:
+                outcome.work.counters.update(gpu.ingest_otlp(request))
+            except GpuCommitFailed as exc:
+                retry = {"Retry-After": RETRY_AFTER_SECONDS}
+                raise HttpError(503, f"could not commit, retry later: {exc}", retry) from None
+        return outcome
 
     routes = [
         Route(

@@ -104,11 +104,16 @@ def ingest_totals(conn: sa.Connection) -> dict[str, Any]:
         "log_records_received": 0,
         "prompt_hashes_from_logs": 0,
         "metric_points_received": 0,
+        # GPU metric points by outcome, then source (otlp, scrape); collector/gpu.
+        "gpu_points": {"stored": {}, "unmatched": {}, "invalid": {}},
+        "gpu_scrapes_failed": 0,
     }
     for name, reason, value in conn.execute(sa.select(ingest_counters)).all():
         if name == "rejected":
             totals["rejected"][reason] = int(value)
             totals["rejected_total"] += int(value)
+        elif name.startswith("gpu_points_"):
+            totals["gpu_points"].setdefault(name.removeprefix("gpu_points_"), {})[reason] = int(value)
         else:
             totals[name] = int(value)
     return totals

@@ -201,3 +201,43 @@ retention_horizon = sa.Table(
     metadata,
     sa.Column("purged_before", TS, nullable=False),
 )
+
+# GPU metrics (collector/gpu, migration 0006): utilization a pool's boxes report, pushed over
+# OTLP or scraped from Prometheus endpoints, one row per (UTC minute, pool, source, metric,
+# host): samples, their sum and maximum (ratios 0-1), the distinct GPUs (or engines) the host
+# reported, the last sample's time. Rows of one key are summed when read, so a second row (a
+# collector racing another on PostgreSQL) changes nothing. Past retention_days, a host's
+# minutes are merged into one row per hour (minute = the hour's start).
+RATIO = sa.Numeric(20, 10)
+gpu_metric_minutes = sa.Table(
+    "gpu_metric_minutes",
+    metadata,
+    sa.Column("minute", TS, nullable=False),
+    sa.Column("pool", sa.String, nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),  # otlp | scrape
+    sa.Column("metric", sa.String, nullable=False),  # as it arrived: DCGM_FI_DEV_GPU_UTIL, hw.gpu.utilization ...
+    sa.Column("host", sa.String, nullable=False),  # "" when nothing named the box
+    sa.Column("kind", sa.String(16), nullable=False),  # gpu_utilization | kv_cache_usage
+    sa.Column("samples", sa.BigInteger, nullable=False),
+    sa.Column("value_sum", RATIO, nullable=False),
+    sa.Column("value_max", RATIO, nullable=False),
+    sa.Column("gpus", sa.Integer, nullable=False),
+    sa.Column("last_sample_at", TS, nullable=False),
+    _postgresql_only(sa.PrimaryKeyConstraint("minute", "pool", "source", "metric", "host")),
+)
+
+# Each configured scrape endpoint's health: when it was last tried, answered, failed and why.
+gpu_scrape_targets = sa.Table(
+    "gpu_scrape_targets",
+    metadata,
+    sa.Column("url", sa.String, nullable=False),
+    sa.Column("pool", sa.String, nullable=False),
+    sa.Column("last_attempt_at", TS, nullable=False),
+    sa.Column("last_success_at", TS),
+    sa.Column("last_error_at", TS),
+    sa.Column("last_error", sa.Text),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False),
+    sa.Column("failures", sa.BigInteger, nullable=False),
+    sa.Column("last_samples", sa.Integer, nullable=False),  # GPU samples the last good scrape held
+    _postgresql_only(sa.PrimaryKeyConstraint("url")),
+)

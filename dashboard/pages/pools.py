@@ -3,26 +3,31 @@ million tokens against its alternative's, idle spend, allocation, and a verdict 
 
 Every figure is GET /api/v1/pools' (collector.api_money.pool_json) for the range; the daily
 series apply the same formulas to each UTC day. The break-even utilization is the range's
-(it depends on the traffic mix, which a single day may not show). GPU metrics utilization:
-the collector does not store GPU metric points yet, so the page says so rather than guess.
+(it depends on the traffic mix, which a single day may not show). Beside it, the GPU metric
+utilization the boxes reported (collector.gpu.report, as GET /api/v1/pools has it), its
+daily means on the same chart, and each scrape endpoint's health.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from collector.api_money import Converter, money, pool_figures, pool_json
+from collector.gpu.report import add_gpu_figures, daily_by_source, gpu_daily
 from collector.price.config import PricingConfig
 from dashboard import fmt
 from dashboard.pages.common import converter, pool_days, ratio
 from dashboard.view import View
 
 GPU_METRICS_NOTE = (
-    "GPU metric utilization (DCGM, vLLM /metrics) is not stored by this collector yet: the utilization here is "
-    "computed from tokens served and the pool's measured capacity."
+    "Two utilizations: busy seconds are the tokens each pool served over its measured capacity (what its traffic "
+    "would have kept the boxes busy: the figure break-even is worked out on); GPU metric utilization is what the "
+    "GPUs reported (DCGM, hw.gpu.utilization, pushed over OTLP or scraped; the mean of the samples in the range). "
+    "KV cache usage (vLLM) is how full the engine's cache was, not how busy the GPU was."
 )
 
 
@@ -67,14 +72,17 @@ def _daily(figure: Any, shown: dict[str, Any], conv: Converter, view: View) -> d
 def context(conn: sa.Connection, pricing: PricingConfig, view: View) -> dict[str, Any]:
     """The Pools page."""
     conv = converter(pricing, view)
-    pools = []
-    for figure in pool_figures(conn, pricing, view.since, view.until, conv.breaks()):
-        shown = pool_json(figure, conv, view.since, view.until)
+    figures = pool_figures(conn, pricing, view.since, view.until, conv.breaks())
+    pools = [pool_json(figure, conv, view.since, view.until) for figure in figures]
+    add_gpu_figures(conn, pricing.pools, view.since, view.until, pools)
+    collected = any(p["gpu_metrics"] for p in pools)
+    means = daily_by_source(conn, view.since, view.until) if collected else {}
+    for figure, shown in zip(figures, pools, strict=True):
         shown["daily"] = _daily(figure, shown, conv, view)
+        days = [date.fromisoformat(day) for day in shown["daily"]["days"]]
+        shown["daily"]["gpu_utilization"] = gpu_daily(means, days, shown)
         shown["alternative_name"] = f"{figure.pool.alternative.provider} {figure.pool.alternative.model}"
         shown["verdict"] = verdict(shown, conv.currency)
-        shown["gpu_metrics_utilization"] = None
-        pools.append(shown)
     return {
         "page": "pools",
         "view": view.as_json(),

@@ -99,5 +99,5 @@ def test_labels_stay_bounded(running: RunningCollector) -> None:
     text = httpx.get(f"{running.api}/metrics", timeout=10).text
     label_names = set(re.findall(r"[{,]([a-z_]+)=", text))
     assert label_names <= {"outcome", "reason", "backend_class", "provider", "pool", "service", "model", "alertname",
-                           "severity", "state", "notifier", "le"}  # fmt: skip
+                           "severity", "state", "notifier", "le", "source"}  # fmt: skip
     assert not re.search(r'="[0-9a-f]{16,}"', text), "a label value that looks like a trace, span or prompt hash"

@@ -113,9 +113,12 @@ def test_charts_render_with_labels_units_and_currency(page: Any) -> None:
     assert box is not None and box["width"] > 600 and box["height"] > 200  # drawn, at a readable size
     page.goto("/pools")
     for chart in page.locator("svg.chart-lines").all():
-        assert chart.locator("polyline.line").count() == 1
+        assert chart.locator("polyline.line").count() == 2  # busy seconds, and the GPU metric the box reported
+        assert any(t.startswith("GPU metric ") for t in chart.locator("text").all_text_contents())
         assert chart.locator("line.reference").count() == 1  # the break-even line
         assert any(t.startswith("break-even") for t in chart.locator("text").all_text_contents())
+    for card in page.locator(".card.gpu").all():  # the demo's boxes push GPU utilization over OTLP
+        assert re.match(r"GPU metric utilization\s+\d+\.\d%", card.inner_text()), card.inner_text()
     page.goto("/breakeven")
     assert page.locator("svg.chart-hbars rect.bar").count() >= 2
     # Which classes would save depends on how much of this month the week covers; each has a verdict in words.

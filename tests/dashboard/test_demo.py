@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from collector import demo
 from collector.cli import main
@@ -23,14 +24,43 @@ def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: P
     assert (pricing.currency, set(pricing.fx.currencies())) == ("GBP", {"USD", "EUR", "GBP"})
     assert settings.http_port == 8123
     assert settings.attributes["team"] == ("app.team",)
+    gpu = {p.name: p.gpu_metrics for p in pricing.pools}
+    assert gpu["llama-70b-fp8"] is not None and gpu["llama-70b-fp8"].match == (("host.name", ("gpu-70b-*",)),)
+    assert gpu["llama-8b-owned"] is not None and gpu["llama-8b-owned"].scrape == ()  # pushed only: nothing to scrape
 
 
-def test_the_month_plan_covers_every_day_and_stream() -> None:
-    now = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
-    plan = demo.plan_month(3, now, seed=1)
+NOW = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def plan() -> demo.Plan:
+    return demo.plan_month(3, NOW, seed=1)
+
+
+def test_the_month_plan_covers_every_day_and_stream(plan: demo.Plan) -> None:
     assert plan.bodies and plan.spans > plan.calls > 1000
-    again = demo.plan_month(3, now, seed=1)
+    again = demo.plan_month(3, NOW, seed=1)
     assert again.bodies == plan.bodies  # the same seed, the same month
+    assert again.metric_bodies == plan.metric_bodies
+
+
+def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffic(plan: demo.Plan) -> None:
+    assert len(plan.metric_bodies) == 3  # a day per export
+    series: dict[str, list[float]] = {}
+    for body in plan.metric_bodies:
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics:
+            for metric in rm.scope_metrics[0].metrics:
+                points = metric.gauge.data_points
+                series.setdefault(metric.name, []).extend(p.as_double or p.as_int for p in points)
+    slots = (48 + 13) * 12  # every 5 minutes: two whole days, and today from 00:00 to 12:55 (the demo ends at 12:58)
+    assert {name: len(values) for name, values in series.items()} == {
+        "hw.gpu.utilization": slots, "vllm:kv_cache_usage_perc": slots, "DCGM_FI_DEV_GPU_UTIL": slots,
+    }  # fmt: skip
+    assert plan.metric_points == 3 * slots
+    assert all(0 < v < 1 for v in series["hw.gpu.utilization"]) and all(
+        0 <= v <= 100 for v in series["DCGM_FI_DEV_GPU_UTIL"]
+    )
+    assert max(series["hw.gpu.utilization"]) > 2 * min(series["hw.gpu.utilization"])  # busy nights, quiet days
 
 
 def test_refuses_to_overwrite_an_existing_demo_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

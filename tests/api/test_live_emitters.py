@@ -420,8 +420,7 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
         assert call["error_type"].rsplit(".", 1)[-1] == live.expected["error_type"]
     else:
         assert call["error_type"] is None
-    if live.content_sent and live.scenario != "embeddings":  # embeddings: see the xfail below
-        # the same prompt hashes the same whichever emitter and dialect carried it
+    if live.content_sent:  # the same prompt hashes the same whichever emitter and dialect carried it
         assert call["prompt_hash"] == hash_messages(sent_prompt(emitter.provider, live.scenario))
     if not live.content_sent:
         assert call["prompt_hash"] is None
@@ -513,21 +512,7 @@ def test_openllmetry_streaming_flag_is_stored(
     assert live.call["streaming"] is streaming
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "openllmetry-openai",
-        pytest.param(
-            "openinference-openai",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="collector/redact.py prompt_messages() hashes OpenInference's input.value (the whole "
-                "embeddings request JSON, model and encoding_format included) instead of its input text, so the "
-                "same input hashes differently per emitter and per model",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", ["openllmetry-openai", "openinference-openai"])
 def test_embeddings_input_hashes_the_same_whichever_emitter_sent_it(
     shared_collector: RunningCollector,
     fake_provider: FakeProvider,

@@ -61,6 +61,7 @@ PLAIN_COUNTERS = {
     "spans_merged": "ingest_spans_merged",
     "log_records_received": "ingest_log_records_received",
     "prompt_hashes_from_logs": "ingest_prompt_hashes_from_logs",
+    "failed_calls_unlinked": "ingest_failed_calls_unlinked",
     "metric_points_received": "ingest_metric_points_received",
 }
 POOL_GAUGES = (
@@ -90,6 +91,8 @@ HELP = {
     "ingest_spans_merged": "LLM spans merged into a call with other spans (whole ledger).",
     "ingest_log_records_received": "OTLP log records received (whole ledger).",
     "ingest_prompt_hashes_from_logs": "Prompt hashes taken from log records (whole ledger).",
+    "ingest_failed_calls_unlinked": "Failed calls that may be another trace's half of one call, left alone: "
+    "not the only match (whole ledger).",
     "ingest_metric_points_received": "OTLP metric data points received (whole ledger).",
     "ingest_gpu_points": "GPU metric points by outcome (stored, unmatched, invalid) and source (whole ledger).",
     "ingest_gpu_scrapes_failed": "Scrapes of GPU metric endpoints that failed (whole ledger).",

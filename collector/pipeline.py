@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from collector.merge import CLOCK_SKEW_NS, call_of_span, calls_of_trace, merge_group
+from collector.merge import (
+    CLOCK_SKEW_NS,
+    Failure,
+    FailureMemory,
+    call_of_span,
+    calls_of_trace,
+    failure_of,
+    merge_group,
+)
 from collector.price.ledger import CallPrice
 from collector.records import Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
@@ -79,6 +87,7 @@ class Pipeline:
         self._hints: OrderedDict[tuple[str, str], str] = OrderedDict()
         # (provider, response id) -> (call key, start ns, end ns) of the call that holds it
         self._responses: OrderedDict[tuple[str | None, str], tuple[tuple[str, str], int, int]] = OrderedDict()
+        self._failures = FailureMemory()  # failed calls, which have no response id
         self._queue: deque[_Pending] = deque()
         self._queued_weight = 0
         self._cond = threading.Condition()
@@ -274,12 +283,24 @@ class Pipeline:
         A call stored in an earlier commit keeps its place, and a later one naming its
         response is dropped. Dropped calls' spans stay in llm_spans for audit. The last
         RESPONSES_REMEMBERED responses are remembered.
+
+        A failed call has no response id. Its two calls are linked when each is the other's
+        only candidate under merge.halves_of_one_call (both failed, one the client's own
+        span inside the other's, same provider, request model, operation, service and
+        process) among every failure seen: merged as above within a batch, a later one
+        dropped across batches (merge.FailureMemory). A failure left alone because its
+        match was not unique is counted (failed_calls_unlinked).
         """
         groups: dict[tuple[str | None, str], list[Call]] = {}
+        failures = []
         for call in batch.calls:
             if call.response_id is not None:
                 groups.setdefault((call.provider, call.response_id), []).append(call)
-        if not groups:
+            elif call.status == "error":
+                failure = failure_of(call, _process_of(call, states))
+                if failure is not None:
+                    failures.append(failure)
+        if not groups and not failures:
             return 0
         replaced: dict[tuple[str, str], Call | None] = {}  # call key -> its new value, None: dropped
         for key, group in groups.items():
@@ -306,6 +327,8 @@ class Pipeline:
                 self._responses.move_to_end(key)
         while len(self._responses) > RESPONSES_REMEMBERED:
             self._responses.popitem(last=False)
+        if failures:
+            self._link_failures(batch, states, failures, replaced)
         if not replaced:
             return 0
         kept: list[Call] = []
@@ -322,6 +345,29 @@ class Pipeline:
         dropped = len(batch.calls) - len(kept)
         batch.calls = kept
         return dropped
+
+    def _link_failures(
+        self,
+        batch: WriteBatch,
+        states: dict[str, TraceState],
+        failures: list[Failure],
+        replaced: dict[tuple[str, str], Call | None],
+    ) -> None:
+        """The failed-call half of _drop_calls_answered_in_other_traces: fills `replaced`."""
+        paired = self._failures.pair(failures)
+        for key in paired.again:  # merged before; its trace's call was recomputed since
+            replaced[key] = None
+        in_batch = {c.key: c for c in batch.calls}
+        for kept, merged_in in paired.pairs:
+            replaced[merged_in.key] = None
+            owner = in_batch.get(kept.key)
+            if owner is not None:  # both in this batch: one call of both traces' spans
+                merged = merge_group(_member_spans(owner, states) + _member_spans(in_batch[merged_in.key], states))
+                if merged.key == owner.key:
+                    replaced[owner.key] = merged
+        if paired.ambiguous:
+            counter = ("failed_calls_unlinked", "")
+            batch.counters[counter] = batch.counters.get(counter, 0) + paired.ambiguous
 
     def _known_states(self, windows: dict[str, tuple[int, int]]) -> dict[str, TraceState]:
         """What is known of these traces: from the cache, else from the database when seen before.
@@ -386,6 +432,13 @@ def _member_spans(call: Call, states: dict[str, TraceState]) -> list[LlmSpan]:
     state = states.get(call.trace_id)
     held = state.spans if state is not None else {}
     return [held[span_id] for span_id in call.member_span_ids if span_id in held]
+
+
+def _process_of(call: Call, states: dict[str, TraceState]) -> str | None:
+    """The process that sent the call's own span (LlmSpan.process)."""
+    state = states.get(call.trace_id)
+    span = state.spans.get(call.span_id) if state is not None else None
+    return span.process if span is not None else None
 
 
 def _nested_calls(call: Call, start_ns: int, end_ns: int) -> bool:

@@ -103,6 +103,9 @@ class LlmSpan:
     is_engine: bool  # a serving engine's own span (vLLM, SGLang, TGI)
     attributes: Attributes = field(default_factory=dict)  # audit copy, content removed
     response_id: str | None = None  # the provider's id of the response (gen_ai.response.id)
+    # The process that sent it (resource service.instance.id, else host.name:process.pid), to
+    # tell apart two processes of one service; held in memory only, not stored (None when read back).
+    process: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -2,9 +2,11 @@
 
 Every GenAI dialect puts content somewhere else: OTel GenAI (`gen_ai.input.messages`,
 older `gen_ai.prompt` events and log records), OpenLLMetry (`gen_ai.prompt.N.content`),
-OpenInference (`llm.input_messages.N.message.content`, `input.value`), OpenLIT
-(`gen_ai.prompt` / `gen_ai.content.prompt`). We read the prompt into one canonical form,
-a list of [role, text] pairs, hash that, and drop every content-bearing attribute.
+OpenInference (`llm.input_messages.N.message.content`, embeddings'
+`embedding.embeddings.N.embedding.text`, `input.value`), OpenLIT (`gen_ai.prompt` /
+`gen_ai.content.prompt`). We read the prompt into one canonical form, a list of
+[role, text] pairs, hash that, and drop every content-bearing attribute. An embeddings
+call's prompt is its inputs, one user message each (never the rest of its request).
 
 The hash is sha256 over `breakeven-prompt-v1\n` + the canonical JSON, so the same
 prompt sent through two emitters that both keep messages hashes the same.
@@ -99,6 +101,8 @@ _FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d{1,9})\.(role|content)$")
 _FLAT_OPENINFERENCE = re.compile(
     r"^llm\.input_messages\.(\d{1,9})\.message\.(role|content|contents\.\d+\.message_content\.text)$"
 )
+# OpenInference's embeddings input: one text per input string (token-id inputs have none).
+_FLAT_EMBEDDING_TEXTS = re.compile(r"^embedding\.embeddings\.(\d{1,9})\.embedding\.(text)$")
 
 
 def is_content_key(key: str) -> bool:
@@ -125,7 +129,7 @@ _FLAGS_MEMO_MAX = 50_000  # bounded against senders that invent names (and LONG_
 
 def _flags_of_key(key: str) -> int:
     flags = CONTENT if is_content_key(key) else 0
-    if _FLAT_OPENLLMETRY.match(key) or _FLAT_OPENINFERENCE.match(key):
+    if _FLAT_OPENLLMETRY.match(key) or _FLAT_OPENINFERENCE.match(key) or _FLAT_EMBEDDING_TEXTS.match(key):
         flags |= FLAT_PROMPT
     for prefix, flag in (("breakeven.", BREAKEVEN_KEY), ("litellm.", LITELLM_KEY), ("traceloop.", TRACELOOP_KEY)):
         if key.startswith(prefix):
@@ -195,17 +199,44 @@ def prompt_messages(
         system = _messages_from_value(attrs.get("gen_ai.system_instructions"), "system")
         return system + _messages_from_value(structured, "user")
     if (key_flags(attrs) if flags is None else flags) & FLAT_PROMPT:
-        flat = _flattened(attrs, _FLAT_OPENLLMETRY) or _flattened(attrs, _FLAT_OPENINFERENCE)
-        if flat:
-            return flat
+        for pattern in (_FLAT_OPENLLMETRY, _FLAT_OPENINFERENCE, _FLAT_EMBEDDING_TEXTS):
+            flat = _flattened(attrs, pattern)
+            if flat and not any(text in REDACTION_PLACEHOLDERS for _role, text in flat):
+                return flat
     from_events = _messages_from_events(events)
     if from_events:
         return from_events
     for key in ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "input.value", "traceloop.entity.input"):
         value = attrs.get(key)
-        if value is not None and not (isinstance(value, str) and value in REDACTION_PLACEHOLDERS):
-            return _messages_from_value(value, "user")
+        if value is None or (isinstance(value, str) and value in REDACTION_PLACEHOLDERS):
+            continue
+        if key == "input.value" and attrs.get("openinference.span.kind") == "EMBEDDING":
+            return _embedding_request_inputs(value)
+        return _messages_from_value(value, "user")
     return []
+
+
+def _embedding_request_inputs(value: Any) -> list[list[str]]:
+    """An embeddings request's inputs (OpenInference's input.value), one user message each.
+
+    Only the request's `input` is the prompt: the model, encoding format and the rest of
+    the request stay out of the hash, so the same input hashes as OpenLLMetry's
+    `gen_ai.input.messages` (one user message per input) and OpenInference's
+    `embedding.embeddings.N.embedding.text` do. Token-id inputs carry no text: their
+    canonical JSON stands in for it, one message per input.
+    """
+    request = value
+    if isinstance(value, str):
+        try:
+            request = json.loads(value)
+        except ValueError:
+            return [["user", value]]  # plain text: the input itself
+    inputs = request.get("input") if isinstance(request, Mapping) else request
+    if inputs is None:  # not a request we know: read it as any other content
+        return _messages_from_value(value, "user")
+    if not isinstance(inputs, list) or (inputs and all(isinstance(i, int) for i in inputs)):
+        inputs = [inputs]  # one input: a text, or one token-id list
+    return [["user", i if isinstance(i, str) else json.dumps(i, separators=(",", ":"), default=str)] for i in inputs]
 
 
 def messages_from_log(event_name: str, body: Any, attrs: Mapping[str, Any]) -> list[list[str]]:

@@ -275,4 +275,14 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         is_engine=is_engine,
         attributes=attrs,
         response_id=_text(c.first(attrs, c.RESPONSE_ID)),
+        process=_process(span.resource),
     )
+
+
+def _process(resource: Mapping[str, Any]) -> str | None:
+    """The sending process: its service instance id, else host and pid; None when unknown."""
+    instance = resource.get("service.instance.id")
+    if instance is not None and instance != "":
+        return str(instance)
+    pid = resource.get("process.pid")
+    return None if pid is None else f"{resource.get('host.name') or ''}:{pid}"

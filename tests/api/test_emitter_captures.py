@@ -19,23 +19,14 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import RunningCollector
-from tests.emitters import TWO_TRACES, check_call
+from tests.emitters import check_call
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "emitters").glob("*/*.json"))
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 def _params() -> list:
-    out = []
-    for path in FIXTURES:
-        marks = []
-        if (path.parent.name, path.stem) == (TWO_TRACES, "chat-error"):
-            reason = (
-                "SDK span and instrumentation span in two traces, and a failed call has no response id to link them"
-            )
-            marks.append(pytest.mark.xfail(strict=True, reason=reason))
-        out.append(pytest.param(path, id=f"{path.parent.name}/{path.stem}", marks=marks))
-    return out
+    return [pytest.param(path, id=f"{path.parent.name}/{path.stem}") for path in FIXTURES]
 
 
 def _trace_ids(bodies: list[bytes]) -> set[str]:

@@ -420,8 +420,7 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
         assert call["error_type"].rsplit(".", 1)[-1] == live.expected["error_type"]
     else:
         assert call["error_type"] is None
-    if live.content_sent and live.scenario != "embeddings":  # embeddings: see the xfail below
-        # the same prompt hashes the same whichever emitter and dialect carried it
+    if live.content_sent:  # the same prompt hashes the same whichever emitter and dialect carried it
         assert call["prompt_hash"] == hash_messages(sent_prompt(emitter.provider, live.scenario))
     if not live.content_sent:
         assert call["prompt_hash"] is None
@@ -430,8 +429,10 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
     assert abs(_ns(call["end_time"]) - span.end_time) < 1_000
     assert call["duration_ms"] == pytest.approx((span.end_time - span.start_time) / 1e6, abs=0.01)
     if emitter.name == TWO_TRACES:
-        # One call of two spans in two traces, linked by response id. Which span the fields
-        # below come from: see test_call_across_traces_keeps_what_the_sdk_span_knows.
+        # One call of two spans in two traces, linked by response id (a failed call: see
+        # test_failed_call_across_traces_is_one_call). Which span the fields below come
+        # from: see test_call_across_traces_keeps_what_the_sdk_span_knows.
+        assert call["span_count"] == 2
         return
     assert (call["member_span_ids"], call["span_count"]) == ([call["span_id"]], 1)
     if live.expected["streaming"] and key not in NO_TTFT:
@@ -471,8 +472,6 @@ def test_live_emitter_stores_one_call_per_request_matching_the_provider(
     stored = []
     with live_emitter(shared_collector, fake_provider, monkeypatch, emitter, protocol, content) as (service, run):
         for scenario in emitter.scenarios:
-            if (emitter.name, scenario) == (TWO_TRACES, "chat-error"):
-                continue  # two calls: test_failed_call_across_traces_is_one_call (xfail)
             live = run(scenario)
             if content and scenario not in ("chat-error", "embeddings"):
                 assert live.content_sent, f"{scenario}: content capture is on, yet the prompt was not sent"
@@ -487,7 +486,7 @@ def test_live_emitter_stores_one_call_per_request_matching_the_provider(
 
 
 # --------------------------------------------------------------------------
-# Collector gaps the live emitters show (strict: they fail loudly once fixed)
+# Collector gaps the live emitters showed (each test here was a strict xfail until fixed)
 # --------------------------------------------------------------------------
 
 
@@ -513,21 +512,7 @@ def test_openllmetry_streaming_flag_is_stored(
     assert live.call["streaming"] is streaming
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "openllmetry-openai",
-        pytest.param(
-            "openinference-openai",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="collector/redact.py prompt_messages() hashes OpenInference's input.value (the whole "
-                "embeddings request JSON, model and encoding_format included) instead of its input text, so the "
-                "same input hashes differently per emitter and per model",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", ["openllmetry-openai", "openinference-openai"])
 def test_embeddings_input_hashes_the_same_whichever_emitter_sent_it(
     shared_collector: RunningCollector,
     fake_provider: FakeProvider,
@@ -554,10 +539,6 @@ def test_redacted_content_gives_no_prompt_hash(
     assert live.call["prompt_hash"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK span and instrumentation span in two traces, and a failed call has no response id to link them",
-)
 def test_failed_call_across_traces_is_one_call(
     shared_collector: RunningCollector, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -565,6 +546,19 @@ def test_failed_call_across_traces_is_one_call(
         live = run("chat-error", one_call=False)
     assert len({format(s.context.trace_id, "032x") for s in live.spans}) == 2  # the emitters' doing
     assert len(live.calls) == 1, [(c["emitter"], c["span_id"]) for c in live.calls]
+    # no response id, so linked by merge.halves_of_one_call: both failed, the SDK's span inside
+    # OpenLLMetry's, one process; the outer one's identity and error, both spans listed
+    (sdk_span,) = [s for s in live.spans if s is not live.span]
+    call = live.call
+    assert (call["trace_id"], call["span_id"]) == (
+        format(live.span.context.trace_id, "032x"),
+        format(live.span.context.span_id, "016x"),
+    )
+    assert sorted(call["member_span_ids"]) == sorted(format(s.context.span_id, "016x") for s in live.spans)
+    assert call["span_count"] == 2
+    assert (call["status"], call["error_type"]) == ("error", "InternalServerError")
+    assert sdk_span.attributes is not None and sdk_span.attributes.get("server.address") == "127.0.0.1"
+    assert call["server_address"] == "127.0.0.1"  # only the SDK's span knows where it went
 
 
 def test_call_across_traces_keeps_what_the_sdk_span_knows(

@@ -86,10 +86,22 @@ def _ingest_content(running: RunningCollector, service: str) -> None:
             span.add_event("gen_ai.content.prompt", {"gen_ai.prompt": PROMPT})
             span.add_event("gen_ai.content.completion", {"gen_ai.completion": COMPLETION})
             span_ctx = span.get_span_context()
+        # OpenInference's embeddings span (a trace of its own): the input as texts and inside the request.
+        embeddings = {
+            "openinference.span.kind": "EMBEDDING",
+            "llm.system": "openai",
+            "embedding.model_name": "text-embedding-3-small",
+            "llm.token_count.prompt": 42,
+            "embedding.embeddings.0.embedding.text": PROMPT,
+            "input.value": f'{{"model": "text-embedding-3-small", "input": "{PROMPT}"}}',
+            "output.value": COMPLETION,
+        }
+        t.start_span("CreateEmbeddings", attributes=embeddings).end()
     # Content as log records (how opentelemetry-instrumentation-openai-v2 sends it).
     emit_user_message_log(running.otlp_http, service, span_ctx.trace_id, span_ctx.span_id, PROMPT)
-    (call,) = running.calls(service=service)
-    assert call["prompt_hash"] == hash_messages([["user", PROMPT]])
+    calls = running.calls(service=service)
+    assert sorted(c["operation"] for c in calls) == ["chat", "embeddings"]
+    assert [c["prompt_hash"] for c in calls] == [hash_messages([["user", PROMPT]])] * 2
     page = httpx.get(f"{running.api}/api/v1/calls", params={"service": service}).text
     assert PROMPT not in page and COMPLETION not in page
 

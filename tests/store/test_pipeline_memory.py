@@ -147,6 +147,86 @@ def test_a_reused_response_id_alone_merges_nothing(pipeline: Pipeline, engine: s
     assert _rows(engine, "SELECT count(*) FROM calls") == [(3,)]
 
 
+def _failed(trace_id: str, span_id: str, start: int, end: int, sdk: bool = False, **fields: object) -> LlmSpan:
+    """One half of a failed anthropic call: the SDK's own span (sdk) or OpenLLMetry's around it."""
+    half: dict[str, object] = dict(
+        provider="anthropic",
+        request_model="claude-sonnet-4-5",
+        status="error",
+        error_type="api_error" if sdk else "InternalServerError",
+        emitter="com.anthropic.sdk.python@2.12.0" if sdk else "opentelemetry.instrumentation.anthropic@0.62.4",
+        server_address="127.0.0.1" if sdk else None,
+        input_tokens=None,
+        output_tokens=None,
+        service="checkout",
+        process="instance-1",
+    )
+    return _span(trace_id, span_id, start=start, end=end, **{**half, **fields})
+
+
+def test_a_failed_call_in_two_traces_is_one_call(pipeline: Pipeline, engine: sa.Engine) -> None:
+    """No response id to link them: the SDK's span inside OpenLLMetry's, one process, nothing else like it."""
+    outer = _failed(T1, "a" * 16, 0, 27)
+    inner = _failed(T2, "b" * 16, 5, 25, sdk=True)
+    _send(pipeline, inner, outer)
+    assert _rows(engine, "SELECT trace_id, span_id, status, error_type, server_address, span_count FROM calls") == [
+        (T1, "a" * 16, "error", "InternalServerError", "127.0.0.1", 2)
+    ]
+    assert _rows(engine, "SELECT count(*) FROM llm_spans") == [(2,)]
+    assert _counter(engine, "calls_stored") == 1 and _counter(engine, "spans_merged") == 1
+
+
+def test_a_failed_call_split_across_exports_is_one_call(pipeline: Pipeline, engine: sa.Engine) -> None:
+    _send(pipeline, _failed(T2, "b" * 16, 5, 25, sdk=True))
+    _send(pipeline, _failed(T1, "a" * 16, 0, 27))
+    assert _rows(engine, "SELECT trace_id FROM calls") == [(T2,)]  # the one stored first keeps its place
+    # OpenLLMetry's call is recomputed (a late prompt hash from a log record): it stays merged
+    _send(pipeline, hints=(PromptHashHint(T1, "a" * 16, "h" * 64, T0 + 10_000_000),))
+    assert _rows(engine, "SELECT trace_id FROM calls") == [(T2,)]
+
+
+@pytest.mark.parametrize(
+    ("spans", "calls", "unlinked"),
+    [
+        pytest.param(
+            [_failed(T1, "a" * 16, 0, 27), _failed(T2, "b" * 16, 20, 50, sdk=True)],
+            2,
+            0,
+            id="two concurrent failures of one model and service, not nested",
+        ),
+        pytest.param(
+            [_failed(T1, "a" * 16, 0, 27), _failed(T2, "b" * 16, 5, 25, sdk=True, request_model="claude-opus-4")],
+            2,
+            0,
+            id="nested, another model",
+        ),
+        pytest.param(
+            [_failed(T1, "a" * 16, 0, 27), _failed(T2, "b" * 16, 5, 25, sdk=True, process="instance-2")],
+            2,
+            0,
+            id="nested, another process of the service",
+        ),
+        pytest.param(
+            [
+                _failed(T1, "a" * 16, 0, 27),
+                _failed(T2, "b" * 16, 5, 25, sdk=True),
+                _failed(T3, "c" * 16, 2, 29),
+                _failed("4" * 32, "d" * 16, 6, 26, sdk=True),
+            ],
+            4,
+            4,
+            id="a burst: two failures in flight at once, nothing merged, counted",
+        ),
+    ],
+)
+def test_failed_calls_that_are_not_one_call_stay_apart(
+    pipeline: Pipeline, engine: sa.Engine, spans: list[LlmSpan], calls: int, unlinked: int
+) -> None:
+    _send(pipeline, *spans)
+    assert _rows(engine, "SELECT count(*) FROM calls") == [(calls,)]
+    assert _counter(engine, "failed_calls_unlinked") == unlinked
+
+
 def test_nul_in_a_string_is_stored_not_a_failed_commit(pipeline: Pipeline, engine: sa.Engine) -> None:
     """PostgreSQL text cannot hold NUL: it becomes U+FFFD there instead of failing the export."""
     _send(pipeline, _span(T1, "a" * 16, service="check\x00out"))

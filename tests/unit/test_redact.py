@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from collector.records import SpanEvent
-from collector.redact import messages_from_log, redact
+from collector.redact import hash_messages, messages_from_log, redact
 
 PROMPT = "SECRET-PROMPT-unit"
 
@@ -91,3 +93,123 @@ def test_a_redaction_placeholder_is_not_a_prompt() -> None:
 
     assert prompt_messages({"input.value": "__REDACTED__"}) == []
     assert prompt_messages({"input.value": ["not", "hashable", {"as": "a set member"}]}) != []
+
+
+EMBEDDED = "SECRET-PROMPT-embed"
+_REQUEST = {"model": "text-embedding-3-small", "encoding_format": "base64"}
+
+
+def _openinference_embedding(**attrs: object) -> dict:
+    return {"openinference.span.kind": "EMBEDDING", "embedding.model_name": "text-embedding-3-small", **attrs}
+
+
+@pytest.mark.parametrize(
+    ("attrs", "inputs"),
+    [
+        pytest.param(
+            {"gen_ai.input.messages": f'[{{"role":"user","parts":[{{"type":"text","content":"{EMBEDDED}"}}]}}]'},
+            [EMBEDDED],
+            id="openllmetry: one user message per input (the reference)",
+        ),
+        pytest.param(
+            {"gen_ai.prompt.0.content": EMBEDDED, "gen_ai.prompt.1.content": "two"},
+            [EMBEDDED, "two"],
+            id="older openllmetry: flattened inputs without roles",
+        ),
+        pytest.param(
+            _openinference_embedding(
+                **{
+                    "embedding.embeddings.0.embedding.text": EMBEDDED,
+                    "input.value": json.dumps({**_REQUEST, "input": EMBEDDED}),
+                }
+            ),
+            [EMBEDDED],
+            id="openinference: the embedding texts, not the request JSON",
+        ),
+        pytest.param(
+            _openinference_embedding(
+                **{
+                    "embedding.embeddings.1.embedding.text": "two",
+                    "embedding.embeddings.0.embedding.text": EMBEDDED,
+                    "embedding.embeddings.0.embedding.vector": [0.5, 0.25],
+                }
+            ),
+            [EMBEDDED, "two"],
+            id="openinference: several texts, in index order",
+        ),
+        pytest.param(
+            _openinference_embedding(**{"input.value": json.dumps({**_REQUEST, "input": EMBEDDED})}),
+            [EMBEDDED],
+            id="openinference input.value only: its input field, model and format left out",
+        ),
+        pytest.param(
+            _openinference_embedding(**{"input.value": json.dumps({"input": [EMBEDDED, "two"], "model": "other"})}),
+            [EMBEDDED, "two"],
+            id="openinference input.value only: a list of inputs, whatever the model",
+        ),
+        pytest.param(
+            _openinference_embedding(
+                **{
+                    "embedding.embeddings.0.embedding.text": "__REDACTED__",
+                    "input.value": json.dumps({**_REQUEST, "input": EMBEDDED}),
+                }
+            ),
+            [EMBEDDED],
+            id="openinference texts hidden, request not: the request's input",
+        ),
+    ],
+)
+def test_embeddings_input_hashes_as_its_texts_whichever_dialect(attrs: dict, inputs: list[str]) -> None:
+    clean, _events, prompt_hash = redact({**attrs, "gen_ai.request.model": "m"}, [])
+    assert prompt_hash == hash_messages([["user", text] for text in inputs])
+    assert EMBEDDED not in json.dumps(clean)
+    assert not any(key.startswith(("embedding.embeddings.", "input.")) for key in clean)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "messages"),
+    [
+        pytest.param(
+            _openinference_embedding(**{"input.value": json.dumps({**_REQUEST, "input": [101, 7, 42]})}),
+            [["user", "[101,7,42]"]],
+            id="one token-id input: its ids stand in for the text",
+        ),
+        pytest.param(
+            _openinference_embedding(**{"input.value": json.dumps({**_REQUEST, "input": [[1, 2], [3]]})}),
+            [["user", "[1,2]"], ["user", "[3]"]],
+            id="several token-id inputs: one message each",
+        ),
+        pytest.param(
+            _openinference_embedding(**{"input.value": json.dumps({**_REQUEST, "input": []})}),
+            [],
+            id="no input: no prompt",
+        ),
+        pytest.param(
+            _openinference_embedding(**{"input.value": "plain text"}), [["user", "plain text"]], id="plain text"
+        ),
+        pytest.param(
+            _openinference_embedding(**{"input.value": "__REDACTED__"}), [], id="request hidden: the placeholder"
+        ),
+        pytest.param(
+            _openinference_embedding(
+                **{"embedding.embeddings.0.embedding.text": "__REDACTED__", "input.value": "__REDACTED__"}
+            ),
+            [],
+            id="texts and request hidden: placeholders only",
+        ),
+        pytest.param(
+            {"llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "__REDACTED__"},
+            [],
+            id="openinference message text hidden: a placeholder is no prompt",
+        ),
+        pytest.param(
+            {"input.value": json.dumps({**_REQUEST, "input": EMBEDDED})},
+            [["user", json.dumps({**_REQUEST, "input": EMBEDDED}, sort_keys=True)]],
+            id="not an embeddings span: input.value read as any content",
+        ),
+    ],
+)
+def test_embeddings_request_inputs(attrs: dict, messages: list[list[str]]) -> None:
+    from collector.redact import prompt_messages
+
+    assert prompt_messages(attrs) == messages

@@ -1,0 +1,296 @@
+"""A failed call in two traces (the client's own span beside the instrumentation's) is one call;
+two different failed calls never are, whatever arrives in which batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.merge import (
+    Failure,
+    FailureMemory,
+    candidates,
+    failure_of,
+    halves_of_one_call,
+    is_self_traced,
+)
+from collector.records import Call
+from tests.spans import T0
+
+SDK = "com.anthropic.sdk.python@2.12.0"
+OPENLLMETRY = "opentelemetry.instrumentation.anthropic@0.62.4"
+ORIGIN = ("anthropic", "claude-sonnet-4-5", "chat", "checkout", "instance-1")
+
+
+def fail(
+    name: str,
+    start: int,
+    end: int,
+    *,
+    sdk: bool = False,
+    trace: str | None = None,
+    prompt: str | None = None,
+    **origin: str | None,
+) -> Failure:
+    """A failure named `name` (its trace too, unless given); times in ms from T0."""
+    fields = dict(zip(("provider", "model", "operation", "service", "process"), ORIGIN, strict=True))
+    fields.update(origin)
+    return Failure(
+        key=(trace or name, name),
+        start_ns=T0 + start * 1_000_000,
+        end_ns=T0 + end * 1_000_000,
+        self_traced=sdk,
+        origin=tuple(fields.values()),
+        prompt_hash=prompt,
+    )
+
+
+# The captured shape (openllmetry-anthropic-with-sdk-tracing/chat-error): OpenLLMetry's span
+# around the SDK's, 5 ms in and 2 ms before its end, in two traces.
+CALLER, CLIENT = fail("ol", 0, 27), fail("sdk", 5, 25, sdk=True)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "linked"),
+    [
+        pytest.param(CALLER, CLIENT, True, id="the captured pair"),
+        pytest.param(CLIENT, CALLER, True, id="either order"),
+        pytest.param(CALLER, fail("sdk", 0, 27, sdk=True), True, id="same start and end: inside counts"),
+        pytest.param(
+            fail("ol", 0, 27, prompt="h1"), fail("sdk", 5, 25, sdk=True, prompt="h1"), True, id="same prompt hash"
+        ),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, prompt="h1"), True, id="a prompt hash on one side only"),
+        pytest.param(
+            fail("ol", 0, 27, prompt="h1"),
+            fail("sdk", 5, 25, sdk=True, prompt="h2"),
+            False,
+            id="different prompts",
+        ),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, trace="ol"), False, id="one trace: merge.py's business"),
+        pytest.param(CALLER, fail("ol2", 5, 25), False, id="two instrumentation spans: no client span"),
+        pytest.param(fail("sdk1", 0, 27, sdk=True), CLIENT, False, id="two client spans"),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, model="claude-opus-4"), False, id="nested, other model"),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, provider="openai"), False, id="nested, other provider"),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, operation="embeddings"), False, id="other operation"),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, service="billing"), False, id="nested, other service"),
+        pytest.param(
+            CALLER, fail("sdk", 5, 25, sdk=True, process="instance-2"), False, id="nested, other process (replica)"
+        ),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, process=None), False, id="one process known, one not"),
+        pytest.param(
+            fail("ol", 0, 27, process=None), fail("sdk", 5, 25, sdk=True, process=None), True, id="no process on both"
+        ),
+        pytest.param(CALLER, fail("sdk", 20, 50, sdk=True), False, id="concurrent, overlapping, not nested"),
+        pytest.param(CALLER, fail("sdk", 40, 60, sdk=True), False, id="one after the other"),
+        pytest.param(CALLER, fail("sdk", 5, 28, sdk=True), False, id="client ends 1 ms after: one clock, no skew"),
+        pytest.param(fail("ol", 5, 25), fail("sdk", 0, 27, sdk=True), False, id="client around the caller"),
+    ],
+)
+def test_halves_of_one_call(a: Failure, b: Failure, linked: bool) -> None:
+    assert halves_of_one_call(a, b) is linked
+    assert halves_of_one_call(b, a) is linked
+
+
+def _call(**fields: object) -> Call:
+    base: dict[str, object] = dict(
+        trace_id="t" * 32,
+        span_id="s" * 16,
+        parent_span_id=None,
+        start_ns=T0,
+        end_ns=T0 + 27_000_000,
+        ttft_ms=None,
+        service="checkout",
+        environment=None,
+        team=None,
+        feature=None,
+        operation="chat",
+        provider="anthropic",
+        backend=None,
+        backend_class="frontier",
+        server_address=None,
+        request_model="claude-sonnet-4-5",
+        response_model=None,
+        quantization=None,
+        prompt_hash=None,
+        input_tokens=0,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        output_tokens=0,
+        reasoning_tokens=0,
+        usage_reported=False,
+        streaming=False,
+        status="error",
+        error_type="InternalServerError",
+        emitter=OPENLLMETRY,
+        conventions="otel_genai",
+        member_span_ids=("s" * 16,),
+    )
+    base.update(fields)
+    return Call(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("call", "applies"),
+    [
+        pytest.param(_call(), True, id="a failed call"),
+        pytest.param(_call(status="ok", error_type=None), False, id="a call that succeeded"),
+        pytest.param(_call(response_id="msg_1"), False, id="a response id: the response-id rule's"),
+        pytest.param(_call(provider=None), False, id="no provider"),
+        pytest.param(_call(request_model=None), False, id="no request model (openlit's bare error span)"),
+    ],
+)
+def test_which_calls_the_rule_is_for(call: Call, applies: bool) -> None:
+    assert (failure_of(call, "instance-1") is not None) is applies
+
+
+def test_failure_of_names_its_origin_and_side() -> None:
+    failure = failure_of(_call(emitter=SDK), "instance-1")
+    assert failure is not None
+    assert failure.self_traced and failure.origin == ORIGIN
+    assert is_self_traced(SDK) and is_self_traced("com.anthropic.sdk.python")
+    assert not is_self_traced(OPENLLMETRY) and not is_self_traced("com.anthropic.sdk.python.other@1")
+
+
+# Batches in arrival order; the pairs linked (kept, merged in) and how many failures were
+# left alone for want of a unique match.
+def _x(offset: int = 0, **kw: str | None) -> tuple[Failure, Failure]:
+    """One failed call's two halves, `offset` ms later."""
+    return fail(f"x{offset}-ol", offset, offset + 27, **kw), fail(
+        f"x{offset}-sdk", offset + 5, offset + 25, sdk=True, **kw
+    )
+
+
+X_OL, X_SDK = _x()
+Y_OL, Y_SDK = _x(40)
+# Y started 2 ms after X and overlaps it: each caller holds both clients.
+Z_OL, Z_SDK = fail("z-ol", 2, 29), fail("z-sdk", 6, 26, sdk=True)
+
+
+@pytest.mark.parametrize(
+    ("batches", "pairs", "ambiguous"),
+    [
+        pytest.param([[X_SDK, X_OL]], [("x0-ol", "x0-sdk")], 0, id="one batch: the caller kept"),
+        pytest.param([[X_SDK], [X_OL]], [("x0-sdk", "x0-ol")], 0, id="client first: the stored one kept"),
+        pytest.param([[X_OL], [X_SDK]], [("x0-ol", "x0-sdk")], 0, id="caller first"),
+        pytest.param(
+            [[X_OL, X_SDK, Y_OL, Y_SDK]],
+            [("x0-ol", "x0-sdk"), ("x40-ol", "x40-sdk")],
+            0,
+            id="two failures one after the other: each with its own",
+        ),
+        pytest.param(
+            [[X_OL, fail("other-sdk", 20, 50, sdk=True)]],
+            [],
+            0,
+            id="two concurrent failures, same model and service, not nested: two calls",
+        ),
+        pytest.param(
+            [[X_OL, fail("other-sdk", 5, 25, sdk=True, model="claude-opus-4")]],
+            [],
+            0,
+            id="nested, other model: two calls",
+        ),
+        pytest.param([[X_OL, X_SDK, Z_OL, Z_SDK]], [], 4, id="a burst: two callers around two clients, nothing merged"),
+        pytest.param([[X_OL, X_SDK, Z_SDK]], [], 3, id="a burst: one caller around two clients"),
+        pytest.param(
+            [[X_SDK, Z_SDK], [X_OL, Z_OL]], [], 2, id="a burst split across batches: still ambiguous, nothing merged"
+        ),
+        pytest.param(
+            [[X_SDK], [X_OL, Z_SDK], [Z_OL]],
+            [],
+            3,
+            id="a witness: X's caller had two clients, so neither pairs later",
+        ),
+        pytest.param(
+            [
+                [fail("w-ol", 0, 100), fail("c1-sdk", 5, 10, sdk=True), fail("c2-sdk", 80, 90, sdk=True)],
+                [fail("n-sdk", 40, 50, sdk=True)],
+            ],
+            [],
+            4,
+            id="a witness whose other candidates lie outside the later batch's time",
+        ),
+        pytest.param(
+            [[X_OL, X_SDK], [Z_SDK]],
+            [("x0-ol", "x0-sdk")],
+            0,
+            id="a linked caller takes no second client",
+        ),
+        pytest.param(
+            [[*_x(0, process="replica-1"), *_x(1, process="replica-2")]],
+            [("x0-ol", "x0-sdk"), ("x1-ol", "x1-sdk")],
+            0,
+            id="two replicas failing at once: their process tells them apart",
+        ),
+    ],
+)
+def test_failure_memory_pairs_only_unique_matches(
+    batches: list[list[Failure]], pairs: list[tuple[str, str]], ambiguous: int
+) -> None:
+    memory = FailureMemory()
+    linked, left = [], 0
+    for batch in batches:
+        decided = memory.pair(batch)
+        linked += [(kept.key[1], merged.key[1]) for kept, merged in decided.pairs]
+        left += decided.ambiguous
+    assert sorted(linked) == sorted(pairs)
+    assert left == ambiguous
+
+
+def test_a_linked_call_that_comes_back_stays_linked() -> None:
+    memory = FailureMemory()
+    assert [(k.key, m.key) for k, m in memory.pair([X_SDK]).pairs] == []
+    assert [(k.key, m.key) for k, m in memory.pair([X_OL]).pairs] == [(X_SDK.key, X_OL.key)]
+    # X_OL's trace gets a prompt hash from a log record later: its call is recomputed
+    again = memory.pair([dataclasses.replace(X_OL, prompt_hash="h")])
+    assert again.again == {X_OL.key: X_SDK.key} and again.pairs == []
+    assert memory.pair([X_SDK]).again == {}  # the kept one stays as it is
+
+
+def test_memory_is_bounded() -> None:
+    memory = FailureMemory(limit=3)
+    for i in range(10):
+        memory.pair([fail(f"lone{i}", i * 100, i * 100 + 27)])
+    assert len(memory) == 3
+
+
+_DRAFTS = st.lists(
+    st.tuples(
+        st.integers(0, 60),  # start, ms
+        st.sampled_from([0, 5, 20, 40]),  # duration, ms
+        st.booleans(),  # the client's own span
+        st.sampled_from(["claude-sonnet-4-5", "claude-opus-4"]),
+        st.integers(0, 2),  # trace
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(drafts=_DRAFTS, cuts=st.lists(st.integers(0, 10), max_size=3))
+def test_pairs_only_failures_that_are_each_others_only_candidate(drafts: list, cuts: list[int]) -> None:
+    failures = [
+        fail(f"f{i}", start, start + length, sdk=sdk, model=model, trace=f"t{trace}")
+        for i, (start, length, sdk, model, trace) in enumerate(drafts)
+    ]
+    # The sweep finds what comparing every pair finds.
+    everything = {f.key: {g.key for g in failures if halves_of_one_call(f, g)} for f in failures}
+    assert {k: {g.key for g in v} for k, v in candidates(failures).items()} == everything
+    # However the failures are cut into batches, a pair is each other's only candidate among
+    # the failures seen so far that were not linked before.
+    memory, bounds = FailureMemory(), sorted({0, len(failures), *(c for c in cuts if c < len(failures))})
+    seen: set[tuple[str, str]] = set()
+    linked: set[tuple[str, str]] = set()
+    for lo, hi in itertools.pairwise(bounds):
+        seen |= {f.key for f in failures[lo:hi]}
+        open_ = seen - linked
+        for kept, merged in memory.pair(failures[lo:hi]).pairs:
+            assert everything[kept.key] & open_ == {merged.key}
+            assert everything[merged.key] & open_ == {kept.key}
+            assert not {kept.key, merged.key} & linked
+            linked |= {kept.key, merged.key}

@@ -32,10 +32,15 @@
 #include <string.h>
 
 #define MAX_DEPTH 16      /* AnyValue levels inside an attribute; upb allows 100 message levels */
-#define KEY_CACHE 4096    /* attribute names remembered across calls (direct-mapped, a power of 2) */
-#define KEY_CACHE_MAX 96  /* longest name remembered, in bytes */
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+/* A dict about to get n keys, sized once instead of grown. */
+#if PY_VERSION_HEX < 0x030D0000
+#define new_dict(n) _PyDict_NewPresized(n)
+#else
+#define new_dict(n) PyDict_New()
+#endif
 
 /* Functions returning PyObject * return NULL either with an exception set (a real error,
    e.g. MemoryError) or without one: "decline". Functions returning int return 0 for ok,
@@ -286,39 +291,68 @@ text(Buf b)
     return s;
 }
 
-static struct {
+/* Short ASCII strings remembered across calls, one table for attribute names and one for
+   values: spans repeat a few dozen names and many values (models, providers, services), so
+   one str object per string (its hash computed once) is shared by every dict holding it.
+   Direct-mapped, so bounded; a string enters only when it is seen twice in a row at its
+   slot, so unique values (response ids) and invented names do not evict the repeated ones. */
+typedef struct {
     PyObject *str; /* compact ASCII */
     uint64_t hash;
-} key_cache[KEY_CACHE];
+    uint64_t candidate; /* hash of the last miss at this slot */
+} Cached;
 
-/* An attribute name as a str. Spans repeat a few dozen names, so short ASCII names are
-   remembered across calls: one str object per name (its hash computed once), shared by
-   every dict that holds it. */
+#define CACHE_SLOTS 4096 /* per table, a power of 2 */
+#define CACHE_MAX_BYTES 64
+static Cached name_cache[CACHE_SLOTS], value_cache[CACHE_SLOTS];
+
+/* A hash of n <= CACHE_MAX_BYTES bytes, 8 at a time; *ascii is whether they all are. */
+static inline uint64_t
+hash_bytes(const uint8_t *p, Py_ssize_t n, int *ascii)
+{
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = (uint64_t)n * k, high = 0, w;
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        high |= w;
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+    }
+    if (n > 0) {
+        w = 0;
+        memcpy(&w, p, (size_t)n);
+        high |= w;
+        h = (h ^ w) * k;
+    }
+    *ascii = (high & 0x8080808080808080ULL) == 0;
+    return h ^ (h >> 32);
+}
+
+/* A str from UTF-8 bytes, through a cache when short and ASCII (else text()). */
 static PyObject *
-name_text(Buf b)
+cached_text(Cached *cache, Buf b)
 {
     Py_ssize_t n = b.end - b.p;
-    if (n == 0 || n > KEY_CACHE_MAX)
+    if (n == 0 || n > CACHE_MAX_BYTES)
         return text(b);
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    uint8_t high = 0;
-    for (const uint8_t *p = b.p; p < b.end; p++) {
-        high |= *p;
-        h = (h ^ *p) * 1099511628211ULL;
-    }
-    if (high & 0x80)
+    int ascii;
+    uint64_t h = hash_bytes(b.p, n, &ascii);
+    if (!ascii)
         return text(b);
-    size_t slot = (size_t)(h ^ (h >> 29)) & (KEY_CACHE - 1);
-    PyObject *hit = key_cache[slot].str;
-    if (hit != NULL && key_cache[slot].hash == h && PyUnicode_GET_LENGTH(hit) == n &&
+    Cached *slot = &cache[h & (CACHE_SLOTS - 1)];
+    PyObject *hit = slot->str;
+    if (hit != NULL && slot->hash == h && PyUnicode_GET_LENGTH(hit) == n &&
         memcmp(PyUnicode_1BYTE_DATA(hit), b.p, (size_t)n) == 0)
         return Py_NewRef(hit);
     PyObject *s = PyUnicode_New(n, 127);
     if (s == NULL)
         return NULL;
     memcpy(PyUnicode_1BYTE_DATA(s), b.p, (size_t)n);
-    Py_XSETREF(key_cache[slot].str, Py_NewRef(s));
-    key_cache[slot].hash = h;
+    if (slot->candidate == h) {
+        Py_XSETREF(slot->str, Py_NewRef(s));
+        slot->hash = h;
+    }
+    slot->candidate = h;
     return s;
 }
 
@@ -365,7 +399,7 @@ key_value(Ctx *c, Buf b, PyObject **key, PyObject **value, int depth, int *over,
         else
             return -1; /* key_strindex, unknown or repeated */
     }
-    *key = has_key ? name_text(kb) : Py_NewRef(s_empty);
+    *key = has_key ? cached_text(name_cache, kb) : Py_NewRef(s_empty);
     if (*key == NULL)
         return -1;
     *key_bytes = has_key ? kb.end - kb.p : 0;
@@ -425,7 +459,7 @@ kvlist_value(Ctx *c, Buf b, int depth, int *over)
         return DECLINE;
     if (n > c->array_items)
         *over = 1;
-    PyObject *dict = PyDict_New();
+    PyObject *dict = new_dict(n);
     if (dict == NULL)
         return NULL;
     Buf kv;
@@ -474,7 +508,7 @@ any_value(Ctx *c, Buf b, int depth, int *over)
     case 1:
         if (sub.end - sub.p > c->value_bytes)
             *over = 1;
-        return text(sub);
+        return cached_text(value_cache, sub);
     case 2:
         return PyBool_FromLong(num != 0);
     case 3:
@@ -496,15 +530,15 @@ any_value(Ctx *c, Buf b, int depth, int *over)
     return DECLINE;
 }
 
-/* The `field` KeyValues of a message (checked whole) as _limited_attributes builds them,
-   given there are at most c->attributes of them. With build 0 they are only checked and
+/* The n `field` KeyValues of a message (checked whole) as _limited_attributes builds them,
+   given n is at most c->attributes. With build 0 they are only checked and
    NULL is returned with *ok set. */
 static PyObject *
-attributes(Ctx *c, Buf msg, uint32_t field, int build, int *ok)
+attributes(Ctx *c, Buf msg, uint32_t field, Py_ssize_t n, int build, int *ok)
 {
     *ok = 0;
     PyObject *dict = NULL;
-    if (build && (dict = PyDict_New()) == NULL)
+    if (build && (dict = new_dict(n)) == NULL)
         return NULL;
     Buf kv;
     while (next_of(&msg, field, &kv)) {
@@ -542,7 +576,7 @@ static int
 check_attributes(Ctx *c, Buf msg, uint32_t field)
 {
     int ok;
-    attributes(c, msg, field, 0, &ok);
+    attributes(c, msg, field, 0, 0, &ok);
     return ok ? 0 : -1;
 }
 
@@ -743,7 +777,7 @@ span(Ctx *c, Buf b, const Shared *sh, PyObject *spans, PyObject *rejected)
         return -1;
     if (f.name.end - f.name.p > c->value_bytes)
         return -1; /* _name_problem: attribute_too_long */
-    PyObject *name = f.name.p ? text(f.name) : Py_NewRef(s_empty);
+    PyObject *name = cached_text(value_cache, f.name);
     if (name == NULL)
         return -1;
     PyObject *rejection = NULL, *attrs = NULL, *events = NULL;
@@ -761,7 +795,7 @@ span(Ctx *c, Buf b, const Shared *sh, PyObject *spans, PyObject *rejected)
     if (rejection == NULL && PyErr_Occurred())
         goto done;
 
-    attrs = attributes(c, b, 9, rejection == NULL, &ok);
+    attrs = attributes(c, b, 9, f.n_attributes, rejection == NULL, &ok);
     if (!ok)
         goto done;
     if (rejection == NULL && (events = PyList_New(0)) == NULL)
@@ -782,11 +816,11 @@ span(Ctx *c, Buf b, const Shared *sh, PyObject *spans, PyObject *rejected)
             keep = 0;
         }
         PyObject *values[N_EVENT_FIELDS] = {NULL, NULL, NULL};
-        values[2] = attributes(c, ev, 3, keep, &ok);
+        values[2] = attributes(c, ev, 3, n, keep, &ok);
         if (!ok)
             goto fail;
         if (keep) {
-            if ((values[0] = ev_name.p ? text(ev_name) : Py_NewRef(s_empty)) == NULL ||
+            if ((values[0] = cached_text(value_cache, ev_name)) == NULL ||
                 (values[1] = PyLong_FromUnsignedLongLong(ev_time)) == NULL) {
                 Py_XDECREF(values[0]);
                 Py_XDECREF(values[1]);
@@ -973,7 +1007,7 @@ resource_spans(Ctx *c, Buf b, PyObject *spans, PyObject *rejected)
             return -1;
         }
     }
-    else if ((sh.resource = attributes(c, resource, 1, 1, &ok)) == NULL)
+    else if ((sh.resource = attributes(c, resource, 1, n, 1, &ok)) == NULL)
         return -1;
     int err = 0;
     Buf ss;

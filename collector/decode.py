@@ -452,7 +452,9 @@ def native_traces(body: bytes, limits: Limits = DEFAULT_LIMITS, max_spans: int =
     """
     if _NATIVE is None:
         return None
-    out = _NATIVE(body, limits.attributes, limits.value_bytes, limits.events, limits.array_items, max_spans, is_content)
+    # Past sys.maxsize a limit cannot be reached: clamped, as the C side takes machine integers.
+    sizes = [min(n, sys.maxsize) for n in (limits.attributes, limits.value_bytes, limits.events, limits.array_items)]
+    out = _NATIVE(body, *sizes, min(max_spans, sys.maxsize), is_content)
     return None if out is None else DecodedTraces(out[0], out[1])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import sysconfig
+from pathlib import Path
 from shutil import which
 
 import pytest
@@ -28,9 +29,10 @@ from collector.records import DecodedSpan, SpanEvent
 
 
 def compiler_present() -> bool:
-    """Whether this Python's C compiler is installed (then `pip install -e .` builds the decoder)."""
+    """Whether this Python's C compiler and headers are installed (then `pip install -e .` builds the decoder)."""
     cc = (sysconfig.get_config_var("CC") or "").split()
-    return bool(cc) and which(cc[0]) is not None
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return bool(cc) and which(cc[0]) is not None and headers.is_file()
 
 
 requires_native = pytest.mark.skipif(not native_available(), reason="the native decoder was not built")

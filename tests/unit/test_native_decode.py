@@ -153,6 +153,7 @@ HAND_BUILT = [
     pytest.param(_span(end_time_unix_nano=0, start_time_unix_nano=5), DEFAULT_LIMITS, True, id="end before start"),
     pytest.param(_span(name="n" * 100), Limits(value_bytes=64), False, id="a span name past the limit"),
     pytest.param(ExportTraceServiceRequest(), DEFAULT_LIMITS, True, id="an empty export"),
+    pytest.param(AUDIT_ONLY, Limits(*[10**30] * 4), True, id="limits past machine integers"),
 ]
 
 

@@ -4,6 +4,12 @@ OTLP/JSON is turned into the protobuf message first (hex ids rewritten to the pr
 JSON base64 form), so the resource -> scope -> span loop exists once and gRPC, HTTP
 protobuf and HTTP JSON share it.
 
+Trace export bodies enter through decode_trace_body. Plain protobuf goes to the native
+decoder (collector/_otlp.c, an optional C extension) when it is built: it reads the wire
+format straight into the same DecodedSpans, and declines anything unusual (malformed,
+past a limit, fields it does not know), which then takes the upb walk below. That walk is
+the reference; tests/unit/test_native_decode.py holds the two to the same answers.
+
 Hostile input is bounded here, before dicts are built (Limits; README "Hostile input"):
 a span with too many attributes, or a value the ledger reads past the length limit, is
 rejected; an audit-only value past a limit is cut, as the OTel SDK cuts; content (prompt
@@ -15,8 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from google.protobuf import json_format
@@ -37,6 +44,10 @@ _ZERO_SPAN = b"\x00" * 8
 
 class PayloadError(ValueError):
     """The whole request body is unusable; the message says why (sent back as 400)."""
+
+
+class TooLarge(ValueError):
+    """The export carries more items than a setting allows (answered 413)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +401,82 @@ def _span_problem(sp: Any, name: str, limits: Limits) -> Rejection | None:
 def count_spans(request: ExportTraceServiceRequest) -> int:
     """How many spans a trace export carries."""
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def check_span_count(request: ExportTraceServiceRequest, max_spans: int) -> None:
+    """Raise TooLarge when the export carries more than max_spans spans."""
+    total = count_spans(request)
+    if total > max_spans:
+        raise TooLarge(f"export carries {total} spans; max_spans_per_request is {max_spans}")
+
+
+# ---------------------------------------------------------------- bodies, natively when possible
+
+PROTOBUF = "application/x-protobuf"
+NativeDecoder = Callable[..., tuple[list[DecodedSpan], list[Rejection]] | None]
+
+
+def _native_decoder() -> NativeDecoder | None:
+    """The native decoder (collector/_otlp.c) set up for the records, or None where it was not built."""
+    try:
+        from collector import _otlp
+    except ImportError:  # no compiler at install time: the upb path does all the work
+        return None
+    try:
+        _otlp.setup(
+            DecodedSpan,
+            tuple(f.name for f in fields(DecodedSpan)),
+            SpanEvent,
+            tuple(f.name for f in fields(SpanEvent)),
+            Rejection,
+        )
+    except TypeError:  # the records changed shape and the extension was not rebuilt to fit
+        return None
+    return _otlp.decode_traces
+
+
+_NATIVE = _native_decoder()
+
+
+def native_available() -> bool:
+    """Whether the native decoder was built and fits the records (else every body takes upb)."""
+    return _NATIVE is not None
+
+
+def native_traces(body: bytes, limits: Limits = DEFAULT_LIMITS, max_spans: int = sys.maxsize) -> DecodedTraces | None:
+    """An OTLP protobuf trace export decoded natively, or None where the native decoder declines.
+
+    It declines bodies that are anything but plain and well-formed, and values at a limit
+    decode_traces would cut or refuse (see collector/_otlp.c); when it answers, the answer
+    is decode_traces'.
+    """
+    if _NATIVE is None:
+        return None
+    # Past sys.maxsize a limit cannot be reached: clamped, as the C side takes machine integers.
+    sizes = [min(n, sys.maxsize) for n in (limits.attributes, limits.value_bytes, limits.events, limits.array_items)]
+    out = _NATIVE(body, *sizes, min(max_spans, sys.maxsize), is_content)
+    return None if out is None else DecodedTraces(out[0], out[1])
+
+
+def decode_trace_body(
+    body: bytes,
+    content_type: str,
+    limits: Limits = DEFAULT_LIMITS,
+    max_spans: int = sys.maxsize,
+    *,
+    native: bool = True,
+) -> DecodedTraces:
+    """A trace export body as decoded spans: natively when it can (and native), else through upb.
+
+    Raises PayloadError for an unusable body, TooLarge past max_spans.
+    """
+    if native and content_type == PROTOBUF:
+        decoded = native_traces(body, limits, max_spans)
+        if decoded is not None:
+            return decoded
+    request = parse_traces(body, content_type)
+    check_span_count(request, max_spans)
+    return decode_traces(request, limits)
 
 
 # ---------------------------------------------------------------- logs and metrics

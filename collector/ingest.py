@@ -1,7 +1,8 @@
-"""One hand-off for every receiver: parsed OTLP request -> Work for the pipeline.
+"""One hand-off for every receiver: OTLP request -> Work for the pipeline.
 
-HTTP (protobuf and JSON) and gRPC call these after parsing, so what counts as a call,
-a drop or a reject is decided in one place.
+HTTP (protobuf and JSON) and gRPC call these with the body (traces) or the parsed
+request (logs, metrics), so what counts as a call, a drop or a reject is decided in one
+place.
 """
 
 from __future__ import annotations
@@ -17,23 +18,21 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.auth import ANYONE, Sender
 from collector.decode import (
+    DecodedTraces,
     Limits,
+    check_span_count,
     count_data_points,
     count_log_records,
-    count_spans,
     decode_logs,
+    decode_trace_body,
     decode_traces,
 )
+from collector.decode import TooLarge as TooLarge  # raised here too; receivers catch ingest.TooLarge
 from collector.normalize import normalize_span, read_attribute_names
 from collector.pipeline import Work
 from collector.records import PromptHashHint, Rejection
 from collector.redact import hash_messages, messages_from_log
 from collector.settings import Settings
-
-
-class TooLarge(ValueError):
-    """The export carries more items than a setting allows (answered 413)."""
-
 
 MAX_DETAIL_CHARS = 300  # a rejection's detail quotes what was sent; the answer stays short
 _LIMITS: dict[int, tuple[Settings, Limits]] = {}
@@ -82,15 +81,26 @@ def _reject(outcome: Outcome, rejection: Rejection) -> None:
 
 
 def traces_outcome(request: ExportTraceServiceRequest, settings: Settings, sender: Sender = ANYONE) -> Outcome:
-    """Decode, redact and normalize a trace export; keep LLM calls, count the rest.
+    """Decode, redact and normalize a parsed trace export (see body_traces_outcome)."""
+    check_span_count(request, settings.max_spans_per_request)
+    return _traces_outcome(decode_traces(request, limits_of(settings)), settings, sender)
 
-    A sender bound to services (an ingest token's `services`) has spans of any other
+
+def body_traces_outcome(body: bytes, content_type: str, settings: Settings, sender: Sender = ANYONE) -> Outcome:
+    """Decode, redact and normalize a trace export body; keep LLM calls, count the rest.
+
+    Raises PayloadError for an unusable body, TooLarge past max_spans_per_request. A
+    sender bound to services (an ingest token's `services`) has spans of any other
     service.name refused: reason `service_not_allowed`.
     """
-    total = count_spans(request)
-    if total > settings.max_spans_per_request:
-        raise TooLarge(f"export carries {total} spans; max_spans_per_request is {settings.max_spans_per_request}")
-    decoded = decode_traces(request, limits_of(settings))
+    decoded = decode_trace_body(
+        body, content_type, limits_of(settings), settings.max_spans_per_request, native=settings.native_decode
+    )
+    return _traces_outcome(decoded, settings, sender)
+
+
+def _traces_outcome(decoded: DecodedTraces, settings: Settings, sender: Sender) -> Outcome:
+    total = len(decoded.spans) + len(decoded.rejected)  # every span is kept or rejected
     outcome = Outcome(Work())
     for rejection in decoded.rejected:
         _reject(outcome, rejection)

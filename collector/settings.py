@@ -62,6 +62,8 @@ class Settings:
     max_attribute_value_bytes: int = 16 * 1024
     max_events_per_span: int = 128
     max_array_items: int = 256
+    # Trace bodies in protobuf go through the native decoder when it is built (collector/_otlp.c).
+    native_decode: bool = True
     # Pipeline.
     queue_max_spans: int = 200_000
     batch_max_spans: int = 20_000
@@ -94,7 +96,7 @@ class Settings:
 
 
 _INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
-_BOOL_SETTINGS = {"migrate"}
+_BOOL_SETTINGS = {"migrate", "native_decode"}
 _TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth")
 _SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in _TABLE_SETTINGS}
 

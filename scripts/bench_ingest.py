@@ -11,7 +11,9 @@ What it measures
     - the server's ingest counters (delta over the run), checking that llm_spans_stored
       equals the acknowledged spans (a MISMATCH line otherwise) and that calls_stored
       equals spans minus the nested spans that must merge into their parent's call,
-    - the server's RSS sampled every ~5 s, its peak RSS (VmHWM), and the DuckDB file size.
+    - the server's RSS sampled every ~5 s, its peak RSS (VmHWM), and the DuckDB file size,
+    - the server's CPU time (all threads) per acknowledged span, which other load on the
+      machine skews far less than spans/s.
 
 The load
   Bodies look like real emitters' exports: LLM spans in the current OTel GenAI dialect
@@ -396,6 +398,16 @@ def proc_status(pid: int) -> dict[str, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def duckdb_path(url: str) -> Path | None:
     if not url.startswith("duckdb:///"):
         return None
@@ -525,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_after = wait_ready(proc, f"{api}/readyz", 120.0)
         print(f"server pid {proc.pid} ready after {ready_after:.2f} s on {db_url}", flush=True)
         before = get_json(f"{api}/api/v1/ingest")[1]
+        cpu_before = cpu_seconds(proc.pid)
 
         tally = Tally()
         samples: list[tuple[float, int, int, int]] = []  # (seconds, acked spans, VmRSS kB, VmHWM kB)
@@ -570,11 +583,15 @@ def main(argv: list[str] | None = None) -> int:
             thread.join()
         wall = time.monotonic() - started
         final = proc_status(proc.pid)
+        cpu = cpu_seconds(proc.pid) - cpu_before
         done.set()
         sampler.join()
         samples.append((wall, tally.acked_spans, final.get("VmRSS", 0), final.get("VmHWM", 0)))
         after = get_json(f"{api}/api/v1/ingest")[1]
         exit_code = report(args, db_url, spans_per_body, templates, tally, wall, before, after, samples)
+        # CPU per span moves far less than spans/s when other work shares the machine.
+        per_span = f"{cpu / tally.acked_spans * 1e6:.0f} us per acknowledged span" if tally.acked_spans else "-"
+        print(f"server CPU                {cpu:.1f} s over the run, {per_span}")
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

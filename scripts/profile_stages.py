@@ -2,11 +2,17 @@
 
 CPU time (process_time, DuckDB threads included), so other load on the machine
 skews it less than wall time would. Runs the benchmark's realistic bodies through each stage the collector runs for an
-export (parse, decode, normalize, pipeline build, rows, store) in one process, so a
+export (decode, normalize, pipeline build, rows, store) in one process, so a
 change to one stage shows up as its own figure. Complements bench_ingest.py, which
 measures the whole server end to end.
 
+The decode stage is what the receivers call, decode.decode_trace_body: the native
+decoder when it is built (its parse and decode are one step), else upb's parse and the
+Python walk. --no-native-decode measures the latter; --compare-decode times both on the
+same bodies, interleaved, and prints the two figures side by side.
+
     python scripts/profile_stages.py --spans 100000 --batch 512
+    python scripts/profile_stages.py --spans 50000 --compare-decode
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ingest import build_template
 
-from collector.decode import decode_traces, parse_traces
+from collector.decode import PROTOBUF, decode_trace_body, native_available
+from collector.ingest import limits_of
 from collector.normalize import normalize_span
 from collector.pipeline import Pipeline, Work
 from collector.price.ledger import ledger_pricer
@@ -37,7 +44,13 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--db-url", default=None, help="default: a fresh DuckDB file")
+    parser.add_argument("--no-native-decode", action="store_true", help="decode through upb, as native_decode=false")
+    parser.add_argument("--compare-decode", action="store_true", help="time native and upb decode, interleaved")
     args = parser.parse_args()
+    native = not args.no_native_decode
+    if native and not native_available():
+        print("the native decoder is not built: decoding through upb")
+        native = False
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db_url or f"duckdb:///{tmp}/profile.duckdb"
@@ -54,13 +67,18 @@ def main() -> int:
         )
         templates = [build_template(args.batch, seed) for seed in range(8)]
         seconds: dict[str, float] = defaultdict(float)
+        compared: dict[str, float] = defaultdict(float)
         done = 0
+        limits = limits_of(settings)
         while done < args.spans:
             body = templates[done // args.batch % len(templates)].body()
-            t0 = time.process_time()
-            request = parse_traces(body, "application/x-protobuf")
+            if args.compare_decode:
+                for name, on in (("decode (native)", True), ("decode (upb)", False)):
+                    t = time.process_time()
+                    decode_trace_body(body, PROTOBUF, limits, settings.max_spans_per_request, native=on)
+                    compared[name] += time.process_time() - t
             t1 = time.process_time()
-            decoded = decode_traces(request)
+            decoded = decode_trace_body(body, PROTOBUF, limits, settings.max_spans_per_request, native=native)
             t2 = time.process_time()
             spans = [s for s in (normalize_span(d, settings) for d in decoded.spans) if isinstance(s, LlmSpan)]
             t3 = time.process_time()
@@ -71,7 +89,6 @@ def main() -> int:
             pipeline._remember(batch, states)
             t6 = time.process_time()
             for name, a, b in (
-                ("parse", t0, t1),
                 ("decode", t1, t2),
                 ("redact+normalize", t2, t3),
                 ("merge (build)", t3, t4),
@@ -81,10 +98,12 @@ def main() -> int:
                 seconds[name] += b - a
             done += len(decoded.spans)
         total = sum(seconds.values())
-        print(f"{done} spans, batch {args.batch}, {url.split(':')[0]}")
+        print(f"{done} spans, batch {args.batch}, {url.split(':')[0]}, decode {'native' if native else 'upb'}")
         for name, value in seconds.items():
             print(f"  {name:18s} {value / done * 1e6:7.1f} us/span")
         print(f"  {'total':18s} {total / done * 1e6:7.1f} us/span  ->  {done / total:,.0f} spans/s on one core")
+        for name, value in compared.items():
+            print(f"  {name:18s} {value / done * 1e6:7.1f} us/span (same bodies, interleaved)")
     return 0
 
 

@@ -1,6 +1,8 @@
 """OTLP/gRPC receiver: TraceService, LogsService and MetricsService Export.
 
-Same decode and hand-off as HTTP. A full queue answers RESOURCE_EXHAUSTED, a database
+Same decode and hand-off as HTTP: TraceService receives the request's bytes (no
+deserializer), so a trace export takes the same decode_trace_body as an HTTP protobuf
+body, the native decoder included. A full queue answers RESOURCE_EXHAUSTED, a database
 that cannot commit UNAVAILABLE (both retryable for OTel SDK exporters), a bad payload
 INVALID_ARGUMENT, a missing or unknown ingest token UNAUTHENTICATED; partial success is reported in the response.
 """
@@ -18,9 +20,9 @@ from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from collector import ingest
+from collector import decode, ingest
 from collector.auth import Sender, ingest_sender
 from collector.gpu.ingest import GpuCommitFailed, GpuMetrics
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
@@ -29,6 +31,7 @@ from collector.settings import Settings
 log = logging.getLogger("breakeven.receive.grpc")
 COMMIT_TIMEOUT_SECONDS = 60.0
 RETRY_AFTER_SECONDS = 2  # as HTTP's Retry-After
+TRACE_SERVICE = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name
 
 
 def _retry_later(context: grpc.ServicerContext) -> None:
@@ -56,7 +59,7 @@ def _export(
 ) -> Any:
     try:
         outcome = outcome_of()
-    except ingest.TooLarge as exc:
+    except (ingest.TooLarge, decode.PayloadError) as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     try:
         future = pipeline.submit(outcome.work)
@@ -78,18 +81,31 @@ def _export(
     return response
 
 
-class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
+class _Traces:
+    """TraceService Export over the serialized request (see traces_handler)."""
+
     def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
         self.settings, self.pipeline = settings, pipeline
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
+    def export(self, body: bytes, context: grpc.ServicerContext) -> Any:
+        """Export, given the request's bytes."""
         return _export(
             self.pipeline,
-            lambda: ingest.traces_outcome(request, self.settings, _sender(self.settings, context)),
+            lambda: ingest.body_traces_outcome(body, decode.PROTOBUF, self.settings, _sender(self.settings, context)),
             context,
             trace_service_pb2.ExportTraceServiceResponse(),
             "rejected_spans",
         )
+
+
+def traces_handler(settings: Settings, pipeline: Pipeline) -> grpc.GenericRpcHandler:
+    """TraceService with Export handed the raw request bytes (request_deserializer None)."""
+    export = grpc.unary_unary_rpc_method_handler(
+        _Traces(settings, pipeline).export,
+        request_deserializer=None,
+        response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": export})
 
 
 class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
@@ -140,7 +156,7 @@ def build_grpc_server(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | 
             ("grpc.so_reuseport", 0),
         ],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(settings, pipeline), server)
+    server.add_generic_rpc_handlers((traces_handler(settings, pipeline),))
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(settings, pipeline), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(settings, pipeline, gpu), server)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host

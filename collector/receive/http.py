@@ -162,7 +162,7 @@ def build_otlp_app(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | Non
     """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics (GPU samples go to `gpu`)."""
 
     def traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
-        return ingest.traces_outcome(decode.parse_traces(body, content_type), settings, sender)
+        return ingest.body_traces_outcome(body, content_type, settings, sender)
 
     def logs(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         return ingest.logs_outcome(decode.parse_logs(body, content_type), sender)

@@ -40,9 +40,9 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 T0 = 1_790_000_000_000_000_000
 
 
-@pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
-    running = start_collector(tmp_path_factory.mktemp("limits"), **LIMITS)
+@pytest.fixture(scope="module", params=[True, False], ids=["native decode", "upb decode"])
+def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
+    running = start_collector(tmp_path_factory.mktemp("limits"), **LIMITS, native_decode=request.param)
     yield running
     running.app.stop()
 

@@ -7,6 +7,7 @@ import json
 import uuid
 import zlib
 
+import grpc
 import httpx
 import pytest
 from google.rpc import status_pb2
@@ -159,6 +160,26 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving(
     )
     assert ok.status_code == 200
     ExportTraceServiceResponse.FromString(ok.content)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"\xff\xff\xff", id="garbage"),
+        pytest.param(ExportTraceServiceRequest(resource_spans=[{}]).SerializeToString()[:-1], id="truncated"),
+    ],
+)
+def test_a_bad_grpc_payload_gets_invalid_argument(shared_collector: RunningCollector, body: bytes) -> None:
+    with grpc.insecure_channel(shared_collector.otlp_grpc) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        with pytest.raises(grpc.RpcError) as raised:
+            export(body, timeout=30)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a valid OTLP protobuf message" in (raised.value.details() or "")
+        reply = ExportTraceServiceResponse.FromString(
+            export(ExportTraceServiceRequest().SerializeToString(), timeout=30)
+        )
+        assert not reply.HasField("partial_success")
 
 
 def test_oversized_body_and_decompression_bomb_get_413(tmp_path) -> None:

@@ -21,6 +21,7 @@ import json
 import math
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -52,7 +53,7 @@ from collector.price.ledger import ledger_pricer
 from collector.records import TOKEN_FIELDS, LlmSpan
 from collector.settings import load_settings
 from collector.store.rows import call_columns, span_columns
-from tests.conftest import RunningCollector
+from tests.conftest import RunningCollector, running_collector
 
 pytestmark = pytest.mark.slow  # seconds per test: not the fast part
 
@@ -554,6 +555,16 @@ HTTP_CASES = st.one_of(
 
 @pytest.mark.slow
 def test_a_running_collector_never_answers_5xx(collector: RunningCollector) -> None:
+    _never_5xx(collector)
+
+
+@pytest.mark.slow
+def test_nor_with_the_native_decoder_off(tmp_path: Path) -> None:
+    with running_collector(tmp_path, "duckdb", native_decode=False) as running:
+        _never_5xx(running)
+
+
+def _never_5xx(collector: RunningCollector) -> None:
     client = httpx.Client(timeout=30)
     channel = grpc.insecure_channel(collector.otlp_grpc)
     stub = trace_service_pb2_grpc.TraceServiceStub(channel)

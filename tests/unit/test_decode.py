@@ -162,33 +162,33 @@ def _one(request: ExportTraceServiceRequest) -> DecodedSpan:
     return span
 
 
-@pytest.mark.parametrize(
-    ("request_", "reason"),
-    [
-        pytest.param(_export({f"a.{i}": i for i in range(9)}), "too_many_attributes", id="a span past max_attributes"),
-        pytest.param(
-            _export({}, resource={f"r.{i}": i for i in range(9)}), "too_many_attributes", id="its resource past it"
-        ),
-        pytest.param(
-            _export({"gen_ai.request.model": "m" * 65}), "attribute_too_long", id="a value the ledger reads, too long"
-        ),
-        pytest.param(
-            _export({"gen_ai.request.model": "é" * 33}),
-            "attribute_too_long",
-            id="counted in UTF-8 bytes, not characters",
-        ),
-        pytest.param(
-            _export({"breakeven.team": "t" * 65}), "attribute_too_long", id="breakeven.* is read whatever its name"
-        ),
-        pytest.param(
-            _export({"gen_ai.request.model": _strings(*"abcde")}),
-            "attribute_too_long",
-            id="an array the ledger reads, past max_array_items",
-        ),
-        pytest.param(_export({}, name="n" * 65), "attribute_too_long", id="span name (stored, and read)"),
-        pytest.param(_export({}, scope="s" * 65), "attribute_too_long", id="scope name (the emitter)"),
-    ],
-)
+PAST_A_LIMIT = [
+    pytest.param(_export({f"a.{i}": i for i in range(9)}), "too_many_attributes", id="a span past max_attributes"),
+    pytest.param(
+        _export({}, resource={f"r.{i}": i for i in range(9)}), "too_many_attributes", id="its resource past it"
+    ),
+    pytest.param(
+        _export({"gen_ai.request.model": "m" * 65}), "attribute_too_long", id="a value the ledger reads, too long"
+    ),
+    pytest.param(
+        _export({"gen_ai.request.model": "é" * 33}),
+        "attribute_too_long",
+        id="counted in UTF-8 bytes, not characters",
+    ),
+    pytest.param(
+        _export({"breakeven.team": "t" * 65}), "attribute_too_long", id="breakeven.* is read whatever its name"
+    ),
+    pytest.param(
+        _export({"gen_ai.request.model": _strings(*"abcde")}),
+        "attribute_too_long",
+        id="an array the ledger reads, past max_array_items",
+    ),
+    pytest.param(_export({}, name="n" * 65), "attribute_too_long", id="span name (stored, and read)"),
+    pytest.param(_export({}, scope="s" * 65), "attribute_too_long", id="scope name (the emitter)"),
+]
+
+
+@pytest.mark.parametrize(("request_", "reason"), PAST_A_LIMIT)
 def test_past_a_limit_the_span_is_rejected_with_a_reason(request_: ExportTraceServiceRequest, reason: str) -> None:
     out = decode_traces(request_, LIMITS)
     assert out.spans == []
@@ -196,20 +196,22 @@ def test_past_a_limit_the_span_is_rejected_with_a_reason(request_: ExportTraceSe
     assert len(out.rejected[0].detail) < 200
 
 
+AUDIT_ONLY = _export(
+    {
+        "gen_ai.request.model": "m" * 64,  # read, at the limit: kept
+        "http.user_agent": "u" * 100,  # audit only: cut to 64 bytes
+        "x.accents": "é" * 40,  # cut on a character boundary
+        "x.list": _strings("a" * 100, "b", "c", "d", "e", "f"),  # 4 items, each cut
+        "gen_ai.input.messages": "p" * 1000,  # content: hashed, then dropped, so kept whole here
+        "x.bytes": AnyValue(bytes_value=b"\xff" * 40),  # hex: 80 characters, cut to 64
+    }
+)
+MANY_EVENTS = _export({}, events=10)
+WITHIN_THE_LIMITS = _export({f"a.{i}": "v" * 16 for i in range(8)})
+
+
 def test_audit_only_values_are_cut_content_is_kept_whole() -> None:
-    span = _one(
-        _export(
-            {
-                "gen_ai.request.model": "m" * 64,  # read, at the limit: kept
-                "http.user_agent": "u" * 100,  # audit only: cut to 64 bytes
-                "x.accents": "é" * 40,  # cut on a character boundary
-                "x.list": _strings("a" * 100, "b", "c", "d", "e", "f"),  # 4 items, each cut
-                "gen_ai.input.messages": "p" * 1000,  # content: hashed, then dropped, so kept whole here
-                "x.bytes": AnyValue(bytes_value=b"\xff" * 40),  # hex: 80 characters, cut to 64
-            }
-        )
-    )
-    attrs = span.attributes
+    attrs = _one(AUDIT_ONLY).attributes
     assert attrs["gen_ai.request.model"] == "m" * 64
     assert attrs["http.user_agent"] == "u" * 64
     assert attrs["x.accents"] == "é" * 32
@@ -219,13 +221,12 @@ def test_audit_only_values_are_cut_content_is_kept_whole() -> None:
 
 
 def test_events_past_the_limit_are_dropped_keeping_the_first() -> None:
-    span = _one(_export({}, events=10))
+    span = _one(MANY_EVENTS)
     assert [e.name for e in span.events] == ["e0", "e1", "e2"]
 
 
 def test_within_the_limits_nothing_changes() -> None:
-    attrs: dict[str, object] = {f"a.{i}": "v" * 16 for i in range(8)}
-    assert _one(_export(attrs)).attributes == attrs
+    assert _one(WITHIN_THE_LIMITS).attributes == {f"a.{i}": "v" * 16 for i in range(8)}
 
 
 def test_the_settings_name_the_limits_and_the_attributes_the_ledger_reads() -> None:

@@ -50,15 +50,23 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from collector.store.hours import (
+    DAY,
+    EPOCH,
+    HOUR,
+    bucket_start,
+    dirty_hours,
+    floor_day,
+    floor_hour,
+    ranges,
+    utc,
+)
+from collector.store.hours import hour_of_ns as hour_of_ns  # the writer's, from where it always was
+from collector.store.hours import mark_dirty as mark_dirty  # the writer's and reprice's
 from collector.store.schema import call_rollups, call_rollups_daily, calls, llm_spans, retention_horizon, rollup_dirty
 
 log = logging.getLogger("breakeven.rollup")
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-HOUR_NS = 3600 * 10**9
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LAST = datetime(9999, 12, 31, tzinfo=UTC)  # the last day start datetime can hold
 # Dimensions: the rollup's key besides the hour; the calls columns of the same names.
 DIMENSIONS = (
     "backend_class", "provider", "request_model", "response_model", "quantization", "service", "team", "feature",
@@ -70,71 +78,6 @@ PURGE_BATCH_CALLS = 100_000  # about how many calls one retention transaction de
 ROLL_INTERVAL_SECONDS = 5.0
 
 
-def hour_of_ns(ns: int) -> datetime:
-    """The UTC hour that holds an instant (ns since the epoch)."""
-    return EPOCH + timedelta(hours=ns // HOUR_NS)
-
-
-def floor_hour(at: datetime) -> datetime:
-    """The start of the UTC hour that holds `at` (naive means UTC)."""
-    return EPOCH + timedelta(hours=(_utc(at) - EPOCH) // HOUR)
-
-
-def ceil_hour(at: datetime) -> datetime:
-    """The first UTC hour start at or after `at` (or `at`, past the last one datetime holds)."""
-    start = floor_hour(at)
-    return start if start == at else at if at > _LAST else start + HOUR
-
-
-def floor_day(at: datetime) -> datetime:
-    """The start of the UTC day that holds `at`."""
-    return EPOCH + timedelta(days=(_utc(at) - EPOCH) // DAY)
-
-
-def ceil_day(at: datetime) -> datetime:
-    """The first UTC day start at or after `at` (or `at`, past the last one datetime holds)."""
-    start = floor_day(at)
-    return start if start == at else at if at > _LAST else start + DAY
-
-
-def bucket_start(column: sa.ColumnElement[datetime], seconds: int = 3600) -> sa.ColumnElement[datetime]:
-    """SQL: the start of the UTC hour (or of the day: seconds=86400) a timestamp falls in.
-
-    Epoch arithmetic: date_trunc of a timestamptz follows the session time zone.
-    """
-    units = sa.func.floor(sa.func.date_part("epoch", column) / sa.literal_column(str(seconds)))
-    return sa.func.to_timestamp(units * sa.literal_column(str(seconds)))
-
-
-def mark_dirty(conn: sa.Connection, hours: Iterable[datetime]) -> None:
-    """Mark hours to roll up again; call it in the transaction that changed their calls."""
-    rows = [{"hour": hour} for hour in sorted(set(hours))]
-    if rows:
-        conn.execute(sa.insert(rollup_dirty).values(rows))  # one statement: executemany is slow on DuckDB
-
-
-def ranges(starts: Iterable[datetime], width: timedelta = HOUR) -> list[tuple[datetime, datetime]]:
-    """Hours (or days, width=DAY) as [start, end) runs of consecutive ones."""
-    out: list[tuple[datetime, datetime]] = []
-    for start in sorted(set(starts)):
-        if out and out[-1][1] == start:
-            out[-1] = (out[-1][0], start + width)
-        else:
-            out.append((start, start + width))
-    return out
-
-
-def dirty_hours(conn: sa.Connection, since: datetime, until: datetime) -> list[datetime]:
-    """The dirty hours that overlap [since, until), in order."""
-    query = (
-        sa.select(rollup_dirty.c.hour)
-        .where(rollup_dirty.c.hour >= floor_hour(since), rollup_dirty.c.hour < until)
-        .distinct()
-        .order_by(rollup_dirty.c.hour)
-    )
-    return [_utc(h) for h in conn.execute(query).scalars()]
-
-
 def horizon_clause() -> sa.ScalarSelect[Any]:
     """SQL: the retention horizon (the epoch while nothing was purged), read in the reader's own statement."""
     return sa.select(sa.func.coalesce(sa.func.max(retention_horizon.c.purged_before), EPOCH)).scalar_subquery()
@@ -142,11 +85,7 @@ def horizon_clause() -> sa.ScalarSelect[Any]:
 
 def _horizon(conn: sa.Connection) -> datetime | None:
     found = conn.execute(sa.select(sa.func.max(retention_horizon.c.purged_before))).scalar()
-    return None if found is None else _utc(found)
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return None if found is None else utc(found)
 
 
 def _grouped_calls(lo: datetime, hi: datetime) -> sa.Select[Any]:
@@ -223,7 +162,7 @@ def roll_pass(engine: sa.Engine, max_hours: int = MAX_HOURS_PER_PASS) -> int:
     try:
         with _rolling(engine) as conn:
             hours = [
-                _utc(h)
+                utc(h)
                 for h in conn.execute(
                     sa.select(rollup_dirty.c.hour).distinct().order_by(rollup_dirty.c.hour).limit(max_hours)
                 ).scalars()
@@ -268,7 +207,7 @@ def purge_pass(engine: sa.Engine, before: datetime, step: timedelta = HOUR) -> i
                 oldest = conn.execute(sa.select(sa.func.min(calls.c.start_time))).scalar()
                 if oldest is None:
                     return None
-                horizon = floor_hour(_utc(oldest))
+                horizon = floor_hour(utc(oldest))
             if horizon >= before:
                 return None
             hi = min(before, horizon + step)

@@ -27,6 +27,9 @@ wrong. So:
   call_rollups_daily, other clean hours from call_rollups, and dirty hours from calls,
   so a report is exact at any moment, rolled up or not.
 
+The prompt rollups (collector/store/prompts.py, migration 0006), which the repeated-prompts
+page reads, are recomputed from the same dirty hours in the same transaction, then paired.
+
 Retention (retention_days > 0): raw calls and LLM spans that started before
 now - retention_days (to the hour) are deleted, a stretch of hours per transaction, each
 hour's rollup recomputed in the same transaction first (purge_pass); the horizon moves
@@ -34,7 +37,9 @@ with it (retention_horizon). Rollups are kept forever. Below the horizon an hour
 rollup plus whatever calls arrived after it was purged: such a late call marks its hour
 dirty as usual, and the roller adds it to the rollup and deletes it rather than
 recomputing the hour (the rest of it is gone). A late span whose partners were purged
-cannot be merged with them: it counts as a call of its own.
+cannot be merged with them: it counts as a call of its own. The prompt rollups are not kept
+past the horizon: their rows go with their calls (they are as large), and a late call below
+the horizon adds nothing to them.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from collector.store import prompts
 from collector.store.hours import (
     DAY,
     EPOCH,
@@ -145,9 +151,11 @@ def _rolling(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def _recompute(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
+def _recompute(conn: sa.Connection, lo: datetime, hi: datetime, with_prompts: bool = True) -> None:
     conn.execute(call_rollups.delete().where(call_rollups.c.hour >= lo, call_rollups.c.hour < hi))
     conn.execute(call_rollups.insert().from_select(_ROLLUP_COLUMNS, _grouped_calls(lo, hi)))
+    if with_prompts:  # prompts.pair must follow, in the same transaction
+        prompts.recompute(conn, lo, hi)
 
 
 def _fold_in(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
@@ -170,6 +178,7 @@ def roll_pass(engine: sa.Engine, max_hours: int = MAX_HOURS_PER_PASS) -> int:
             if not hours:
                 return 0
             horizon = _horizon(conn)
+            recomputed: list[datetime] = []
             for lo, hi in ranges(hours):
                 # A run of hours may straddle the horizon: the part below it is folded in.
                 cut = min(max(lo, horizon or lo), hi)
@@ -177,8 +186,10 @@ def roll_pass(engine: sa.Engine, max_hours: int = MAX_HOURS_PER_PASS) -> int:
                     _fold_in(conn, lo, cut)
                 if cut < hi:
                     _recompute(conn, cut, hi)
+                    recomputed.extend(h for h in hours if cut <= h < hi)
                 # Only the marks this snapshot sees: one committed meanwhile keeps its hour dirty.
                 conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour >= lo, rollup_dirty.c.hour < hi))
+            prompts.pair(conn, recomputed)
             _recompute_days(conn, hours)
             return len(hours)
     except _Busy:
@@ -213,9 +224,10 @@ def purge_pass(engine: sa.Engine, before: datetime, step: timedelta = HOUR) -> i
             hi = min(before, horizon + step)
             dirty = dirty_hours(conn, horizon, hi)
             for lo, end in ranges(dirty):
-                _recompute(conn, lo, end)
+                _recompute(conn, lo, end, with_prompts=False)  # the stretch's prompt rollups go with its calls
             _recompute_days(conn, dirty)
             conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour >= horizon, rollup_dirty.c.hour < hi))
+            prompts.purge(conn, hi)
             deleted = conn.execute(calls.delete().where(calls.c.start_time >= horizon, calls.c.start_time < hi))
             conn.execute(llm_spans.delete().where(llm_spans.c.start_time < hi))
             conn.execute(retention_horizon.delete())

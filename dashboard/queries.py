@@ -3,7 +3,8 @@ the spans of one call). Spend and pool figures are never computed here: the page
 collector.store.spend and the money API's functions for those, so both always agree.
 
 Each query is bounded by [since, until) on start_time, which DuckDB prunes by zone maps and
-PostgreSQL by its start_time indexes.
+PostgreSQL by its start_time indexes; repeated prompts read the prompt rollups for the
+hours they hold (collector/store/prompts.py).
 """
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def listed_keys(conn: sa.Connection, keys: list[int]) -> Iterator[sa.Select[tupl
     """A SELECT of these prompt keys whose size the database knows: an Arrow table on DuckDB (for the
     connection, while in the block), an unnested array parameter on PostgreSQL."""
     if conn.dialect.name != "duckdb":
-        yield sa.select(sa.func.unnest(sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.BigInteger))))
+        yield sa.select(sa.func.unnest(sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.BigInteger), unique=True)))
         return
     raw = conn.connection.driver_connection
     assert raw is not None

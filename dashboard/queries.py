@@ -3,12 +3,13 @@ the spans of one call). Spend and pool figures are never computed here: the page
 collector.store.spend and the money API's functions for those, so both always agree.
 
 Each query is bounded by [since, until) on start_time, which DuckDB prunes by zone maps and
-PostgreSQL by its start_time indexes.
+PostgreSQL by its start_time indexes; repeated prompts read the prompt rollups for the
+hours they hold (collector/store/prompts.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from collector.price.ledger import POOL, PRICED, UNPRICED
 from collector.price.usage import TokenUsage
+from collector.store.prompts import prompt_rows
 from collector.store.schema import calls, llm_spans
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,13 +29,6 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _bucket(seconds: int) -> sa.ColumnElement[int]:
-    # Seconds since the epoch, floored (as collector.store.spend buckets): UTC whatever the
-    # session time zone.
-    epoch = sa.func.date_part("epoch", calls.c.start_time)
-    return sa.cast(sa.func.floor(epoch / sa.literal_column(str(seconds))), sa.BigInteger)
 
 
 def _in_range(table: sa.Table, since: datetime, until: datetime) -> list[sa.ColumnElement[bool]]:
@@ -174,73 +169,95 @@ def repeated_prompts(
 ) -> list[RepeatedPrompt]:
     """Prompt hashes sent more than once in the range, the costliest first (the caller converts their cost).
 
-    Three reads: the one over every hash of the range keeps its aggregates to a count and
-    two sums (hashing millions of distinct prompts is the cost; DISTINCT counts there would
-    double it); who sent the top ones, and their cost by day and pool, are read for those only.
+    Two reads of the range's prompt rows (collector/store/prompts.py: prompt rollups, and
+    calls where those are not rolled up yet; in a range up to a week, only rows that share
+    their prompt key with another, not the millions of distinct prompts): the top hashes,
+    then, for those only, their calls by service, model, price status, pool and allocation
+    bucket, which hold both who sent them and what they cost.
     """
-    in_range = [*_in_range(calls, since, until), calls.c.prompt_hash.is_not(None)]
-    tokens = calls.c.input_tokens + calls.c.cache_read_tokens + calls.c.output_tokens
+    rows = prompt_rows(conn, since, until)
+    tokens = rows.c.input_tokens + rows.c.cache_read_tokens + rows.c.output_tokens
     head = (
-        sa.select(calls.c.prompt_hash)
-        .where(*in_range)
-        .group_by(calls.c.prompt_hash)
-        .having(sa.func.count() > 1)
+        sa.select(rows.c.prompt_hash)
+        .group_by(rows.c.prompt_hash)
+        .having(sa.func.sum(rows.c.calls) > 1)
         # Per-token cost first (what a cache saves outright), then tokens (pool calls have no stored cost).
         .order_by(
-            sa.func.coalesce(sa.func.sum(calls.c.cost_usd), 0).desc(), sa.func.sum(tokens).desc(), calls.c.prompt_hash
+            sa.func.coalesce(sa.func.sum(rows.c.cost_usd), 0).desc(), sa.func.sum(tokens).desc(), rows.c.prompt_hash
         )
         .limit(limit)
     )
-    top = [r.prompt_hash for r in conn.execute(head)]
+    top = list(conn.execute(head).scalars())
     if not top:
         return []
-    model = sa.func.coalesce(calls.c.response_model, calls.c.request_model)
-    who = (
-        sa.select(
-            calls.c.prompt_hash,
-            sa.func.count().label("calls"),
-            sa.func.count(sa.distinct(calls.c.service)).label("services"),
-            sa.func.min(calls.c.service).label("first_service"),
-            sa.func.count(sa.distinct(model)).label("models"),
-            *(sa.func.sum(calls.c[name]).label(name) for name in _TOKENS),
-            sa.func.min(calls.c.start_time).label("first_start"),
-            sa.func.max(calls.c.start_time).label("last_start"),
-        )
-        .where(*_in_range(calls, since, until), calls.c.prompt_hash.in_(top))
-        .group_by(calls.c.prompt_hash)
-    )
-    found: dict[str, RepeatedPrompt] = {}
-    for r in conn.execute(who):
-        usage = TokenUsage(*(int(getattr(r, name) or 0) for name in _TOKENS))
-        found[r.prompt_hash] = RepeatedPrompt(
-            r.prompt_hash, int(r.calls), int(r.services), r.first_service, int(r.models), usage,
-            _utc(r.first_start) or since, _utc(r.last_start) or since, {}, [],
-        )  # fmt: skip
-    bucket = _bucket(allocation_seconds)
+    # Rows are hours: an hour lies in one allocation bucket (an hour or a day), as its calls do.
+    epoch = sa.func.date_part("epoch", rows.c.hour)
+    bucket = sa.cast(sa.func.floor(epoch / sa.literal_column(str(allocation_seconds))), sa.BigInteger)
+    keys = (rows.c.prompt_hash, rows.c.service, rows.c.model, rows.c.price_status, rows.c.pool, bucket)
     detail = (
         sa.select(
-            calls.c.prompt_hash,
-            calls.c.price_status,
-            calls.c.pool,
+            *keys[:-1],
             bucket.label("bucket"),
-            sa.func.count().label("calls"),
-            *(sa.func.sum(calls.c[name]).label(name) for name in _TOKENS),
-            sa.func.sum(calls.c.cost_usd).label("cost"),
+            sa.func.sum(rows.c.calls).label("calls"),
+            *(sa.func.sum(rows.c[name]).label(name) for name in _TOKENS),
+            sa.func.sum(rows.c.cost_usd).label("cost"),
+            sa.func.min(rows.c.first_start).label("first_start"),
+            sa.func.max(rows.c.last_start).label("last_start"),
+            # The database's own order of names, as a plain min over the hash's calls would give.
+            sa.func.min(rows.c.service).over(partition_by=rows.c.prompt_hash).label("first_service"),
         )
-        .where(*_in_range(calls, since, until), calls.c.prompt_hash.in_(top))
-        .group_by(calls.c.prompt_hash, calls.c.price_status, calls.c.pool, bucket)
+        .where(rows.c.prompt_hash.in_(top))
+        .group_by(*keys)
     )
+    found = {h: _Sums() for h in top}
     for r in conn.execute(detail):
-        item = found[r.prompt_hash]
-        start = EPOCH + timedelta(seconds=int(r.bucket) * allocation_seconds)
-        if r.price_status == PRICED and r.cost is not None:
-            item.priced_usd[start.date()] = item.priced_usd.get(start.date(), Decimal(0)) + Decimal(r.cost)
-        elif r.price_status == POOL and r.pool is not None:
-            usage = TokenUsage(*(int(getattr(r, name) or 0) for name in _TOKENS))
-            item.pool_items.append((r.pool, max(start, since), usage))
-        else:
-            item.unpriced_calls += int(r.calls)
-    return [found[h] for h in top if h in found]
+        found[r.prompt_hash].add(r, allocation_seconds)
+    return [found[h].prompt(h, since) for h in top if found[h].calls]
+
+
+@dataclass(slots=True)
+class _Sums:
+    """One prompt hash's detail rows, summed up into a RepeatedPrompt."""
+
+    calls: int = 0
+    services: set[str] = field(default_factory=set)
+    first_service: str | None = None
+    models: set[str] = field(default_factory=set)
+    starts: list[datetime] = field(default_factory=list)
+    # (price status, pool, bucket start) -> calls, tokens, cost: what a GROUP BY of those would give.
+    buckets: dict[tuple[str | None, str | None, datetime], tuple[int, TokenUsage, Decimal | None]] = field(
+        default_factory=dict
+    )
+
+    def add(self, r: Any, allocation_seconds: int) -> None:
+        """Add a detail row (one service, model, price status, pool and bucket)."""
+        self.calls += int(r.calls)
+        self.services.update(x for x in [r.service] if x is not None)
+        self.models.update(x for x in [r.model] if x is not None)
+        self.first_service = r.first_service
+        self.starts.extend(t for t in (_utc(r.first_start), _utc(r.last_start)) if t is not None)
+        key = (r.price_status, r.pool, EPOCH + timedelta(seconds=int(r.bucket) * allocation_seconds))
+        count, usage, cost = self.buckets.get(key, (0, TokenUsage(), None))
+        more = None if r.cost is None else Decimal(r.cost)
+        cost = more if cost is None else cost if more is None else cost + more
+        usage += TokenUsage(*(int(getattr(r, name) or 0) for name in _TOKENS))
+        self.buckets[key] = (count + int(r.calls), usage, cost)
+
+    def prompt(self, prompt_hash: str, since: datetime) -> RepeatedPrompt:
+        """The RepeatedPrompt these rows make."""
+        usage = sum((u for _, u, _ in self.buckets.values()), TokenUsage())
+        found = RepeatedPrompt(
+            prompt_hash, self.calls, len(self.services), self.first_service, len(self.models), usage,
+            min(self.starts, default=since), max(self.starts, default=since), {}, [],
+        )  # fmt: skip
+        for (status, pool, start), (count, bucket_usage, cost) in self.buckets.items():
+            if status == PRICED and cost is not None:
+                found.priced_usd[start.date()] = found.priced_usd.get(start.date(), Decimal(0)) + cost
+            elif status == POOL and pool is not None:
+                found.pool_items.append((pool, max(start, since), bucket_usage))
+            else:
+                found.unpriced_calls += count
+        return found
 
 
 def call_spans(conn: sa.Connection, trace_id: str, around: datetime) -> list[dict[str, Any]]:

@@ -7,21 +7,29 @@ What it does
      bulk-inserted through Arrow again and again (trace ids, prompt hashes and times
      shifted per copy) until N calls, spread over the last --days days; one LLM span per
      call goes into llm_spans too. 30% of prompts repeat from a pool of 5,000.
-  2. Marks every hour dirty and rolls the hourly rollups up (collector/store/rollup.py),
-     as `breakeven serve`'s roller would, so reads take clean hours from the rollups.
+  2. Marks every hour dirty and rolls the rollups up (collector/store/rollup.py: hourly and
+     daily call rollups, prompt rollups), as `breakeven serve`'s roller would, so reads take
+     clean hours from the rollups.
   3. Builds the API and dashboard in process (the demo's config: GBP, two pools, FX) and
      requests each page --repeat times; prints the median and the slowest server time.
      Server time is the request handled in process (query, Python, template), no network.
+
+With --db-url (PostgreSQL), the ledger is filled in DuckDB as above, then copied into a
+schema `bench_dashboard` of that database (COPY, both tables), rolled up there and measured
+there; --reuse then measures the schema as it is.
 
 Run (with the test extra installed: FastAPI's TestClient needs httpx)
   python scripts/bench_dashboard.py                      # 1M calls
   python scripts/bench_dashboard.py --calls 10000000     # 10M calls
   python scripts/bench_dashboard.py --db /tmp/b.duckdb --keep   # keep the file; --reuse to skip filling
+  python scripts/bench_dashboard.py --db-url postgresql://postgres@127.0.0.1:5432/test
+A reused ledger is migrated first, and what that marks dirty rolled up (timed).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import random
 import statistics
 import sys
@@ -33,6 +41,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -186,20 +195,54 @@ def fill(db: Path, pricing: Any, total: int, template_size: int, days: int, seed
     print(f"filled {stored[0] if stored else 0:,} calls in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def roll(db: Path) -> None:
-    """Roll every dirty hour up, as the serve roller does."""
+def copy_to_postgresql(db: Path, url: str) -> None:
+    """Copy the DuckDB ledger's calls and LLM spans into a freshly migrated PostgreSQL schema."""
+    engine = make_engine(url)
+    migrate(engine)
+    started = time.monotonic()
+    con = duckdb.connect(str(db), read_only=True)
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        for table in ("calls", "llm_spans"):
+            names = [c[1] for c in con.execute(f"PRAGMA table_info('{table}')").fetchall()]
+            reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(200_000)
+            with raw.cursor() as cur:
+                for batch in reader:
+                    buffer = io.BytesIO()
+                    pacsv.write_csv(pa.Table.from_batches([batch]), buffer)
+                    with cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN (FORMAT csv, HEADER true)") as copy:
+                        copy.write(buffer.getvalue())
+            print(f"  {table} copied ({time.monotonic() - started:.0f} s)", flush=True)
+        conn.exec_driver_sql(
+            "INSERT INTO rollup_dirty SELECT DISTINCT to_timestamp(floor(date_part('epoch', start_time) / 3600) * 3600)"
+            " FROM calls"
+        )
+    con.close()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    engine.dispose()
+    print(f"copied into PostgreSQL in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def roll(url: str) -> None:
+    """Migrate, then roll every dirty hour up, as the serve roller does."""
     from collector.store import rollup
 
-    engine = make_engine(f"duckdb:///{db}")
+    engine = make_engine(url)
+    migrate(engine)
     started = time.monotonic()
     hours = rollup.roll_all(engine)
+    if engine.dialect.name == "postgresql":  # what autovacuum would do soon after
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
     engine.dispose()
     print(f"rolled up {hours:,} hours in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def measure(db: Path, pricing: Any, repeat: int, memory_limit: str) -> list[tuple[str, float, float]]:
+def measure(url: str, pricing: Any, repeat: int, memory_limit: str) -> list[tuple[str, float, float]]:
     """Each page's median and slowest server time over `repeat` requests (after one warm-up)."""
-    engine = make_engine(f"duckdb:///{db}", memory_limit)
+    engine = make_engine(url, memory_limit)
     app = build_api(engine, None, pricing)
     add_dashboard(app, engine, pricing)
     client = TestClient(app)
@@ -234,7 +277,10 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed requests per page (5)")
     parser.add_argument("--db", help="DuckDB file (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the DuckDB file")
-    parser.add_argument("--reuse", action="store_true", help="measure an existing --db without filling it")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure an existing --db (or --db-url) without filling it"
+    )
+    parser.add_argument("--db-url", help="PostgreSQL URL: copy the filled ledger into a schema there and measure it")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit, as serve's default (1GB)")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
@@ -248,17 +294,28 @@ def main() -> int:
     config = db.parent / "bench.toml"
     config.write_text(config_text(f"duckdb:///{db}", 8000, (datetime.now(UTC) - timedelta(days=args.days)).date()))
     pricing = load_settings({"config": str(config)}, environ={}).pricing
+    url = f"duckdb:///{db}"
+    if args.db_url:
+        admin = make_engine(args.db_url)
+        with admin.begin() as conn:
+            if not args.reuse:
+                conn.exec_driver_sql("DROP SCHEMA IF EXISTS bench_dashboard CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS bench_dashboard")
+        admin.dispose()
+        url = f"{args.db_url}{'&' if '?' in args.db_url else '?'}options=-csearch_path%3Dbench_dashboard"
     if not args.reuse:
         if db.exists():
             db.unlink()
         fill(db, pricing, args.calls, args.template, args.days, args.seed)
-        roll(db)
+        if args.db_url:
+            copy_to_postgresql(db, url)
+    roll(url)
+    where = f"PostgreSQL schema bench_dashboard (filled from {db})" if args.db_url else f"{db}"
     size = db.stat().st_size / 2**20
-    print(f"\n=== breakeven dashboard benchmark: {args.calls:,} calls over {args.days} days, {db} ({size:,.0f} MiB)")
-    print(
-        f"server time per page, range=30d, {args.repeat} requests after a warm-up, DuckDB memory_limit {args.memory_limit}"
-    )
-    results = measure(db, pricing, args.repeat, args.memory_limit)
+    print(f"\n=== breakeven dashboard benchmark: {args.calls:,} calls over {args.days} days, {where} ({size:,.0f} MiB)")
+    memory = "" if args.db_url else f", DuckDB memory_limit {args.memory_limit}"
+    print(f"server time per page, range=30d, {args.repeat} requests after a warm-up{memory}")
+    results = measure(url, pricing, args.repeat, args.memory_limit)
     slow = [name for name, median, _ in results if median > 0.3]
     print(f"pages over 300 ms (median): {', '.join(slow) if slow else 'none'}")
     if tmp and not args.keep:

@@ -27,6 +27,9 @@ wrong. So:
   call_rollups_daily, other clean hours from call_rollups, and dirty hours from calls,
   so a report is exact at any moment, rolled up or not.
 
+The prompt rollups (collector/store/prompts.py, migration 0006), which the repeated-prompts
+page reads, are recomputed from the same dirty hours in the same transaction, then paired.
+
 Retention (retention_days > 0): raw calls and LLM spans that started before
 now - retention_days (to the hour) are deleted, a stretch of hours per transaction, each
 hour's rollup recomputed in the same transaction first (purge_pass); the horizon moves
@@ -34,7 +37,9 @@ with it (retention_horizon). Rollups are kept forever. Below the horizon an hour
 rollup plus whatever calls arrived after it was purged: such a late call marks its hour
 dirty as usual, and the roller adds it to the rollup and deletes it rather than
 recomputing the hour (the rest of it is gone). A late span whose partners were purged
-cannot be merged with them: it counts as a call of its own.
+cannot be merged with them: it counts as a call of its own. The prompt rollups are not kept
+past the horizon: their rows go with their calls (they are as large), and a late call below
+the horizon adds nothing to them.
 """
 
 from __future__ import annotations
@@ -50,15 +55,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from collector.store import prompts
+from collector.store.hours import (
+    DAY,
+    EPOCH,
+    HOUR,
+    bucket_start,
+    dirty_hours,
+    floor_day,
+    floor_hour,
+    ranges,
+    utc,
+)
+from collector.store.hours import hour_of_ns as hour_of_ns  # the writer's, from where it always was
+from collector.store.hours import mark_dirty as mark_dirty  # the writer's and reprice's
 from collector.store.schema import call_rollups, call_rollups_daily, calls, llm_spans, retention_horizon, rollup_dirty
 
 log = logging.getLogger("breakeven.rollup")
 
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-HOUR_NS = 3600 * 10**9
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LAST = datetime(9999, 12, 31, tzinfo=UTC)  # the last day start datetime can hold
 # Dimensions: the rollup's key besides the hour; the calls columns of the same names.
 DIMENSIONS = (
     "backend_class", "provider", "request_model", "response_model", "quantization", "service", "team", "feature",
@@ -70,71 +84,6 @@ PURGE_BATCH_CALLS = 100_000  # about how many calls one retention transaction de
 ROLL_INTERVAL_SECONDS = 5.0
 
 
-def hour_of_ns(ns: int) -> datetime:
-    """The UTC hour that holds an instant (ns since the epoch)."""
-    return EPOCH + timedelta(hours=ns // HOUR_NS)
-
-
-def floor_hour(at: datetime) -> datetime:
-    """The start of the UTC hour that holds `at` (naive means UTC)."""
-    return EPOCH + timedelta(hours=(_utc(at) - EPOCH) // HOUR)
-
-
-def ceil_hour(at: datetime) -> datetime:
-    """The first UTC hour start at or after `at` (or `at`, past the last one datetime holds)."""
-    start = floor_hour(at)
-    return start if start == at else at if at > _LAST else start + HOUR
-
-
-def floor_day(at: datetime) -> datetime:
-    """The start of the UTC day that holds `at`."""
-    return EPOCH + timedelta(days=(_utc(at) - EPOCH) // DAY)
-
-
-def ceil_day(at: datetime) -> datetime:
-    """The first UTC day start at or after `at` (or `at`, past the last one datetime holds)."""
-    start = floor_day(at)
-    return start if start == at else at if at > _LAST else start + DAY
-
-
-def bucket_start(column: sa.ColumnElement[datetime], seconds: int = 3600) -> sa.ColumnElement[datetime]:
-    """SQL: the start of the UTC hour (or of the day: seconds=86400) a timestamp falls in.
-
-    Epoch arithmetic: date_trunc of a timestamptz follows the session time zone.
-    """
-    units = sa.func.floor(sa.func.date_part("epoch", column) / sa.literal_column(str(seconds)))
-    return sa.func.to_timestamp(units * sa.literal_column(str(seconds)))
-
-
-def mark_dirty(conn: sa.Connection, hours: Iterable[datetime]) -> None:
-    """Mark hours to roll up again; call it in the transaction that changed their calls."""
-    rows = [{"hour": hour} for hour in sorted(set(hours))]
-    if rows:
-        conn.execute(sa.insert(rollup_dirty).values(rows))  # one statement: executemany is slow on DuckDB
-
-
-def ranges(starts: Iterable[datetime], width: timedelta = HOUR) -> list[tuple[datetime, datetime]]:
-    """Hours (or days, width=DAY) as [start, end) runs of consecutive ones."""
-    out: list[tuple[datetime, datetime]] = []
-    for start in sorted(set(starts)):
-        if out and out[-1][1] == start:
-            out[-1] = (out[-1][0], start + width)
-        else:
-            out.append((start, start + width))
-    return out
-
-
-def dirty_hours(conn: sa.Connection, since: datetime, until: datetime) -> list[datetime]:
-    """The dirty hours that overlap [since, until), in order."""
-    query = (
-        sa.select(rollup_dirty.c.hour)
-        .where(rollup_dirty.c.hour >= floor_hour(since), rollup_dirty.c.hour < until)
-        .distinct()
-        .order_by(rollup_dirty.c.hour)
-    )
-    return [_utc(h) for h in conn.execute(query).scalars()]
-
-
 def horizon_clause() -> sa.ScalarSelect[Any]:
     """SQL: the retention horizon (the epoch while nothing was purged), read in the reader's own statement."""
     return sa.select(sa.func.coalesce(sa.func.max(retention_horizon.c.purged_before), EPOCH)).scalar_subquery()
@@ -142,11 +91,7 @@ def horizon_clause() -> sa.ScalarSelect[Any]:
 
 def _horizon(conn: sa.Connection) -> datetime | None:
     found = conn.execute(sa.select(sa.func.max(retention_horizon.c.purged_before))).scalar()
-    return None if found is None else _utc(found)
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return None if found is None else utc(found)
 
 
 def _grouped_calls(lo: datetime, hi: datetime) -> sa.Select[Any]:
@@ -206,9 +151,11 @@ def _rolling(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def _recompute(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
+def _recompute(conn: sa.Connection, lo: datetime, hi: datetime, with_prompts: bool = True) -> None:
     conn.execute(call_rollups.delete().where(call_rollups.c.hour >= lo, call_rollups.c.hour < hi))
     conn.execute(call_rollups.insert().from_select(_ROLLUP_COLUMNS, _grouped_calls(lo, hi)))
+    if with_prompts:  # prompts.pair must follow, in the same transaction
+        prompts.recompute(conn, lo, hi)
 
 
 def _fold_in(conn: sa.Connection, lo: datetime, hi: datetime) -> None:
@@ -223,7 +170,7 @@ def roll_pass(engine: sa.Engine, max_hours: int = MAX_HOURS_PER_PASS) -> int:
     try:
         with _rolling(engine) as conn:
             hours = [
-                _utc(h)
+                utc(h)
                 for h in conn.execute(
                     sa.select(rollup_dirty.c.hour).distinct().order_by(rollup_dirty.c.hour).limit(max_hours)
                 ).scalars()
@@ -231,6 +178,7 @@ def roll_pass(engine: sa.Engine, max_hours: int = MAX_HOURS_PER_PASS) -> int:
             if not hours:
                 return 0
             horizon = _horizon(conn)
+            recomputed: list[datetime] = []
             for lo, hi in ranges(hours):
                 # A run of hours may straddle the horizon: the part below it is folded in.
                 cut = min(max(lo, horizon or lo), hi)
@@ -238,8 +186,10 @@ def roll_pass(engine: sa.Engine, max_hours: int = MAX_HOURS_PER_PASS) -> int:
                     _fold_in(conn, lo, cut)
                 if cut < hi:
                     _recompute(conn, cut, hi)
+                    recomputed.extend(h for h in hours if cut <= h < hi)
                 # Only the marks this snapshot sees: one committed meanwhile keeps its hour dirty.
                 conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour >= lo, rollup_dirty.c.hour < hi))
+            prompts.pair(conn, recomputed)
             _recompute_days(conn, hours)
             return len(hours)
     except _Busy:
@@ -268,15 +218,16 @@ def purge_pass(engine: sa.Engine, before: datetime, step: timedelta = HOUR) -> i
                 oldest = conn.execute(sa.select(sa.func.min(calls.c.start_time))).scalar()
                 if oldest is None:
                     return None
-                horizon = floor_hour(_utc(oldest))
+                horizon = floor_hour(utc(oldest))
             if horizon >= before:
                 return None
             hi = min(before, horizon + step)
             dirty = dirty_hours(conn, horizon, hi)
             for lo, end in ranges(dirty):
-                _recompute(conn, lo, end)
+                _recompute(conn, lo, end, with_prompts=False)  # the stretch's prompt rollups go with its calls
             _recompute_days(conn, dirty)
             conn.execute(rollup_dirty.delete().where(rollup_dirty.c.hour >= horizon, rollup_dirty.c.hour < hi))
+            prompts.purge(conn, hi)
             deleted = conn.execute(calls.delete().where(calls.c.start_time >= horizon, calls.c.start_time < hi))
             conn.execute(llm_spans.delete().where(llm_spans.c.start_time < hi))
             conn.execute(retention_horizon.delete())

@@ -186,6 +186,42 @@ _postgresql_only(sa.Index("ix_call_rollups_hour", call_rollups.c.hour))
 call_rollups_daily = sa.Table("call_rollups_daily", metadata, *_rollup_columns("day"))
 _postgresql_only(sa.Index("ix_call_rollups_daily_day", call_rollups_daily.c.day))
 
+
+# Prompt rollups (collector/store/rollup.py, migration 0006): calls per UTC hour and prompt
+# hash (and service, model, price status, pool), for the repeated-prompts page, kept exact
+# from the same dirty hours as call_rollups. Most prompt hashes are distinct, so there is
+# about a row per call, split in two tables: prompt_rollups_unpaired holds the rows of one
+# call whose prompt key has no other row within rollup.PAIR_WINDOW either side (they repeat
+# in no window that short, and the page leaves them out), prompt_rollups the others,
+# usually a small part. prompt_key is 60 bits of md5(prompt_hash), the same on both
+# databases: cheap to match, never trusted to tell hashes apart. Both are deleted with
+# their calls by retention (unlike call_rollups): together they are as large as the calls.
+def _prompt_rollup_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("hour", TS, nullable=False),
+        sa.Column("prompt_key", sa.BigInteger, nullable=False),
+        sa.Column("prompt_hash", sa.String, nullable=False),
+        sa.Column("service", sa.String),
+        sa.Column("model", sa.String),  # the response model, else the request model
+        sa.Column("price_status", sa.String(16)),
+        sa.Column("pool", sa.String),
+        sa.Column("calls", sa.BigInteger, nullable=False),
+        *(
+            sa.Column(name, sa.BigInteger, nullable=False)
+            for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
+        ),
+        sa.Column("cost_usd", MONEY),  # sum over the row's calls; null when none had one
+        sa.Column("first_start", TS, nullable=False),
+        sa.Column("last_start", TS, nullable=False),
+    ]
+
+
+prompt_rollups = sa.Table("prompt_rollups", metadata, *_prompt_rollup_columns())
+prompt_rollups_unpaired = sa.Table("prompt_rollups_unpaired", metadata, *_prompt_rollup_columns())
+for _table in (prompt_rollups, prompt_rollups_unpaired):
+    _postgresql_only(sa.Index(f"ix_{_table.name}_hour", _table.c.hour))
+    _postgresql_only(sa.Index(f"ix_{_table.name}_prompt_key", _table.c.prompt_key, _table.c.hour))
+
 # Hours whose calls changed since they were rolled up; a row per change, never updated, so
 # the writer only ever appends here and never waits on (or conflicts with) the roller.
 rollup_dirty = sa.Table(

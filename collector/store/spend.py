@@ -43,6 +43,7 @@ from collector.price.ledger import POOL, PRICED
 from collector.price.periods import allocation_window, utc
 from collector.price.pools import Pool, allocate, fixed_cost
 from collector.price.usage import TokenUsage
+from collector.store import hours
 from collector.store import rollup as rollups
 from collector.store.schema import call_rollups, call_rollups_daily, calls
 
@@ -146,11 +147,6 @@ def _token_sums(src: sa.Subquery) -> tuple[sa.Label[Any], ...]:
     )
 
 
-# Past this many stretches read from calls, the closest are merged (clean hours between
-# them are then read from calls too): one SELECT per stretch keeps each a plain range.
-_MAX_RAW_STRETCHES = 16
-
-
 def _source(
     conn: sa.Connection,
     since: datetime,
@@ -172,9 +168,9 @@ def _source(
     stretches = [(since, until)]
     parts: list[sa.Select[Any]] = []
     if on_rollups is not None:
-        lo, hi = rollups.ceil_hour(since), rollups.floor_hour(until)
-        dirty = rollups.dirty_hours(conn, since, until)
-        stretches = _stretches([(since, lo), (hi, until), *((h, h + rollups.HOUR) for h in dirty)], since, until)
+        lo, hi = hours.ceil_hour(since), hours.floor_hour(until)
+        dirty = hours.dirty_hours(conn, since, until)
+        stretches = hours.raw_stretches(since, until, dirty)
         days = _clean_days(since, until, stretches)
         r, d = call_rollups, call_rollups_daily
         pooled = r.c.price_status == POOL
@@ -184,7 +180,7 @@ def _source(
         parts.append(
             _rows(r, r.c.hour).where(
                 r.c.hour >= lo,
-                r.c.hour < rollups.ceil_hour(until),
+                r.c.hour < hours.ceil_hour(until),
                 sa.or_(r.c.hour < hi, r.c.hour < horizon),
                 sa.not_(sa.and_(r.c.hour >= horizon, from_calls)),
                 sa.or_(sa.not_(in_days), pooled) if pool_hours else sa.not_(in_days),
@@ -230,32 +226,14 @@ def _clean_days(
 ) -> list[tuple[datetime, datetime]]:
     """Runs of whole UTC days in [since, until) that no stretch read from calls touches."""
     out: list[tuple[datetime, datetime]] = []
-    at, end = rollups.ceil_day(since), rollups.floor_day(until)
+    at, end = hours.ceil_day(since), hours.floor_day(until)
     for a, b in sorted(stretches):
-        lo, hi = rollups.floor_day(a), rollups.ceil_day(b)
+        lo, hi = hours.floor_day(a), hours.ceil_day(b)
         if at < min(lo, end):
             out.append((at, min(lo, end)))
         at = max(at, hi)
     if at < end:
         out.append((at, end))
-    return out
-
-
-def _stretches(
-    spans: Iterable[tuple[datetime, datetime]], since: datetime, until: datetime
-) -> list[tuple[datetime, datetime]]:
-    """Stretches clipped to [since, until), merged where they touch, at most _MAX_RAW_STRETCHES."""
-    out: list[tuple[datetime, datetime]] = []
-    for a, b in sorted((max(a, since), min(b, until)) for a, b in spans):
-        if a >= b:
-            continue
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    while len(out) > _MAX_RAW_STRETCHES:
-        i = min(range(len(out) - 1), key=lambda i: out[i + 1][0] - out[i][1])
-        out[i : i + 2] = [(out[i][0], out[i + 1][1])]
     return out
 
 

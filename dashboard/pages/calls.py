@@ -31,6 +31,7 @@ from collector.price.pricer import Priced
 from collector.price.usage import TokenUsage
 from collector.store import queries as store_queries
 from collector.store import spend as store
+from collector.store.prompts import PAIR_WINDOW
 from collector.store.schema import calls
 from dashboard import queries
 from dashboard.pages.common import converter, iso, tokens_json
@@ -40,7 +41,7 @@ PAGE_SIZE = 50
 NARROW = timedelta(days=1)
 SEARCH = ("trace_id", "prompt_hash", "service", "model")
 REPEATED_LIMIT = 25
-REPEATED_WINDOW = timedelta(days=7)
+REPEATED_WINDOW = PAIR_WINDOW  # a week: the longest window read without the prompts sent once
 AVERAGE_MONTH_SECONDS = Decimal("2629746")  # 365.2425 days / 12
 _KINDS = ("input", "cache_read", "cache_write", "output", "reasoning")
 
@@ -227,9 +228,10 @@ def detail(conn: sa.Connection, pricing: PricingConfig, view: View, trace_id: st
 def repeated(conn: sa.Connection, pricing: PricingConfig, view: View, query: Mapping[str, str]) -> dict[str, Any]:
     """Prompt hashes sent more than once: caching opportunities and what the repeats cost.
 
-    Over the last REPEATED_WINDOW of the range unless `window=range`: grouping every prompt
-    of a month of millions of calls by hash takes seconds (most hashes are distinct), and
-    what a cache would save is a matter of the current pace; the cost is also shown per month.
+    Over the last REPEATED_WINDOW of the range unless `window=range`: what a cache would save
+    is a matter of the current pace (the cost is also shown per month), and a window up to a
+    week reads only the prompts that repeat in it (collector/store/prompts.py); a longer one
+    groups every prompt of its range by hash, seconds over a month of millions of calls.
     """
     conv = converter(pricing, view)
     whole = query.get("window") == "range"

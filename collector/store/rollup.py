@@ -27,7 +27,7 @@ wrong. So:
   call_rollups_daily, other clean hours from call_rollups, and dirty hours from calls,
   so a report is exact at any moment, rolled up or not.
 
-The prompt rollups (collector/store/prompts.py, migration 0006), which the repeated-prompts
+The prompt rollups (collector/store/prompts.py, migration 0007), which the repeated-prompts
 page reads, are recomputed from the same dirty hours in the same transaction, then paired.
 
 Retention (retention_days > 0): raw calls and LLM spans that started before

@@ -187,7 +187,7 @@ call_rollups_daily = sa.Table("call_rollups_daily", metadata, *_rollup_columns("
 _postgresql_only(sa.Index("ix_call_rollups_daily_day", call_rollups_daily.c.day))
 
 
-# Prompt rollups (collector/store/rollup.py, migration 0006): calls per UTC hour and prompt
+# Prompt rollups (collector/store/rollup.py, migration 0007): calls per UTC hour and prompt
 # hash (and service, model, price status, pool), for the repeated-prompts page, kept exact
 # from the same dirty hours as call_rollups. Most prompt hashes are distinct, so there is
 # about a row per call, split in two tables: prompt_rollups_unpaired holds the rows of one

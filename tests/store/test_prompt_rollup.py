@@ -385,12 +385,12 @@ def test_concurrent_writes_keep_the_prompt_rollups_exact(engine: sa.Engine) -> N
 
 
 def test_the_migration_marks_every_hour_with_calls_to_roll_up_again(engine: sa.Engine) -> None:
-    """A ledger rolled up before 0006: its clean hours are marked again, so the page stays exact meanwhile."""
-    migrate(engine, "0005")
+    """A ledger rolled up before 0007: its clean hours are marked again, so the page stays exact meanwhile."""
+    migrate(engine, "0006")
     ledger = dataset(120, seed=17)
     write(engine, ledger)
     with engine.begin() as conn:
-        conn.execute(rollup_dirty.delete())  # as 0005's roller leaves them (its call_rollups do not matter here)
+        conn.execute(rollup_dirty.delete())  # as 0006's roller leaves them (its call_rollups do not matter here)
     migrate(engine)
     marked_hours = {hours.hour_of_ns(c.start_ns) for c in ledger}
     with engine.connect() as conn:
@@ -400,7 +400,7 @@ def test_the_migration_marks_every_hour_with_calls_to_roll_up_again(engine: sa.E
     rollup.roll_all(engine)
     assert prompt_rows(engine) == calls_grouped(engine)
     assert_exact(engine, WINDOWS[:2])
-    downgrade(engine, "0005")
+    downgrade(engine, "0006")
     migrate(engine)
 
 

@@ -9,16 +9,16 @@ is marked dirty here, so the first roller pass fills them and the page stays exa
 meanwhile (dirty hours are read from calls). Indexes on PostgreSQL only (migration 0002):
 the hour, for the roller's deletes and the page; the key, for pairing.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-26
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

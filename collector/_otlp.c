@@ -891,11 +891,12 @@ done:
     return ok ? 0 : -1;
 }
 
-/* ScopeSpans: the scope's name and version, then each span. */
+/* ResourceSpans and ScopeSpans share one shape: field 1 a singular message (the resource,
+   the scope), field 2 the repeated children, field 3 schema_url. Finds field 1 and checks
+   the others; -1 declines. */
 static int
-scope_spans(Ctx *c, Buf b, Shared *sh, PyObject *spans, PyObject *rejected)
+envelope(Buf b, Buf *head)
 {
-    Buf scope = {NULL, NULL};
     int seen = 0;
     for (Buf walk = b; walk.p < walk.end;) {
         uint32_t field;
@@ -908,10 +909,20 @@ scope_spans(Ctx *c, Buf b, Shared *sh, PyObject *spans, PyObject *rejected)
         if (read_value(&walk, wt, WT_LEN, &sub, &num) < 0)
             return -1;
         if (field == 1)
-            scope = sub;
+            *head = sub;
         else if (field == 3 && !utf8_valid(sub.p, sub.end - sub.p))
             return -1;
     }
+    return 0;
+}
+
+/* ScopeSpans: the scope's name and version, then each span. */
+static int
+scope_spans(Ctx *c, Buf b, Shared *sh, PyObject *spans, PyObject *rejected)
+{
+    Buf scope = {NULL, NULL};
+    if (envelope(b, &scope) < 0)
+        return -1;
     Buf name = {NULL, NULL}, version = {NULL, NULL};
     int scope_seen = 0;
     static const int wire[5] = {-1, WT_LEN, WT_LEN, WT_LEN, WT_VARINT};
@@ -956,22 +967,8 @@ static int
 resource_spans(Ctx *c, Buf b, PyObject *spans, PyObject *rejected)
 {
     Buf resource = {NULL, NULL};
-    int seen = 0;
-    for (Buf walk = b; walk.p < walk.end;) {
-        uint32_t field;
-        int wt;
-        Buf sub = {NULL, NULL};
-        uint64_t num = 0;
-        if (read_tag(&walk, &field, &wt) < 0 || field < 1 || field > 3 || (field != 2 && (seen & (1 << field))))
-            return -1;
-        seen |= 1 << field;
-        if (read_value(&walk, wt, WT_LEN, &sub, &num) < 0)
-            return -1;
-        if (field == 1)
-            resource = sub;
-        else if (field == 3 && !utf8_valid(sub.p, sub.end - sub.p))
-            return -1;
-    }
+    if (envelope(b, &resource) < 0)
+        return -1;
     Py_ssize_t n = 0;
     int dropped_seen = 0;
     for (Buf walk = resource; walk.p < walk.end;) {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
@@ -31,7 +30,7 @@ from collector.store.writer import LedgerWriter
 from dashboard.queries import EPOCH, RepeatedPrompt, repeated_prompts
 from tests.pricecalls import at, call
 from tests.spans import llm
-from tests.store.test_rollup import pricing, write
+from tests.store.test_rollup import pricing, write, write_while_rolling
 
 pytestmark = pytest.mark.slow  # seconds per test: not the fast part
 
@@ -357,27 +356,7 @@ def test_concurrent_writes_keep_the_prompt_rollups_exact(engine: sa.Engine) -> N
     """Batches land in the hours being rolled while rollers run (two on PostgreSQL, as two collectors)."""
     migrate(engine)
     ledger = dataset(400, seed=13)
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def roll() -> None:
-        while not done.is_set():
-            try:
-                rollup.roll_pass(engine, max_hours=8)
-            except Exception as exc:  # DuckDB may refuse a conflicting transaction; the next pass retries
-                if "conflict" not in str(exc).lower():
-                    errors.append(exc)
-
-    rollers = [threading.Thread(target=roll) for _ in range(2 if engine.dialect.name == "postgresql" else 1)]
-    for t in rollers:
-        t.start()
-    try:
-        write(engine, ledger, batch=7)
-    finally:
-        done.set()
-        for t in rollers:
-            t.join(30)
-    assert errors == []
+    assert write_while_rolling(engine, ledger) == []
     rollup.roll_all(engine)
     assert prompt_rows(engine) == calls_grouped(engine)
     assert_paired(engine)

@@ -115,6 +115,33 @@ def write(engine: sa.Engine, ledger: Sequence[Call], config: PricingConfig | Non
         writer.write(WriteBatch(calls=part, prices=[price(c) for c in part]), 0)
 
 
+def write_while_rolling(engine: sa.Engine, ledger: Sequence[Call], batch: int = 7) -> list[BaseException]:
+    """Write the calls in small batches while rollers run (two on PostgreSQL, as two
+    collectors would); what the rollers raised, a DuckDB transaction conflict aside
+    (the next pass retries)."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def roll() -> None:
+        while not done.is_set():
+            try:
+                rollup.roll_pass(engine, max_hours=8)
+            except Exception as exc:
+                if "conflict" not in str(exc).lower():
+                    errors.append(exc)
+
+    rollers = [threading.Thread(target=roll) for _ in range(2 if engine.dialect.name == "postgresql" else 1)]
+    for t in rollers:
+        t.start()
+    try:
+        write(engine, ledger, batch=batch)
+    finally:
+        done.set()
+        for t in rollers:
+            t.join(30)
+    return errors
+
+
 @pytest.fixture
 def ledger(engine: sa.Engine) -> sa.Engine:
     migrate(engine)
@@ -278,27 +305,7 @@ def test_concurrent_writes_never_lose_a_mark(engine: sa.Engine) -> None:
     collectors would): once the writes stop and a last roll ends, rollups equal the calls."""
     migrate(engine)
     ledger = dataset(600, seed=11)
-    done = threading.Event()
-    errors: list[BaseException] = []
-
-    def roll() -> None:
-        while not done.is_set():
-            try:
-                rollup.roll_pass(engine, max_hours=8)
-            except Exception as exc:  # DuckDB may refuse a conflicting transaction; the next pass retries
-                if "conflict" not in str(exc).lower():
-                    errors.append(exc)
-
-    rollers = [threading.Thread(target=roll) for _ in range(2 if engine.dialect.name == "postgresql" else 1)]
-    for t in rollers:
-        t.start()
-    try:
-        write(engine, ledger, batch=7)
-    finally:
-        done.set()
-        for t in rollers:
-            t.join(30)
-    assert errors == []
+    assert write_while_rolling(engine, ledger) == []
     rollup.roll_all(engine)
     assert rollup_rows(engine) == calls_grouped(engine)
     assert_days_sum_hours(engine)

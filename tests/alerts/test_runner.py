@@ -126,7 +126,9 @@ def test_states_persist_so_a_restart_neither_repages_nor_forgets(ledger: sa.Engi
     assert history[1]["labels"] == {"alertname": "PoolBelowBreakEven", "pool": "gpu-a", "severity": "warning"}
 
 
-@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])], indirect=True
+)
 def test_replicas_take_turns_on_postgresql(ledger: sa.Engine) -> None:
     """Several collectors on one PostgreSQL: one evaluates at a time (DuckDB has one process)."""
     rule = Rule("PoolBelowBreakEven", "pool_below_breakeven")

@@ -12,7 +12,7 @@ from collector.store.engine import make_engine
 from tests.conftest import postgres_schema
 
 
-@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["duckdb", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])])
 def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[sa.Engine]:
     url = f"duckdb:///{tmp_path / 'm.duckdb'}"
     with contextlib.ExitStack() as stack:

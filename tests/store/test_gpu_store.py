@@ -20,7 +20,9 @@ NOON = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 S = 10**9
 
 
-@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["duckdb", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])]
+)
 def migrated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
     """One migrated database per dialect for the module (migrating per test would take most of its time)."""
     with contextlib.ExitStack() as stack:

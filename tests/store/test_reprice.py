@@ -253,7 +253,9 @@ def test_a_call_read_back_from_its_row_is_the_call_that_was_stored(ledger: sa.En
     assert call_from_row(row) == stored
 
 
-@pytest.mark.parametrize("engine", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@pytest.mark.parametrize(
+    "engine", [pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])], indirect=True
+)
 def test_a_call_replaced_by_a_collector_mid_run_keeps_the_collectors_price(
     ledger: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

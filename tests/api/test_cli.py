@@ -106,6 +106,8 @@ def test_serve_ingests_and_sigterm_drains_and_exits_zero(tmp_path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert time.monotonic() - started < 30
+        output = proc.stdout.read() if proc.stdout else ""
+        assert "leaked" not in output, output  # the start-up objects frozen out of the GC are thawed at exit
     finally:
         if proc.poll() is None:
             proc.kill()

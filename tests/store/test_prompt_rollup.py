@@ -18,19 +18,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from collector.pipeline import Pipeline, Work
-from collector.price.ledger import POOL, PRICED, ledger_pricer
+from collector.price.ledger import POOL, PRICED
 from collector.price.usage import TokenUsage
 from collector.records import Call
 from collector.reprice import plan_run, reprice
 from collector.store import hours, prompts, rollup
 from collector.store.engine import downgrade, migrate
 from collector.store.schema import calls, prompt_rollups, prompt_rollups_unpaired, rollup_dirty
-from collector.store.writer import LedgerWriter
 from dashboard.queries import EPOCH, RepeatedPrompt, repeated_prompts
 from tests.pricecalls import at, call
-from tests.spans import llm
-from tests.store.test_rollup import pricing, write, write_while_rolling
+from tests.store.test_rollup import late_span_re_merges, pricing, write, write_while_rolling
 
 pytestmark = pytest.mark.slow  # seconds per test: not the fast part
 
@@ -266,23 +263,7 @@ def test_a_late_call_repeats_a_rolled_up_prompt_alone_until_then(ledger: sa.Engi
 
 def test_a_late_span_that_re_merges_a_rolled_up_call(ledger: sa.Engine) -> None:
     """The writer deletes the call and inserts the merged one (model, tokens, price change): its hour is dirty."""
-    config = pricing()
-    pipeline = Pipeline(LedgerWriter(ledger), 1000, 100, 100, price=ledger_pricer(config))
-    pipeline.start()
-    try:
-        start_ns = int(at("2025-06-10T09:59:59.5").timestamp() * 1e9)
-        base = dict(trace_id="f" * 32, request_model="gpt-t", service="search", input_tokens=None, output_tokens=None)
-        outer = dataclasses.replace(llm("a" * 16, **base), start_ns=start_ns, end_ns=start_ns + 10**9, prompt_hash=digest("popular 3"))  # type: ignore[arg-type]  # fmt: skip
-        pipeline.submit(Work(spans=[outer])).result(timeout=10)
-        rollup.roll_all(ledger)
-        assert_exact(ledger, WINDOWS[:3])
-        inner = dataclasses.replace(
-            outer, span_id="b" * 16, parent_span_id="a" * 16, start_ns=start_ns + 10**6, end_ns=start_ns + 9 * 10**8,
-            response_model="gpt-t-2025", input_tokens=5_000, output_tokens=700,
-        )  # fmt: skip
-        pipeline.submit(Work(spans=[inner])).result(timeout=10)
-    finally:
-        pipeline.stop()
+    late_span_re_merges(ledger, pricing(), lambda: assert_exact(ledger, WINDOWS[:3]), prompt_hash=digest("popular 3"))
     with ledger.connect() as conn:
         merged = sa.select(calls.c.response_model, calls.c.price_status, calls.c.prompt_hash)
         assert conn.execute(merged.where(calls.c.trace_id == "f" * 32)).all() == [

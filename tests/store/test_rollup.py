@@ -12,7 +12,7 @@ import dataclasses
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -142,6 +142,30 @@ def write_while_rolling(engine: sa.Engine, ledger: Sequence[Call], batch: int = 
     return errors
 
 
+def late_span_re_merges(
+    engine: sa.Engine, config: PricingConfig, rolled: Callable[[], None], **outer_fields: Any
+) -> None:
+    """Trace f*32 through a pipeline: the caller's span alone (no usage: unpriced no_usage),
+    rolled up, `rolled()` checked, then the engine's span, which re-merges the stored call
+    (its model version, tokens and price change)."""
+    pipeline = Pipeline(LedgerWriter(engine), 1000, 100, 100, price=ledger_pricer(config))
+    pipeline.start()
+    try:
+        start_ns = int(at("2025-06-10T09:59:59.5").timestamp() * 1e9)
+        base = dict(trace_id="f" * 32, request_model="gpt-t", service="search", input_tokens=None, output_tokens=None)
+        outer = dataclasses.replace(llm("a" * 16, **base), start_ns=start_ns, end_ns=start_ns + 10**9, **outer_fields)  # type: ignore[arg-type]  # fmt: skip
+        pipeline.submit(Work(spans=[outer])).result(timeout=10)
+        rollup.roll_all(engine)
+        rolled()
+        inner = dataclasses.replace(
+            outer, span_id="b" * 16, parent_span_id="a" * 16, start_ns=start_ns + 10**6, end_ns=start_ns + 9 * 10**8,
+            response_model="gpt-t-2025", input_tokens=5_000, output_tokens=700,
+        )  # fmt: skip
+        pipeline.submit(Work(spans=[inner])).result(timeout=10)
+    finally:
+        pipeline.stop()
+
+
 @pytest.fixture
 def ledger(engine: sa.Engine) -> sa.Engine:
     migrate(engine)
@@ -255,24 +279,7 @@ def test_a_late_span_that_re_merges_a_rolled_up_call(engine: sa.Engine) -> None:
     migrate(engine)
     config = pricing()
     write(engine, dataset(60))
-    pipeline = Pipeline(LedgerWriter(engine), 1000, 100, 100, price=ledger_pricer(config))
-    pipeline.start()
-    try:
-        start_ns = int(at("2025-06-10T09:59:59.5").timestamp() * 1e9)
-        # The caller's span reports no usage: the call is unpriced (no_usage) until the engine's span comes.
-        base = dict(trace_id="f" * 32, request_model="gpt-t", service="search", input_tokens=None, output_tokens=None)
-        outer = dataclasses.replace(llm("a" * 16, **base), start_ns=start_ns, end_ns=start_ns + 10**9)  # type: ignore[arg-type]
-        pipeline.submit(Work(spans=[outer])).result(timeout=10)
-        rollup.roll_all(engine)
-        assert_exact(engine, config)
-        # Later, the engine's span: the call's model version, tokens and price change.
-        inner = dataclasses.replace(
-            outer, span_id="b" * 16, parent_span_id="a" * 16, start_ns=start_ns + 10**6, end_ns=start_ns + 9 * 10**8,
-            response_model="gpt-t-2025", input_tokens=5_000, output_tokens=700,
-        )  # fmt: skip
-        pipeline.submit(Work(spans=[inner])).result(timeout=10)
-    finally:
-        pipeline.stop()
+    late_span_re_merges(engine, config, lambda: assert_exact(engine, config))
     with engine.connect() as conn:
         merged = sa.select(calls.c.response_model, calls.c.span_count, calls.c.price_status)
         assert conn.execute(merged.where(calls.c.trace_id == "f" * 32)).all() == [("gpt-t-2025", 2, "priced")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from collector.price.config import PricingConfig
 from collector.price.money import stored
@@ -27,6 +28,8 @@ POOL = "pool"
 UNPRICED = "unpriced"
 MEMO_ENTRIES = 10_000  # distinct keys each memo holds; past it the memo starts over
 DAY_NS = 86_400 * 10**9
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +64,15 @@ def ledger_pricer(config: PricingConfig) -> Callable[[Call], CallPrice]:
         if pools:
             where = (call.backend_class, call.backend, call.server_address, call.response_model, call.request_model,
                      call.quantization)  # fmt: skip
-            if where not in pools_of:
-                if len(pools_of) > MEMO_ENTRIES:
-                    pools_of.clear()
-                pools_of[where] = pool_for(pools, call)
-            pool = pools_of[where]
+            pool = _remembered(pools_of, where, lambda: pool_for(pools, call))
             if pool is not None:
                 return CallPrice(POOL, pool=pool.name, source=f"pool {pool.name}")
         if not call.usage_reported:
             return CallPrice(UNPRICED, unpriced_reason=NO_USAGE)
         # Entries and discounts start on UTC days: one plan per (provider, models, day).
         day = (call.provider, call.response_model, call.request_model, call.start_ns // DAY_NS)
-        plan = plans.get(day)
-        if plan is None:
-            if len(plans) > MEMO_ENTRIES:
-                plans.clear()
-            models = names((call.response_model, call.request_model))
-            plan = plans[day] = pricer.plan(call.provider, models, from_ns(call.start_ns))
+        models = (call.response_model, call.request_model)
+        plan = _remembered(plans, day, lambda: pricer.plan(call.provider, names(models), from_ns(call.start_ns)))
         if isinstance(plan, Unpriced):
             return CallPrice(UNPRICED, unpriced_reason=plan.reason)
         cost, list_cost = plan.totals(TokenUsage.of_call(call))
@@ -87,3 +82,13 @@ def ledger_pricer(config: PricingConfig) -> Callable[[Call], CallPrice]:
         )  # fmt: skip
 
     return price
+
+
+def _remembered(memo: dict[K, V], key: K, compute: Callable[[], V]) -> V:
+    """memo[key], computed on a miss; past MEMO_ENTRIES keys the memo starts over."""
+    if key in memo:
+        return memo[key]
+    if len(memo) > MEMO_ENTRIES:
+        memo.clear()
+    value = memo[key] = compute()
+    return value

@@ -23,7 +23,7 @@ from collector.price.ledger import ledger_pricer
 from collector.receive.grpc import build_grpc_server
 from collector.receive.http import build_otlp_app
 from collector.settings import Settings, SettingsError
-from collector.store.engine import current_revision, head_revision, make_engine, migrate
+from collector.store.engine import current_revision, head_revision, migrate, settings_engine
 from collector.store.rollup import Roller
 from collector.store.writer import LedgerWriter
 from dashboard.routes import add_dashboard
@@ -50,7 +50,7 @@ class Collector:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.db, settings.duckdb_memory_limit)
+        self.engine = settings_engine(settings)
         self.pipeline: Pipeline | None = None
         self.otlp_http_port = settings.otlp_http_port
         self.otlp_grpc_port = settings.otlp_grpc_port

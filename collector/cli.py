@@ -201,9 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         _logging(settings)
         if args.command == "migrate":
-            from collector.store.engine import current_revision, make_engine, migrate
+            from collector.store.engine import current_revision, migrate, settings_engine
 
-            engine = make_engine(settings.db, settings.duckdb_memory_limit)
+            engine = settings_engine(settings)
             migrate(engine, args.revision)
             print(f"database at revision {current_revision(engine)}")
             return 0

@@ -69,6 +69,8 @@ class Settings:
     batch_max_spans: int = 20_000
     trace_cache_traces: int = 20_000
     duckdb_memory_limit: str = "1GB"
+    # WAL size past which DuckDB checkpoints (rewrites row groups into the file); see README Scaling.
+    duckdb_checkpoint_threshold: str = "256MB"
     # Mapping: canonical field -> span/resource attribute names tried first, in order.
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # server address, address:port or provider -> backend class.
@@ -248,8 +250,9 @@ def _check(s: Settings) -> None:
         raise SettingsError(f"retention_days: must be 0 (keep raw calls) or a number of days, got {s.retention_days}")
     if s.batch_max_spans > s.queue_max_spans:
         raise SettingsError("batch_max_spans: must not exceed queue_max_spans")
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)", s.duckdb_memory_limit.strip().lower()):
-        raise SettingsError(f"duckdb_memory_limit: expected a size such as 512MB or 2GB, got {s.duckdb_memory_limit!r}")
+    for name in ("duckdb_memory_limit", "duckdb_checkpoint_threshold"):
+        if not re.fullmatch(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)", getattr(s, name).strip().lower()):
+            raise SettingsError(f"{name}: expected a size such as 512MB or 2GB, got {getattr(s, name)!r}")
     if (s.tls_cert_file is None) != (s.tls_key_file is None):
         raise SettingsError("tls_cert_file, tls_key_file: give both (PEM certificate and its key) or neither")
     for name in ("tls_cert_file", "tls_key_file"):

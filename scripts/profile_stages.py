@@ -35,7 +35,7 @@ from collector.pipeline import Pipeline, Work
 from collector.price.ledger import ledger_pricer
 from collector.records import LlmSpan
 from collector.settings import load_settings
-from collector.store.engine import make_engine, migrate
+from collector.store.engine import migrate, settings_engine
 from collector.store.writer import LedgerWriter
 
 
@@ -55,7 +55,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db_url or f"duckdb:///{tmp}/profile.duckdb"
         settings = load_settings({"db": url}, {})
-        engine = make_engine(url, settings.duckdb_memory_limit)
+        engine = settings_engine(settings)
         migrate(engine)
         writer = LedgerWriter(engine)
         pipeline = Pipeline(

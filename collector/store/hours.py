@@ -34,6 +34,11 @@ def hour_of_ns(ns: int) -> datetime:
     return EPOCH + timedelta(hours=ns // HOUR_NS)
 
 
+def hours_of_ns(instants: Iterable[int]) -> list[datetime]:
+    """The UTC hours that hold these instants (ns since the epoch), each once, in order."""
+    return [EPOCH + timedelta(hours=hour) for hour in sorted({ns // HOUR_NS for ns in instants})]
+
+
 def floor_hour(at: datetime) -> datetime:
     """The start of the UTC hour that holds `at` (naive means UTC)."""
     return EPOCH + timedelta(hours=(utc(at) - EPOCH) // HOUR)

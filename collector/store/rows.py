@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from collector.price.fx import USD
 from collector.price.ledger import POOL, PRICED, CallPrice
 from collector.price.money import stored
@@ -60,16 +62,31 @@ def call_columns(calls: Sequence[Call], prices: Sequence[CallPrice], received_at
 
 def span_columns(spans: Sequence[LlmSpan], received_at_us: int) -> dict[str, list[Any]]:
     """LLM spans as column -> values, times in microseconds, attributes as JSON."""
-    dumps = json.JSONEncoder(default=str, ensure_ascii=False).encode
     cols: dict[str, list[Any]] = {name: [getattr(s, name) for s in spans] for name in _SPAN_ATTRS}
     cols.update(
         start_time=[s.start_ns // 1000 for s in spans],
         end_time=[s.end_ns // 1000 for s in spans],
         received_at=[received_at_us] * len(spans),
         conventions=[",".join(s.conventions) for s in spans],
-        attributes=[dumps(s.attributes) for s in spans],
+        attributes=[attributes_json(s.attributes) for s in spans],
     )
     return {name: cols[name] for name in SPAN_COLUMNS}
+
+
+_PLAIN_JSON = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
+def attributes_json(attributes: dict[str, Any]) -> str:
+    """A span's audit attributes as JSON text (orjson: a sixth of json's time per span).
+
+    NaN and infinities become null, as JSON has no such numbers. The rare span orjson refuses
+    (a lone surrogate, which an OTLP/JSON escape can carry) takes json, which writes them as
+    the NaN and Infinity it always wrote.
+    """
+    try:
+        return orjson.dumps(attributes, default=str).decode()
+    except orjson.JSONEncodeError:
+        return _PLAIN_JSON(attributes)
 
 
 def span_from_row(row: Any) -> LlmSpan:

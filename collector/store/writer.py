@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql
 
 from collector.price.ledger import NOT_PRICED, CallPrice
 from collector.records import Call, LlmSpan
-from collector.store.rollup import hour_of_ns, mark_dirty
+from collector.store.hours import hours_of_ns, mark_dirty
 from collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
 from collector.store.schema import calls, ingest_counters, llm_spans
 
@@ -103,17 +103,16 @@ class LedgerWriter:
         span_cols = span_columns(batch.new_spans, received_at_us)
         prices = batch.prices or [NOT_PRICED] * len(batch.calls)
         call_cols = call_columns(batch.calls, prices, received_at_us)
+        # The hours whose calls changed, rolled up again by the roller (collector/store/rollup.py).
+        hours = hours_of_ns([k.start_ns for k in batch.replaced_calls] + [c.start_ns for c in batch.calls])
         with self.engine.begin() as conn:
             if self.is_duckdb:
                 self._write_duckdb(conn, batch, span_cols, call_cols)
+                _duckdb_bookkeeping(conn, batch.counters, hours)
             else:
                 self._write_generic(conn, batch, span_cols, call_cols)
-            self._bump_counters(conn, batch.counters)
-            # The hours whose calls changed, rolled up again by the roller (collector/store/rollup.py).
-            mark_dirty(
-                conn,
-                {hour_of_ns(k.start_ns) for k in batch.replaced_calls} | {hour_of_ns(c.start_ns) for c in batch.calls},
-            )
+                self._bump_counters(conn, batch.counters)
+                mark_dirty(conn, hours)
 
     def _write_duckdb(
         self, conn: sa.Connection, batch: WriteBatch, span_cols: dict[str, list[Any]], call_cols: dict[str, list[Any]]
@@ -232,6 +231,26 @@ class LedgerWriter:
                 .limit(limit)
             )
             return [r[0] for r in rows]
+
+
+def _duckdb_bookkeeping(conn: sa.Connection, counters: Mapping[tuple[str, str], int], hours: list[datetime]) -> None:
+    """DuckDB: the commit's counters and dirty hours, as two plain statements.
+
+    The same rows as _bump_counters and mark_dirty; SQLAlchemy's compile of those two
+    statements cost 8 ms per commit (16 µs per span at 512 spans a commit).
+    """
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    rows = [(name, reason, value) for (name, reason), value in counters.items() if value]
+    if rows:
+        raw.execute(
+            "INSERT INTO ingest_counters (name, reason, value) VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(rows))
+            + " ON CONFLICT (name, reason) DO UPDATE SET value = ingest_counters.value + excluded.value",
+            [item for row in rows for item in row],
+        )
+    if hours:
+        raw.execute("INSERT INTO rollup_dirty (hour) VALUES " + ", ".join(["(?)"] * len(hours)), hours)
 
 
 def _copy_insert(conn: sa.Connection, table: sa.Table, cols: Mapping[str, list[Any]]) -> int:

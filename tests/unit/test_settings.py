@@ -23,6 +23,9 @@ from collector.settings import SettingsError, load_settings
         pytest.param({"queue_max_spans": 0}, {}, "queue_max_spans", id="zero queue"),
         pytest.param({"config": "/nonexistent/breakeven.toml"}, {}, "config", id="missing config file"),
         pytest.param({"duckdb_memory_limit": "lots"}, {}, "duckdb_memory_limit", id="memory limit not a size"),
+        pytest.param(
+            {"duckdb_checkpoint_threshold": "often"}, {}, "duckdb_checkpoint_threshold", id="checkpoint not a size"
+        ),
     ],
 )
 def test_bad_setting_is_named(flags: dict, env: dict, names: str) -> None:

@@ -1,0 +1,32 @@
+"""The DuckDB engine takes the configured memory limit and checkpoint threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.settings import load_settings
+from collector.store.engine import settings_engine
+
+
+@pytest.mark.parametrize(
+    ("flags", "memory", "checkpoint"),
+    [
+        pytest.param({}, "953.6 MiB", "244.1 MiB", id="defaults: 1GB and 256MB (DuckDB shows MiB)"),
+        pytest.param(
+            {"duckdb_memory_limit": "512MiB", "duckdb_checkpoint_threshold": "64MiB"}, "512.0 MiB", "64.0 MiB", id="set"
+        ),
+    ],
+)
+def test_the_engine_applies_the_duckdb_settings(tmp_path: Path, flags: dict, memory: str, checkpoint: str) -> None:
+    settings = load_settings({"db": f"duckdb:///{tmp_path}/ledger.duckdb", **flags}, environ={})
+    engine = settings_engine(settings)
+    try:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold')"
+            ).one()
+    finally:
+        engine.dispose()
+    assert tuple(found) == (memory, checkpoint)

@@ -25,6 +25,7 @@ which has none, by halves_of_one_call and FailureMemory below.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,42 +141,52 @@ def _first(values: Iterable[object]) -> object:
 
 
 def call_of_span(span: LlmSpan) -> Call:
-    """The call a lone span describes: merge_group of one span, without the sorting."""
+    """The call a lone span describes: merge_group of one span, without the sorting.
+
+    The hot path of ingest (most traces are one span): Call's fields positionally, in
+    their declared order, and the conventions string remembered per tuple.
+    """
     error = span.status == "error"
     return Call(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        start_ns=span.start_ns,
-        end_ns=span.end_ns,
-        ttft_ms=span.ttft_ms,
-        service=span.service,
-        environment=span.environment,
-        team=span.team,
-        feature=span.feature,
-        operation=span.operation,
-        provider=span.provider,
-        backend=span.backend,
-        backend_class=span.backend_class,
-        server_address=span.server_address,
-        request_model=span.request_model,
-        response_model=span.response_model,
-        quantization=span.quantization,
-        prompt_hash=span.prompt_hash,
-        usage_reported=span.input_tokens is not None or span.output_tokens is not None,
-        streaming=span.streaming,
-        status="error" if error else "ok",
-        error_type=span.error_type if error else None,
-        emitter=span.emitter,
-        conventions=",".join(sorted(set(span.conventions))),
-        member_span_ids=(span.span_id,),
-        input_tokens=span.input_tokens or 0,
-        cache_read_tokens=span.cache_read_tokens or 0,
-        cache_write_tokens=span.cache_write_tokens or 0,
-        output_tokens=span.output_tokens or 0,
-        reasoning_tokens=span.reasoning_tokens or 0,
-        response_id=span.response_id,
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_ns,
+        span.end_ns,
+        span.ttft_ms,
+        span.service,
+        span.environment,
+        span.team,
+        span.feature,
+        span.operation,
+        span.provider,
+        span.backend,
+        span.backend_class,
+        span.server_address,
+        span.request_model,
+        span.response_model,
+        span.quantization,
+        span.prompt_hash,
+        span.input_tokens or 0,
+        span.cache_read_tokens or 0,
+        span.cache_write_tokens or 0,
+        span.output_tokens or 0,
+        span.reasoning_tokens or 0,
+        span.input_tokens is not None or span.output_tokens is not None,  # usage_reported
+        span.streaming,
+        "error" if error else "ok",
+        span.error_type if error else None,
+        span.emitter,
+        _conventions_text(span.conventions),
+        (span.span_id,),  # member_span_ids
+        span.response_id,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _conventions_text(conventions: tuple[str, ...]) -> str:
+    """A span's conventions as a call stores them: distinct, sorted, comma-separated."""
+    return ",".join(sorted(set(conventions)))
 
 
 def merge_group(group: Sequence[LlmSpan]) -> Call:

@@ -19,7 +19,7 @@ response model, quantization, time to first token) from the innermost, the engin
 the backend class from the innermost span that saw an address, before any that did not);
 token counts from the span that reports the most token kinds, the innermost on a tie.
 
-Across traces (collector/pipeline.py) calls merge by provider response id; a failed call,
+Across traces (collector/crosstrace.py) calls merge by provider response id; a failed call,
 which has none, by halves_of_one_call and FailureMemory below.
 """
 

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -198,20 +198,24 @@ class Pipeline:
             for hint in work.hints:
                 hints_by_trace.setdefault(hint.trace_id, []).append(hint)
 
-        states = self._known_states(_windows(by_trace, hints_by_trace))
+        states = self._known_states(by_trace, hints_by_trace)
         duplicates = calls_added = 0
+        new_spans_out, calls_out = batch.new_spans, batch.calls
         for trace_id in by_trace.keys() | hints_by_trace.keys():
             old = states.get(trace_id)
             new_spans = by_trace.get(trace_id, ())
-            hints = hints_by_trace.get(trace_id, ())
-            if old is None and not hints and len(new_spans) == 1:  # a new trace's lone span: most traffic
-                span = self._hinted(new_spans[0])
+            if old is None and len(new_spans) == 1 and (not hints_by_trace or trace_id not in hints_by_trace):
+                # a new trace's lone span: most traffic
+                span = new_spans[0]
+                if self._hints:
+                    span = self._hinted(span)
                 call = call_of_span(span)
-                batch.new_spans.append(span)
-                batch.calls.append(call)
-                states[trace_id] = TraceState({span.span_id: span}, {call.key: call})
+                new_spans_out.append(span)
+                calls_out.append(call)
+                states[trace_id] = TraceState({span.span_id: span}, {(trace_id, span.span_id): call}, None)
                 calls_added += 1
                 continue
+            hints = hints_by_trace.get(trace_id, ())
             held = dict(old.spans) if old else {}
             fresh: dict[str, LlmSpan] = {}
             for span in new_spans:
@@ -259,23 +263,32 @@ class Pipeline:
                 batch.counters[key] = batch.counters.get(key, 0) + value
         return batch, states
 
-    def _known_states(self, windows: dict[str, tuple[int, int]]) -> dict[str, TraceState]:
+    def _known_states(
+        self, by_trace: dict[str, list[LlmSpan]], hints_by_trace: dict[str, list[PromptHashHint]]
+    ) -> dict[str, TraceState]:
         """What is known of these traces: from the cache, else from the database when seen before.
 
         A trace the seen-filter never saw is new: no state, no query. Else its stored
-        spans that started within TRACE_LOOKUP_WINDOW_NS of the new ones are loaded (and
-        added to a cached state that does not cover that stretch of time).
+        spans that started within TRACE_LOOKUP_WINDOW_NS of the new ones (_window) are
+        loaded (and added to a cached state that does not cover that stretch of time).
         """
         states: dict[str, TraceState] = {}
         to_load: dict[str, tuple[int, int]] = {}
-        for trace_id, (lo, hi) in windows.items():
-            state = self.cache.get(trace_id)
+        now = time.time_ns()
+        cache, seen, shared_store = self.cache, self.seen, self.shared_store
+        for trace_id in {**by_trace, **hints_by_trace} if hints_by_trace else by_trace:
+            state = cache.get(trace_id)
             if state is not None:
                 states[trace_id] = state
+                if state.covers is None:  # it holds every span of the trace
+                    continue
+                lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
                 if state.covers_window(lo, hi):
                     continue
-            elif not self.shared_store and not self.seen.maybe_seen(trace_id):
+            elif not shared_store and not seen.maybe_seen(trace_id):
                 continue
+            else:
+                lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
             to_load[trace_id] = (lo - TRACE_LOOKUP_WINDOW_NS, hi + TRACE_LOOKUP_WINDOW_NS)
         if not to_load:
             return states
@@ -312,23 +325,13 @@ class Pipeline:
         """After the commit: cache the traces' states, without the attributes already stored."""
         for span in batch.new_spans:
             span.attributes = {}
+        cache, seen = self.cache, self.seen
         for trace_id, state in states.items():
-            if state.covers is None and trace_id not in self.cache:
-                self.seen.add(trace_id)
-            self.cache.put(trace_id, state)
+            if not cache.put(trace_id, state) and state.covers is None:  # a new trace
+                seen.add(trace_id)
 
 
-def _windows(
-    by_trace: dict[str, list[LlmSpan]], hints_by_trace: dict[str, list[PromptHashHint]]
-) -> dict[str, tuple[int, int]]:
-    """Per trace, the range of start times (ns) its new spans and hints fall in."""
-    windows: dict[str, tuple[int, int]] = {}
-    for trace_id, spans in by_trace.items():
-        starts = [s.start_ns for s in spans]
-        windows[trace_id] = (min(starts), max(starts))
-    now = time.time_ns()
-    for trace_id, hints in hints_by_trace.items():
-        times = [h.time_ns or now for h in hints]
-        lo, hi = windows.get(trace_id, (min(times), max(times)))
-        windows[trace_id] = (min(lo, *times), max(hi, *times))
-    return windows
+def _window(spans: Sequence[LlmSpan], hints: Sequence[PromptHashHint], now_ns: int) -> tuple[int, int]:
+    """The range of start times (ns) a trace's new spans and hints fall in (a hint of unknown time: now)."""
+    times = [s.start_ns for s in spans] + [h.time_ns or now_ns for h in hints]
+    return min(times), max(times)

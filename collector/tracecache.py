@@ -41,12 +41,16 @@ class TraceCache:
         """The state of a trace, if it is still held."""
         return self._states.get(trace_id)
 
-    def put(self, trace_id: str, state: TraceState) -> None:
-        """Hold (or refresh) a trace's state, evicting the least recently touched."""
-        self._states[trace_id] = state
-        self._states.move_to_end(trace_id)
-        while len(self._states) > self.max_traces:
-            self._states.popitem(last=False)
+    def put(self, trace_id: str, state: TraceState) -> bool:
+        """Hold (or refresh) a trace's state, evicting the least recently touched; whether it was held."""
+        states = self._states
+        held = trace_id in states
+        states[trace_id] = state
+        if held:
+            states.move_to_end(trace_id)
+        while len(states) > self.max_traces:
+            states.popitem(last=False)
+        return held
 
     def __len__(self) -> int:
         return len(self._states)

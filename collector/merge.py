@@ -19,15 +19,18 @@ response model, quantization, time to first token) from the innermost, the engin
 the backend class from the innermost span that saw an address, before any that did not);
 token counts from the span that reports the most token kinds, the innermost on a tie.
 
-Across traces (collector/pipeline.py) calls merge by provider response id; a failed call,
+Across traces (collector/crosstrace.py) calls merge by provider response id; a failed call,
 which has none, by halves_of_one_call and FailureMemory below.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from collector.records import TOKEN_FIELDS, Call, LlmSpan
 
@@ -135,47 +138,53 @@ def _outer_first(span: LlmSpan) -> tuple[int, int, int, str]:
     return (span.start_ns, -span.end_ns, int(span.is_engine), span.span_id)
 
 
-def _first(values: Iterable[object]) -> object:
-    return next((v for v in values if v is not None), None)
-
-
 def call_of_span(span: LlmSpan) -> Call:
-    """The call a lone span describes: merge_group of one span, without the sorting."""
+    """The call a lone span describes: merge_group of one span, without the sorting.
+
+    The hot path of ingest (most traces are one span): Call's fields positionally, in
+    their declared order, and the conventions string remembered per tuple.
+    """
     error = span.status == "error"
     return Call(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        start_ns=span.start_ns,
-        end_ns=span.end_ns,
-        ttft_ms=span.ttft_ms,
-        service=span.service,
-        environment=span.environment,
-        team=span.team,
-        feature=span.feature,
-        operation=span.operation,
-        provider=span.provider,
-        backend=span.backend,
-        backend_class=span.backend_class,
-        server_address=span.server_address,
-        request_model=span.request_model,
-        response_model=span.response_model,
-        quantization=span.quantization,
-        prompt_hash=span.prompt_hash,
-        usage_reported=span.input_tokens is not None or span.output_tokens is not None,
-        streaming=span.streaming,
-        status="error" if error else "ok",
-        error_type=span.error_type if error else None,
-        emitter=span.emitter,
-        conventions=",".join(sorted(set(span.conventions))),
-        member_span_ids=(span.span_id,),
-        input_tokens=span.input_tokens or 0,
-        cache_read_tokens=span.cache_read_tokens or 0,
-        cache_write_tokens=span.cache_write_tokens or 0,
-        output_tokens=span.output_tokens or 0,
-        reasoning_tokens=span.reasoning_tokens or 0,
-        response_id=span.response_id,
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.start_ns,
+        span.end_ns,
+        span.ttft_ms,
+        span.service,
+        span.environment,
+        span.team,
+        span.feature,
+        span.operation,
+        span.provider,
+        span.backend,
+        span.backend_class,
+        span.server_address,
+        span.request_model,
+        span.response_model,
+        span.quantization,
+        span.prompt_hash,
+        span.input_tokens or 0,
+        span.cache_read_tokens or 0,
+        span.cache_write_tokens or 0,
+        span.output_tokens or 0,
+        span.reasoning_tokens or 0,
+        span.input_tokens is not None or span.output_tokens is not None,  # usage_reported
+        span.streaming,
+        "error" if error else "ok",
+        span.error_type if error else None,
+        span.emitter,
+        _conventions_text(span.conventions),
+        (span.span_id,),  # member_span_ids
+        span.response_id,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _conventions_text(conventions: tuple[str, ...]) -> str:
+    """A span's conventions as a call stores them: distinct, sorted, comma-separated."""
+    return ",".join(sorted(set(conventions)))
 
 
 def merge_group(group: Sequence[LlmSpan]) -> Call:
@@ -185,55 +194,91 @@ def merge_group(group: Sequence[LlmSpan]) -> Call:
     return _merge_many(group)
 
 
+# The fields a merged call takes from the first span that knows them: the caller's, in
+# outer-first order, and the engine's, in engine-first order (see the module docstring).
+_CALLER_FIELDS = operator.attrgetter(
+    "service", "environment", "team", "feature", "operation", "request_model", "prompt_hash", "streaming",
+    "response_id",
+)  # fmt: skip
+_ENGINE_FIELDS = operator.attrgetter(
+    "ttft_ms", "provider", "backend", "server_address", "response_model", "quantization"
+)
+_TOKENS = operator.attrgetter(*TOKEN_FIELDS)
+
+
 def _merge_many(group: Sequence[LlmSpan]) -> Call:
     outer_first = sorted(group, key=_outer_first)
     outer = outer_first[0]
-    engine_first = sorted(group, key=lambda s: (not s.is_engine, -s.start_ns, s.end_ns, s.span_id))
-    usage_span = max(engine_first[::-1], key=lambda s: (s.usage_detail(), s.is_engine, s.start_ns))
-
-    def caller(name: str) -> object:
-        return _first(getattr(s, name) for s in outer_first)
-
-    def engine(name: str) -> object:
-        return _first(getattr(s, name) for s in engine_first)
-
+    engine_first = sorted(group, key=_engine_first)
+    usage_span = max(engine_first[::-1], key=_usage_rank)
+    service, environment, team, feature, operation, request_model, prompt_hash, streaming, response_id = _first_known(
+        map(_CALLER_FIELDS, outer_first)
+    )
+    ttft_ms, provider, backend, server_address, response_model, quantization = _first_known(
+        map(_ENGINE_FIELDS, engine_first)
+    )
     # A span that saw where the call went outranks one that could only go by the provider's
     # name: 127.0.0.1 behind an OpenAI client is unknown, not frontier.
     located = [s for s in engine_first if s.server_address or s.backend] or engine_first
     classes = [s.backend_class for s in located if s.backend_class != "unknown"]
     errors = [s for s in outer_first if s.status == "error"]
     conventions = sorted({d for s in group for d in s.conventions})
-    tokens = {name: getattr(usage_span, name) or 0 for name in TOKEN_FIELDS}
-    return Call(
-        trace_id=outer.trace_id,
-        span_id=outer.span_id,
-        parent_span_id=outer.parent_span_id,
-        start_ns=outer.start_ns,
-        end_ns=outer.end_ns,
-        ttft_ms=engine("ttft_ms"),  # type: ignore[arg-type]
-        service=caller("service"),  # type: ignore[arg-type]
-        environment=caller("environment"),  # type: ignore[arg-type]
-        team=caller("team"),  # type: ignore[arg-type]
-        feature=caller("feature"),  # type: ignore[arg-type]
-        operation=caller("operation"),  # type: ignore[arg-type]
-        provider=engine("provider"),  # type: ignore[arg-type]
-        backend=engine("backend"),  # type: ignore[arg-type]
-        backend_class=classes[0] if classes else "unknown",
-        server_address=engine("server_address"),  # type: ignore[arg-type]
-        request_model=caller("request_model"),  # type: ignore[arg-type]
-        response_model=engine("response_model"),  # type: ignore[arg-type]
-        quantization=engine("quantization"),  # type: ignore[arg-type]
-        prompt_hash=caller("prompt_hash"),  # type: ignore[arg-type]
-        usage_reported=any(_has_usage(s) for s in group),
-        streaming=caller("streaming"),  # type: ignore[arg-type]
-        status="error" if errors else "ok",
-        error_type=errors[0].error_type if errors else None,
-        emitter=outer.emitter,
-        conventions=",".join(conventions),
-        member_span_ids=tuple(s.span_id for s in outer_first),
-        response_id=caller("response_id"),  # type: ignore[arg-type]
-        **tokens,
+    input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens = (
+        count or 0 for count in _TOKENS(usage_span)
     )
+    return Call(  # Call's fields in their declared order
+        outer.trace_id,
+        outer.span_id,
+        outer.parent_span_id,
+        outer.start_ns,
+        outer.end_ns,
+        ttft_ms,
+        service,
+        environment,
+        team,
+        feature,
+        operation,
+        provider,
+        backend,
+        classes[0] if classes else "unknown",  # backend_class
+        server_address,
+        request_model,
+        response_model,
+        quantization,
+        prompt_hash,
+        input_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        output_tokens,
+        reasoning_tokens,
+        any(_has_usage(s) for s in group),  # usage_reported
+        streaming,
+        "error" if errors else "ok",
+        errors[0].error_type if errors else None,
+        outer.emitter,
+        ",".join(conventions),
+        tuple(s.span_id for s in outer_first),  # member_span_ids
+        response_id,
+    )
+
+
+def _engine_first(span: LlmSpan) -> tuple[bool, int, int, str]:
+    # Engine spans first, then the later started, the shorter: the innermost comes first.
+    return (not span.is_engine, -span.start_ns, span.end_ns, span.span_id)
+
+
+def _usage_rank(span: LlmSpan) -> tuple[int, bool, int]:
+    # Whose token counts a merged call takes: the most token kinds, then an engine's, then the later.
+    return (span.usage_detail(), span.is_engine, span.start_ns)
+
+
+def _first_known(rows: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """Column by column, the first value of the rows that is not None (None when none is)."""
+    known: list[Any] | None = None
+    for row in rows:
+        known = list(row) if known is None else [k if k is not None else v for k, v in zip(known, row, strict=True)]
+    assert known is not None, "a group has at least one span"
+    return known
 
 
 def calls_of_trace(spans: Sequence[LlmSpan]) -> list[Call]:

@@ -13,19 +13,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from collector.merge import (
-    CLOCK_SKEW_NS,
-    Failure,
-    FailureMemory,
-    call_of_span,
-    calls_of_trace,
-    failure_of,
-    merge_group,
-)
+from collector.crosstrace import CrossTraceLinks
+from collector.merge import call_of_span, calls_of_trace
 from collector.price.ledger import CallPrice
 from collector.records import Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
@@ -33,7 +26,6 @@ from collector.tracecache import SeenTraces, TraceCache, TraceState
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600
-RESPONSES_REMEMBERED = 100_000
 
 
 class QueueFull(Exception):
@@ -85,9 +77,7 @@ class Pipeline:
         self.cache = TraceCache(cache_traces)
         self.seen = SeenTraces()
         self._hints: OrderedDict[tuple[str, str], str] = OrderedDict()
-        # (provider, response id) -> (call key, start ns, end ns) of the call that holds it
-        self._responses: OrderedDict[tuple[str | None, str], tuple[tuple[str, str], int, int]] = OrderedDict()
-        self._failures = FailureMemory()  # failed calls, which have no response id
+        self._links = CrossTraceLinks()  # calls of other traces that name one provider response
         self._queue: deque[_Pending] = deque()
         self._queued_weight = 0
         self._cond = threading.Condition()
@@ -208,20 +198,24 @@ class Pipeline:
             for hint in work.hints:
                 hints_by_trace.setdefault(hint.trace_id, []).append(hint)
 
-        states = self._known_states(_windows(by_trace, hints_by_trace))
+        states = self._known_states(by_trace, hints_by_trace)
         duplicates = calls_added = 0
+        new_spans_out, calls_out = batch.new_spans, batch.calls
         for trace_id in by_trace.keys() | hints_by_trace.keys():
             old = states.get(trace_id)
             new_spans = by_trace.get(trace_id, ())
-            hints = hints_by_trace.get(trace_id, ())
-            if old is None and not hints and len(new_spans) == 1:  # a new trace's lone span: most traffic
-                span = self._hinted(new_spans[0])
+            if old is None and len(new_spans) == 1 and (not hints_by_trace or trace_id not in hints_by_trace):
+                # a new trace's lone span: most traffic
+                span = new_spans[0]
+                if self._hints:
+                    span = self._hinted(span)
                 call = call_of_span(span)
-                batch.new_spans.append(span)
-                batch.calls.append(call)
-                states[trace_id] = TraceState({span.span_id: span}, {call.key: call})
+                new_spans_out.append(span)
+                calls_out.append(call)
+                states[trace_id] = TraceState({span.span_id: span}, {(trace_id, span.span_id): call}, None)
                 calls_added += 1
                 continue
+            hints = hints_by_trace.get(trace_id, ())
             held = dict(old.spans) if old else {}
             fresh: dict[str, LlmSpan] = {}
             for span in new_spans:
@@ -255,7 +249,7 @@ class Pipeline:
             calls_added += len(new_calls) - len(old_calls)
             states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
 
-        dropped = self._drop_calls_answered_in_other_traces(batch, states)
+        dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
         calls_added -= dropped
         if self.price is not None:
             batch.prices = [self.price(call) for call in batch.calls]
@@ -269,123 +263,32 @@ class Pipeline:
                 batch.counters[key] = batch.counters.get(key, 0) + value
         return batch, states
 
-    def _drop_calls_answered_in_other_traces(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
-        """One response, one call, even across traces; returns how many calls were dropped.
-
-        Some clients trace themselves in a trace of their own beside the instrumentation's
-        (the anthropic SDK's spans next to OpenLLMetry's): two roots, two traces, one
-        provider response. Two calls of different traces are one call when they name the
-        same (provider, response id) AND one lies inside the other in time (within
-        CLOCK_SKEW_NS): a reused or fake id alone merges nothing. Within one batch their
-        spans merge as one call's do within a trace (collector/merge.py): the outer one's
-        identity and caller fields, the client's own span for where it went, its token
-        counts and time to first token; member_span_ids lists the spans of both traces.
-        A call stored in an earlier commit keeps its place, and a later one naming its
-        response is dropped. Dropped calls' spans stay in llm_spans for audit. The last
-        RESPONSES_REMEMBERED responses are remembered.
-
-        A failed call has no response id. Its two calls are linked when each is the other's
-        only candidate under merge.halves_of_one_call (both failed, one the client's own
-        span inside the other's, same provider, request model, operation, service and
-        process) among every failure seen: merged as above within a batch, a later one
-        dropped across batches (merge.FailureMemory). A failure left alone because its
-        match was not unique is counted (failed_calls_unlinked).
-        """
-        groups: dict[tuple[str | None, str], list[Call]] = {}
-        failures = []
-        for call in batch.calls:
-            if call.response_id is not None:
-                groups.setdefault((call.provider, call.response_id), []).append(call)
-            elif call.status == "error":
-                failure = failure_of(call, _process_of(call, states))
-                if failure is not None:
-                    failures.append(failure)
-        if not groups and not failures:
-            return 0
-        replaced: dict[tuple[str, str], Call | None] = {}  # call key -> its new value, None: dropped
-        for key, group in groups.items():
-            if len(group) > 1:
-                group.sort(key=lambda c: (c.start_ns, -c.end_ns))
-            prior = self._responses.get(key)
-            owner: Call | None = None
-            for call in group:
-                if prior is not None and prior[0][0] != call.trace_id and _nested_calls(call, prior[1], prior[2]):
-                    replaced[call.key] = None
-                elif (
-                    owner is not None
-                    and owner.trace_id != call.trace_id
-                    and _nested_calls(call, owner.start_ns, owner.end_ns)
-                ):
-                    replaced[call.key] = None
-                    merged = merge_group(_member_spans(owner, states) + _member_spans(call, states))
-                    if merged.key == owner.key:  # the outer one keeps its identity
-                        owner = replaced[owner.key] = merged
-                elif owner is None:
-                    owner = call
-            if owner is not None:
-                self._responses[key] = (owner.key, owner.start_ns, owner.end_ns)
-                self._responses.move_to_end(key)
-        while len(self._responses) > RESPONSES_REMEMBERED:
-            self._responses.popitem(last=False)
-        if failures:
-            self._link_failures(batch, states, failures, replaced)
-        if not replaced:
-            return 0
-        kept: list[Call] = []
-        for call in batch.calls:
-            new = replaced.get(call.key, call)
-            state = states.get(call.trace_id)
-            if new is None:
-                if state is not None:
-                    state.calls.pop(call.key, None)
-                continue
-            if new is not call and state is not None:
-                state.calls[call.key] = new
-            kept.append(new)
-        dropped = len(batch.calls) - len(kept)
-        batch.calls = kept
-        return dropped
-
-    def _link_failures(
-        self,
-        batch: WriteBatch,
-        states: dict[str, TraceState],
-        failures: list[Failure],
-        replaced: dict[tuple[str, str], Call | None],
-    ) -> None:
-        """The failed-call half of _drop_calls_answered_in_other_traces: fills `replaced`."""
-        paired = self._failures.pair(failures)
-        for key in paired.again:  # merged before; its trace's call was recomputed since
-            replaced[key] = None
-        in_batch = {c.key: c for c in batch.calls}
-        for kept, merged_in in paired.pairs:
-            replaced[merged_in.key] = None
-            owner = in_batch.get(kept.key)
-            if owner is not None:  # both in this batch: one call of both traces' spans
-                merged = merge_group(_member_spans(owner, states) + _member_spans(in_batch[merged_in.key], states))
-                if merged.key == owner.key:
-                    replaced[owner.key] = merged
-        if paired.ambiguous:
-            counter = ("failed_calls_unlinked", "")
-            batch.counters[counter] = batch.counters.get(counter, 0) + paired.ambiguous
-
-    def _known_states(self, windows: dict[str, tuple[int, int]]) -> dict[str, TraceState]:
+    def _known_states(
+        self, by_trace: dict[str, list[LlmSpan]], hints_by_trace: dict[str, list[PromptHashHint]]
+    ) -> dict[str, TraceState]:
         """What is known of these traces: from the cache, else from the database when seen before.
 
         A trace the seen-filter never saw is new: no state, no query. Else its stored
-        spans that started within TRACE_LOOKUP_WINDOW_NS of the new ones are loaded (and
-        added to a cached state that does not cover that stretch of time).
+        spans that started within TRACE_LOOKUP_WINDOW_NS of the new ones (_window) are
+        loaded (and added to a cached state that does not cover that stretch of time).
         """
         states: dict[str, TraceState] = {}
         to_load: dict[str, tuple[int, int]] = {}
-        for trace_id, (lo, hi) in windows.items():
-            state = self.cache.get(trace_id)
+        now = time.time_ns()
+        cache, seen, shared_store = self.cache, self.seen, self.shared_store
+        for trace_id in {**by_trace, **hints_by_trace} if hints_by_trace else by_trace:
+            state = cache.get(trace_id)
             if state is not None:
                 states[trace_id] = state
+                if state.covers is None:  # it holds every span of the trace
+                    continue
+                lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
                 if state.covers_window(lo, hi):
                     continue
-            elif not self.shared_store and not self.seen.maybe_seen(trace_id):
+            elif not shared_store and not seen.maybe_seen(trace_id):
                 continue
+            else:
+                lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
             to_load[trace_id] = (lo - TRACE_LOOKUP_WINDOW_NS, hi + TRACE_LOOKUP_WINDOW_NS)
         if not to_load:
             return states
@@ -422,43 +325,13 @@ class Pipeline:
         """After the commit: cache the traces' states, without the attributes already stored."""
         for span in batch.new_spans:
             span.attributes = {}
+        cache, seen = self.cache, self.seen
         for trace_id, state in states.items():
-            if state.covers is None and trace_id not in self.cache:
-                self.seen.add(trace_id)
-            self.cache.put(trace_id, state)
+            if not cache.put(trace_id, state) and state.covers is None:  # a new trace
+                seen.add(trace_id)
 
 
-def _member_spans(call: Call, states: dict[str, TraceState]) -> list[LlmSpan]:
-    state = states.get(call.trace_id)
-    held = state.spans if state is not None else {}
-    return [held[span_id] for span_id in call.member_span_ids if span_id in held]
-
-
-def _process_of(call: Call, states: dict[str, TraceState]) -> str | None:
-    """The process that sent the call's own span (LlmSpan.process)."""
-    state = states.get(call.trace_id)
-    span = state.spans.get(call.span_id) if state is not None else None
-    return span.process if span is not None else None
-
-
-def _nested_calls(call: Call, start_ns: int, end_ns: int) -> bool:
-    """Whether the call and the interval lie one inside the other (within clock skew)."""
-    inside = start_ns - CLOCK_SKEW_NS <= call.start_ns and call.end_ns <= end_ns + CLOCK_SKEW_NS
-    around = call.start_ns - CLOCK_SKEW_NS <= start_ns and end_ns <= call.end_ns + CLOCK_SKEW_NS
-    return inside or around
-
-
-def _windows(
-    by_trace: dict[str, list[LlmSpan]], hints_by_trace: dict[str, list[PromptHashHint]]
-) -> dict[str, tuple[int, int]]:
-    """Per trace, the range of start times (ns) its new spans and hints fall in."""
-    windows: dict[str, tuple[int, int]] = {}
-    for trace_id, spans in by_trace.items():
-        starts = [s.start_ns for s in spans]
-        windows[trace_id] = (min(starts), max(starts))
-    now = time.time_ns()
-    for trace_id, hints in hints_by_trace.items():
-        times = [h.time_ns or now for h in hints]
-        lo, hi = windows.get(trace_id, (min(times), max(times)))
-        windows[trace_id] = (min(lo, *times), max(hi, *times))
-    return windows
+def _window(spans: Sequence[LlmSpan], hints: Sequence[PromptHashHint], now_ns: int) -> tuple[int, int]:
+    """The range of start times (ns) a trace's new spans and hints fall in (a hint of unknown time: now)."""
+    times = [s.start_ns for s in spans] + [h.time_ns or now_ns for h in hints]
+    return min(times), max(times)

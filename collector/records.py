@@ -114,7 +114,13 @@ class LlmSpan:
 
     def usage_detail(self) -> int:
         """How much usage this span knows: the number of token kinds it reported."""
-        return sum(getattr(self, name) is not None for name in TOKEN_FIELDS)
+        return (
+            (self.input_tokens is not None)
+            + (self.cache_read_tokens is not None)
+            + (self.cache_write_tokens is not None)
+            + (self.output_tokens is not None)
+            + (self.reasoning_tokens is not None)
+        )  # TOKEN_FIELDS, spelled out: the merge asks it of every span of every multi-span call
 
     def total_input(self) -> int | None:
         """Total prompt tokens, cached included, or None when unknown."""

@@ -41,12 +41,16 @@ class TraceCache:
         """The state of a trace, if it is still held."""
         return self._states.get(trace_id)
 
-    def put(self, trace_id: str, state: TraceState) -> None:
-        """Hold (or refresh) a trace's state, evicting the least recently touched."""
-        self._states[trace_id] = state
-        self._states.move_to_end(trace_id)
-        while len(self._states) > self.max_traces:
-            self._states.popitem(last=False)
+    def put(self, trace_id: str, state: TraceState) -> bool:
+        """Hold (or refresh) a trace's state, evicting the least recently touched; whether it was held."""
+        states = self._states
+        held = trace_id in states
+        states[trace_id] = state
+        if held:
+            states.move_to_end(trace_id)
+        while len(states) > self.max_traces:
+            states.popitem(last=False)
+        return held
 
     def __len__(self) -> int:
         return len(self._states)
@@ -67,27 +71,43 @@ class SeenTraces:
         self._previous = bytearray(self.bits // 8)
         self._count = 0
 
-    def _positions(self, trace_id: str) -> list[int]:
-        # The filter lives in one process (warmed from the database at start), so the
-        # process's own string hash will do: its two 32-bit halves are the two hashes of
-        # double hashing (h1 + i * h2), enough for filters of up to 2**32 bits.
+    def _probes(self, trace_id: str) -> range:
+        """The trace id's HASHES positions before reduction modulo the filter's size.
+
+        The filter lives in one process (warmed from the database at start), so the
+        process's own string hash will do: its two 32-bit halves are the two hashes of
+        double hashing (h1 + i * h2), enough for filters of up to 2**32 bits.
+        """
         h = hash(trace_id)
         h1 = h & 0xFFFFFFFF
         h2 = (h >> 32 & 0xFFFFFFFF) | 1
-        bits = self.bits
-        return [(h1 + i * h2) % bits for i in range(self.HASHES)]
+        return range(h1, h1 + self.HASHES * h2, h2)
 
     def add(self, trace_id: str) -> None:
         """Remember a trace id."""
         if self._count >= self.capacity:
             self._previous, self._current = self._current, bytearray(self.bits // 8)
             self._count = 0
-        bits = self._current
-        for pos in self._positions(trace_id):
-            bits[pos >> 3] |= 1 << (pos & 7)
+        bits, current = self.bits, self._current
+        for probe in self._probes(trace_id):
+            pos = probe % bits
+            current[pos >> 3] |= 1 << (pos & 7)
         self._count += 1
 
     def maybe_seen(self, trace_id: str) -> bool:
-        """False: never seen. True: probably seen (or a false positive)."""
-        positions = self._positions(trace_id)
-        return any(all(bits[p >> 3] & 1 << (p & 7) for p in positions) for bits in (self._current, self._previous))
+        """False: never seen. True: probably seen (or a false positive).
+
+        Probably seen in a generation: each of its bits is set. Both generations are
+        probed together, stopping at the first position clear in both (a new id's first,
+        as a rule).
+        """
+        bits, current, previous = self.bits, self._current, self._previous
+        in_current = in_previous = True
+        for probe in self._probes(trace_id):
+            pos = probe % bits
+            byte, mask = pos >> 3, 1 << (pos & 7)
+            in_current = in_current and current[byte] & mask != 0
+            in_previous = in_previous and previous[byte] & mask != 0
+            if not (in_current or in_previous):
+                return False
+        return True

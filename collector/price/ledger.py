@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from collector.price.config import PricingConfig
+from collector.price.exact import IntegerPlan, integer_plan
 from collector.price.money import stored
 from collector.price.periods import from_ns
 from collector.price.pools import Pool, pool_for
@@ -53,12 +54,18 @@ def ledger_pricer(config: PricingConfig) -> Callable[[Call], CallPrice]:
 
     The hot path of ingest's commit: a call's pool is looked up once per distinct
     (class, backend, address, models, quantization), its price plan once per (provider,
-    models, UTC day); the arithmetic is the Pricer's own (PricePlan.totals).
+    models, UTC day). The arithmetic is the Pricer's own (PricePlan.totals), done in exact
+    integers where that gives the same Decimal (collector/price/exact.py).
     """
     pools = config.pools
     pricer = config.pricer()
     pools_of: dict[tuple[str | None, ...], Pool | None] = {}
-    plans: dict[tuple[str | None, str | None, str | None, int], PricePlan | Unpriced] = {}
+    plans: dict[tuple[str | None, str | None, str | None, int], _Plan | Unpriced] = {}
+
+    def plan_of(call: Call) -> _Plan | Unpriced:
+        models = (call.response_model, call.request_model)
+        plan = pricer.plan(call.provider, names(models), from_ns(call.start_ns))
+        return plan if isinstance(plan, Unpriced) else _Plan(plan, integer_plan(plan))
 
     def price(call: Call) -> CallPrice:
         if pools:
@@ -71,17 +78,32 @@ def ledger_pricer(config: PricingConfig) -> Callable[[Call], CallPrice]:
             return CallPrice(UNPRICED, unpriced_reason=NO_USAGE)
         # Entries and discounts start on UTC days: one plan per (provider, models, day).
         day = (call.provider, call.response_model, call.request_model, call.start_ns // DAY_NS)
-        models = (call.response_model, call.request_model)
-        plan = _remembered(plans, day, lambda: pricer.plan(call.provider, names(models), from_ns(call.start_ns)))
-        if isinstance(plan, Unpriced):
-            return CallPrice(UNPRICED, unpriced_reason=plan.reason)
-        cost, list_cost = plan.totals(TokenUsage.of_call(call))
-        return CallPrice(
-            PRICED, cost_usd=stored(cost), list_cost_usd=stored(list_cost), source=plan.entry.source,
-            entry=plan.entry.entry_id,
+        found = plans.get(day) or _remembered(plans, day, lambda: plan_of(call))
+        if isinstance(found, Unpriced):
+            return CallPrice(UNPRICED, unpriced_reason=found.reason)
+        plan, exact = found
+        totals = None if exact is None else exact.stored_totals(
+            call.input_tokens, call.cache_read_tokens, call.cache_write_tokens, call.output_tokens,
+            call.reasoning_tokens,
         )  # fmt: skip
+        cost, list_cost = totals or _stored_totals(plan, call)
+        return CallPrice(PRICED, cost_usd=cost, list_cost_usd=list_cost, source=plan.entry.source,
+                         entry=plan.entry.entry_id)  # fmt: skip
 
     return price
+
+
+class _Plan(NamedTuple):
+    """A price plan and, when its arithmetic can be done in integers, its IntegerPlan."""
+
+    plan: PricePlan
+    exact: IntegerPlan | None
+
+
+def _stored_totals(plan: PricePlan, call: Call) -> tuple[Decimal, Decimal]:
+    """(cost, list cost) at the storage quantum by Decimal arithmetic: the reference path."""
+    cost, list_cost = plan.totals(TokenUsage.of_call(call))
+    return stored(cost), stored(list_cost)
 
 
 def _remembered(memo: dict[K, V], key: K, compute: Callable[[], V]) -> V:

@@ -18,6 +18,7 @@ same bodies, interleaved, and prints the two figures side by side.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ingest import build_template
 
+from collector.cli import tune_garbage_collector
 from collector.decode import PROTOBUF, decode_trace_body, native_available
 from collector.ingest import limits_of
 from collector.normalize import normalize_span
@@ -66,6 +68,7 @@ def main() -> int:
             price=ledger_pricer(settings.pricing),
         )
         templates = [build_template(args.batch, seed) for seed in range(8)]
+        tune_garbage_collector()  # as `breakeven serve` does once started: the figures are the server's
         seconds: dict[str, float] = defaultdict(float)
         compared: dict[str, float] = defaultdict(float)
         done = 0
@@ -97,6 +100,7 @@ def main() -> int:
             ):
                 seconds[name] += b - a
             done += len(decoded.spans)
+        gc.unfreeze()  # as serve does at shutdown: DuckDB's bindings report frozen objects as leaked
         total = sum(seconds.values())
         print(f"{done} spans, batch {args.batch}, {url.split(':')[0]}, decode {'native' if native else 'upb'}")
         for name, value in seconds.items():

@@ -175,22 +175,21 @@ def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
     if flags is None:
         flags = key_flags(attrs)
     scope = span.scope_name.lower()
-    sdk = str(span.resource.get("telemetry.sdk.name", "")).lower()
-    service = str(span.resource.get("service.name", "")).lower()
+    openlit_sdk, sglang_service, tgi_service = resource_signals(span.resource)
     found: list[str] = []
     if flags & BREAKEVEN_KEY:
         found.append(BREAKEVEN)
     if scope.startswith("vllm") or "gen_ai.latency.e2e" in attrs or "gen_ai.latency.time_in_queue" in attrs:
         found.append(VLLM)
-    if scope.startswith("sglang") or service.startswith("sglang"):
+    if scope.startswith("sglang") or sglang_service:
         found.append(SGLANG)
-    if scope.startswith("text_generation") or service.startswith("text-generation-inference"):
+    if scope.startswith("text_generation") or tgi_service:
         found.append(TGI)
     if scope.startswith("litellm") or flags & LITELLM_KEY:
         found.append(LITELLM)
     if "openinference.span.kind" in attrs:
         found.append(OPENINFERENCE)
-    if sdk == "openlit" or scope.startswith("openlit") or "gen_ai.sdk.version" in attrs:
+    if openlit_sdk or scope.startswith("openlit") or "gen_ai.sdk.version" in attrs:
         found.append(OPENLIT)
     if (
         "llm.request.type" in attrs
@@ -204,3 +203,10 @@ def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
     elif "gen_ai.system" in attrs or "gen_ai.operation.name" in attrs:
         found.append(OTEL_GENAI_LEGACY)
     return tuple(found)
+
+
+def resource_signals(resource: Mapping[str, Any]) -> tuple[bool, bool, bool]:
+    """All detect() reads from a resource: (OpenLIT's SDK, an SGLang service, a TGI service)."""
+    sdk = str(resource.get("telemetry.sdk.name", "")).lower()
+    service = str(resource.get("service.name", "")).lower()
+    return sdk == "openlit", service.startswith("sglang"), service.startswith("text-generation-inference")

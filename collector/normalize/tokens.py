@@ -13,9 +13,9 @@ emitter's source and output (tests/fixtures/emitters/README.md has the evidence)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.normalize import conventions as c
 
@@ -49,6 +49,26 @@ class Usage:
     reasoning_tokens: int | None
 
 
+class UsageNames(NamedTuple):
+    """The attribute names each count is read from, in precedence order."""
+
+    input: tuple[str, ...]
+    output: tuple[str, ...]
+    cache_read: tuple[str, ...]
+    cache_write: tuple[str, ...]
+    reasoning: tuple[str, ...]
+    total: tuple[str, ...]
+
+    def present(self, names: Container[str]) -> UsageNames:
+        """These names, each list cut to the names in `names`."""
+        return UsageNames(*(tuple(name for name in field if name in names) for field in self))
+
+
+USAGE_NAMES = UsageNames(
+    c.INPUT_TOKENS, c.OUTPUT_TOKENS, c.CACHE_READ_TOKENS, c.CACHE_WRITE_TOKENS, c.REASONING_TOKENS, c.TOTAL_TOKENS
+)
+
+
 def as_count(value: Any, limit: int) -> int | None:
     """A token count from an attribute value; raises TokenError when it is not one."""
     if value is None or isinstance(value, bool):
@@ -78,14 +98,24 @@ def input_includes_cache(dialects: tuple[str, ...], provider: str | None) -> boo
     return PROVIDER_INPUT_INCLUDES_CACHE.get(provider or "", True)
 
 
-def canonical_usage(attrs: Mapping[str, Any], dialects: tuple[str, ...], provider: str | None, limit: int) -> Usage:
-    """The span's usage in the canonical meaning; raises TokenError on a bad count."""
-    raw_input = as_count(c.first(attrs, c.INPUT_TOKENS), limit)
-    raw_output = as_count(c.first(attrs, c.OUTPUT_TOKENS), limit)
-    cache_read = as_count(c.first(attrs, c.CACHE_READ_TOKENS), limit)
-    cache_write = as_count(c.first(attrs, c.CACHE_WRITE_TOKENS), limit)
-    reasoning = as_count(c.first(attrs, c.REASONING_TOKENS), limit)
-    total = as_count(c.first(attrs, c.TOTAL_TOKENS), limit)
+def canonical_usage(
+    attrs: Mapping[str, Any],
+    dialects: tuple[str, ...],
+    provider: str | None,
+    limit: int,
+    names: UsageNames = USAGE_NAMES,
+) -> Usage:
+    """The span's usage in the canonical meaning; raises TokenError on a bad count.
+
+    names: where each count is read, in precedence order; a caller that knows which of
+    them the span has may pass only those (normalize's plan does).
+    """
+    raw_input = as_count(c.first(attrs, names.input), limit)
+    raw_output = as_count(c.first(attrs, names.output), limit)
+    cache_read = as_count(c.first(attrs, names.cache_read), limit)
+    cache_write = as_count(c.first(attrs, names.cache_write), limit)
+    reasoning = as_count(c.first(attrs, names.reasoning), limit)
+    total = as_count(c.first(attrs, names.total), limit)
 
     input_tokens = raw_input
     if raw_input is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,7 +13,7 @@ from collector.normalize import conventions as c
 from collector.normalize.memo import remember
 from collector.normalize.plan import Plan, mapped_names, plan_of
 from collector.normalize.providers import canonical_provider, provider_for_host, remembered_backend_class
-from collector.normalize.tokens import TokenError, canonical_usage
+from collector.normalize.tokens import TokenError, usage_from_values
 from collector.records import DecodedSpan, LlmSpan, Rejection
 from collector.redact import LONG_KEY, LONG_KEY_CHARS, content_hash
 from collector.settings import Settings
@@ -59,21 +59,28 @@ def mapped(span: DecodedSpan, field: str, settings: Settings) -> Any:
     return None
 
 
-def _mapped(span: DecodedSpan, plan: Plan, field: str) -> Any:
-    """mapped(), reading only where the plan says the field's names are."""
-    for on_resource, name in plan.mapped[field]:
-        value = span.resource[name] if on_resource else span.attributes[name]
-        if value is not None and value != "":
-            return value
-    return None
+def _mapped_texts(span: DecodedSpan, plan: Plan) -> list[str | None]:
+    """mapped() of every mappable field, as text, reading only where the plan says the names are."""
+    attrs, resource = span.attributes, span.resource
+    texts: list[str | None] = []
+    for sources in plan.mapped:
+        text = None
+        for on_resource, name in sources:
+            value = resource[name] if on_resource else attrs[name]
+            if value is not None and value != "":
+                text = str(value)
+                break
+        texts.append(text)
+    return texts
 
 
 _PARAMETERS_OF: dict[str, Mapping[str, Any]] = {}
 
 
-def _invocation_parameters(attrs: Mapping[str, Any], names: Sequence[str]) -> Mapping[str, Any]:
+def _invocation_parameters(raw: Any) -> Mapping[str, Any]:
     """The request's parameters (model, stream ...), {} when none were sent. Shared: read only."""
-    raw = c.first(attrs, names)
+    if raw is None:
+        return {}
     if isinstance(raw, str):
         try:
             return _PARAMETERS_OF[raw]
@@ -90,9 +97,7 @@ def _parameters_from_json(text: str) -> Mapping[str, Any]:
     return raw if isinstance(raw, Mapping) else {}
 
 
-def _host_and_port(attrs: Mapping[str, Any], plan: Plan) -> tuple[str | None, int | None]:
-    address = c.first(attrs, plan.server_address)
-    port = c.first(attrs, plan.server_port)
+def _host_and_port(address: Any, port: Any) -> tuple[str | None, int | None]:
     if address is None:
         return None, None
     text = str(address)
@@ -131,8 +136,7 @@ def _port(value: Any) -> int | None:
         return None
 
 
-def _operation(attrs: Mapping[str, Any], plan: Plan) -> str | None:
-    raw = c.first(attrs, plan.operation)
+def _operation(raw: Any, attrs: Mapping[str, Any], plan: Plan) -> str | None:
     if raw is not None:
         text = str(raw).lower()
         return c.OPERATIONS.get(text, text)
@@ -155,8 +159,7 @@ def _is_call_shape(attrs: Mapping[str, Any], operation: str | None) -> bool:
     return traceloop_kind is None or str(traceloop_kind).lower() in ("llm", "")
 
 
-def _ttft_ms(span: DecodedSpan, names: Sequence[str]) -> float | None:
-    seconds = c.first(span.attributes, names)
+def _ttft_ms(span: DecodedSpan, seconds: Any) -> float | None:
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
         ms = float(seconds) * 1000.0
         if math.isfinite(ms):  # infinity is no time, and no JSON answer could carry it
@@ -167,15 +170,14 @@ def _ttft_ms(span: DecodedSpan, names: Sequence[str]) -> float | None:
     return None
 
 
-def _streaming(span: DecodedSpan, names: Sequence[str], params: Mapping[str, Any]) -> bool | None:
-    value = c.first(span.attributes, names)
+def _streaming(span: DecodedSpan, value: Any, params: Mapping[str, Any]) -> bool | None:
     if value is None:
         value = params.get("stream")
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
-    if any(e.name in c.FIRST_TOKEN_EVENTS for e in span.events):
+    if span.events and any(e.name in c.FIRST_TOKEN_EVENTS for e in span.events):
         return True
     return None
 
@@ -232,16 +234,30 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
     prompt_hash = (
         content_hash(span.attributes, span.events, plan.flags) if plan.may_carry_prompt or span.events else None
     )
-    params = _invocation_parameters(attrs, plan.invocation_parameters)
-    operation = _operation(attrs, plan)
+    # One pass over the names the plan says the span has, in Reads order.
+    (
+        raw_operation,
+        raw_params,
+        raw_provider,
+        address,
+        raw_port,
+        raw_request_model,
+        raw_response_model,
+        response_id,
+        ttft_seconds,
+        streaming,
+        *counts,
+    ) = c.firsts(span.attributes, plan.reads)
+    params = _invocation_parameters(raw_params)
+    operation = _operation(raw_operation, attrs, plan)
     if not _is_call_shape(attrs, operation):
         return None
 
-    provider = canonical_provider(c.first(attrs, plan.provider))
+    provider = canonical_provider(raw_provider)
     named_provider, named_operation, named_model = _from_span_name(span, plan)
     provider = provider or named_provider
     operation = operation or named_operation
-    host, port = _host_and_port(attrs, plan)
+    host, port = _host_and_port(address, raw_port)
     is_engine = plan.engine is not None or (provider in ("vllm", "sglang", "tgi") and span.kind == SPAN_KIND_SERVER)
     if is_engine and provider is None:
         provider = plan.engine
@@ -250,24 +266,24 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         provider = host_provider
 
     try:
-        usage = canonical_usage(attrs, plan.dialects, provider, settings.max_tokens_per_call, plan.usage)
+        usage = usage_from_values(counts, plan.dialects, provider, settings.max_tokens_per_call)
     except TokenError as exc:
         return Rejection("invalid_tokens", f"span {span.name!r}: {exc}")
 
-    response_model = _text(c.first(attrs, plan.response_model))
-    request_model = _text(c.first(attrs, plan.request_model) or params.get("model") or response_model or named_model)
+    response_model = _text(raw_response_model)
+    request_model = _text(raw_request_model or params.get("model") or response_model or named_model)
     has_usage = usage.input_tokens is not None or usage.output_tokens is not None
     if not (has_usage or is_engine or (request_model and (operation or provider))):
         return None
 
-    backend = _text(_mapped(span, plan, "backend"))
+    service, environment, team, feature, mapped_prompt_hash, backend, quantization = _mapped_texts(span, plan)
     if backend is None:
         if host:
             backend = f"{host}:{port}" if port else host
         elif is_engine:
             backend = _text(span.resource.get("service.name"))
     model = response_model or request_model
-    ttft_ms = _ttft_ms(span, plan.ttft_seconds)
+    ttft_ms = _ttft_ms(span, ttft_seconds)
     status, error_type = _outcome(span)
     # Positional, in LlmSpan's field order: five times cheaper than 37 keywords.
     return LlmSpan(
@@ -279,10 +295,10 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         span.start_ns,
         span.end_ns,
         ttft_ms,
-        _text(_mapped(span, plan, "service")),  # service
-        _text(_mapped(span, plan, "environment")),
-        _text(_mapped(span, plan, "team")),
-        _text(_mapped(span, plan, "feature")),
+        service,
+        environment,
+        team,
+        feature,
         operation,
         provider,
         backend,
@@ -290,21 +306,21 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         host,  # server_address
         request_model,
         response_model,
-        _text(_mapped(span, plan, "quantization")) or quantization_from_model(model),
-        _text(_mapped(span, plan, "prompt_hash")) or prompt_hash,
+        quantization or quantization_from_model(model),
+        mapped_prompt_hash or prompt_hash,
         usage.input_tokens,
         usage.cache_read_tokens,
         usage.cache_write_tokens,
         usage.output_tokens,
         usage.reasoning_tokens,
-        _streaming(span, plan.streaming, params),
+        _streaming(span, streaming, params),
         status,
         error_type,
         plan.emitter,
         plan.dialects,  # conventions
         is_engine,
         attrs,  # attributes
-        _text(c.first(attrs, plan.response_id)),  # response_id
+        _text(response_id),
         _process(span.resource),
     )
 

@@ -8,9 +8,10 @@ The lists below ARE that rule; tests/unit/test_precedence.py pins it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from collector.normalize.memo import remember
 from collector.records import DecodedSpan
 from collector.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
 
@@ -169,6 +170,22 @@ def first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
+def firsts(attrs: Mapping[str, Any], fields: Iterable[Sequence[str]]) -> list[Any]:
+    """first(attrs, keys) for each keys list, in one pass."""
+    get = attrs.get
+    found: list[Any] = []
+    keep = found.append
+    for keys in fields:
+        for key in keys:
+            value = get(key)
+            if value is not None and value != "":
+                keep(value)
+                break
+        else:
+            keep(None)
+    return found
+
+
 def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
     """The GenAI dialects a span speaks, most specific first. flags: key_flags(attributes)."""
     attrs = span.attributes
@@ -205,8 +222,21 @@ def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
     return tuple(found)
 
 
+_SIGNALS: dict[tuple[str, str], tuple[bool, bool, bool]] = {}
+
+
 def resource_signals(resource: Mapping[str, Any]) -> tuple[bool, bool, bool]:
     """All detect() reads from a resource: (OpenLIT's SDK, an SGLang service, a TGI service)."""
-    sdk = str(resource.get("telemetry.sdk.name", "")).lower()
-    service = str(resource.get("service.name", "")).lower()
+    sdk = resource.get("telemetry.sdk.name", "")
+    service = resource.get("service.name", "")
+    if type(sdk) is not str or type(service) is not str:
+        return _signals(str(sdk), str(service))
+    try:
+        return _SIGNALS[sdk, service]
+    except KeyError:
+        return remember(_SIGNALS, (sdk, service), _signals(sdk, service), len(sdk) + len(service))
+
+
+def _signals(sdk: str, service: str) -> tuple[bool, bool, bool]:
+    sdk, service = sdk.lower(), service.lower()
     return sdk == "openlit", service.startswith("sglang"), service.startswith("text-generation-inference")

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from collector.normalize import conventions as c
 from collector.normalize.providers import canonical_provider
-from collector.normalize.tokens import USAGE_NAMES, UsageNames
+from collector.normalize.tokens import USAGE_NAMES
 from collector.records import DecodedSpan
 from collector.redact import CONTENT, LONG_KEY, kept_names, key_flags, may_carry_prompt
 from collector.settings import MAPPABLE_FIELDS, Settings
@@ -46,21 +46,51 @@ class Plan:
     genai_scope: bool  # the scope makes only LLM-call spans, named "{operation} {model}"
     scope_provider: str | None  # the provider such a scope names
     emitter: str  # scope name[@version]
-    # Candidate names the redacted attributes have, in precedence order.
+    reads: Reads  # per field read by precedence, the candidate names the span has
+    # Per mappable field (settings.MAPPABLE_FIELDS order): where its value may be, in precedence order.
+    mapped: tuple[tuple[MappedSource, ...], ...]
+
+
+class Reads(NamedTuple):
+    """Names per field, in precedence order; one c.firsts() over the span's attributes reads them all.
+
+    The token counts come last, in USAGE_NAMES order. A plan keeps the names the span has:
+    for ttft_seconds and streaming among all its attributes, for the rest among those
+    redaction keeps (what the redacted copy holds, the span holds too, with the same values).
+    """
+
+    operation: tuple[str, ...]
+    invocation_parameters: tuple[str, ...]
     provider: tuple[str, ...]
+    server_address: tuple[str, ...]
+    server_port: tuple[str, ...]
     request_model: tuple[str, ...]
     response_model: tuple[str, ...]
     response_id: tuple[str, ...]
-    operation: tuple[str, ...]
-    server_address: tuple[str, ...]
-    server_port: tuple[str, ...]
-    invocation_parameters: tuple[str, ...]
-    usage: UsageNames
-    # Candidate names the span's own attributes have.
     ttft_seconds: tuple[str, ...]
     streaming: tuple[str, ...]
-    # Per mappable field: where its value may be, in precedence order.
-    mapped: Mapping[str, tuple[MappedSource, ...]]
+    input_tokens: tuple[str, ...]
+    output_tokens: tuple[str, ...]
+    cache_read_tokens: tuple[str, ...]
+    cache_write_tokens: tuple[str, ...]
+    reasoning_tokens: tuple[str, ...]
+    total_tokens: tuple[str, ...]
+
+
+READS = Reads(
+    c.OPERATION,
+    c.INVOCATION_PARAMETERS,
+    c.PROVIDER,
+    c.SERVER_ADDRESS,
+    c.SERVER_PORT,
+    c.REQUEST_MODEL,
+    c.RESPONSE_MODEL,
+    c.RESPONSE_ID,
+    c.TTFT_SECONDS,
+    c.STREAMING,
+    *USAGE_NAMES,
+)
+_READ_ON_ALL_ATTRIBUTES = frozenset({"ttft_seconds", "streaming"})  # not on the redacted copy
 
 
 PlanKey = tuple[tuple[str, ...], tuple[str, ...], str, str, tuple[bool, bool, bool], int]
@@ -118,20 +148,13 @@ def make_plan(span: DecodedSpan, settings: Settings) -> Plan:
         genai_scope=genai_scope,
         scope_provider=scope_provider,
         emitter=span.scope_name + (f"@{span.scope_version}" if span.scope_version else ""),
-        provider=_present(c.PROVIDER, redacted),
-        request_model=_present(c.REQUEST_MODEL, redacted),
-        response_model=_present(c.RESPONSE_MODEL, redacted),
-        response_id=_present(c.RESPONSE_ID, redacted),
-        operation=_present(c.OPERATION, redacted),
-        server_address=_present(c.SERVER_ADDRESS, redacted),
-        server_port=_present(c.SERVER_PORT, redacted),
-        invocation_parameters=_present(c.INVOCATION_PARAMETERS, redacted),
-        usage=USAGE_NAMES.present(redacted),
-        ttft_seconds=_present(c.TTFT_SECONDS, source),
-        streaming=_present(c.STREAMING, source),
-        mapped={
-            field: mapped_sources(mapped_names(field, settings), source, span.resource) for field in MAPPABLE_FIELDS
-        },
+        reads=Reads(
+            *(
+                _present(names, source if field in _READ_ON_ALL_ATTRIBUTES else redacted)
+                for field, names in zip(Reads._fields, READS, strict=True)
+            )
+        ),
+        mapped=tuple(mapped_sources(mapped_names(field, settings), source, span.resource) for field in MAPPABLE_FIELDS),
     )
 
 

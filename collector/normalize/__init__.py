@@ -42,8 +42,8 @@ def quantization_from_model(model: str | None) -> str | None:
 
 def read_attribute_names(settings: Settings) -> frozenset[str]:
     """Every attribute name the ledger reads a value from, the user's mapping included."""
-    mapped_names = {name for names in settings.attributes.values() for name in names}
-    return c.READ | mapped_names if mapped_names else c.READ
+    user_names = {name for names in settings.attributes.values() for name in names}
+    return c.READ | user_names if user_names else c.READ
 
 
 def mapped(span: DecodedSpan, field: str, settings: Settings) -> Any:

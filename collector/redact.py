@@ -96,6 +96,10 @@ _PROMPT_EVENT_ROLES = {
     "gen_ai.assistant.message": "assistant",
     "gen_ai.tool.message": "tool",
 }
+# Attributes whose value is a whole prompt, tried in this order (after the flattened lists and events).
+_PROMPT_VALUES = ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "input.value", "traceloop.entity.input")
+# Every attribute prompt_messages reads a prompt from by its exact name.
+_PROMPT_ATTRIBUTES = frozenset({"gen_ai.input.messages", *_PROMPT_VALUES})
 # At most 9 digits of index: int() refuses numbers past 4300 digits, and no prompt has a billion messages.
 _FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d{1,9})\.(role|content)$")
 _FLAT_OPENINFERENCE = re.compile(
@@ -175,13 +179,32 @@ def redact(
     if flags is None:
         flags = key_flags(attrs)
     events = list(events)
-    messages = _messages_or_none(prompt_messages, attrs, events, flags) if flags & CONTENT or events else []
-    prompt_hash = hash_messages(messages) if messages else None
+    prompt_hash = content_hash(attrs, events, flags)
     clean_events = [
         SpanEvent(ev.name, ev.time_ns, {} if ev.name in CONTENT_EVENTS else strip_content(ev.attributes))
         for ev in events
     ]
     return strip_content(attrs, flags), clean_events, prompt_hash
+
+
+def content_hash(attrs: Mapping[str, Any], events: list[SpanEvent], flags: int) -> str | None:
+    """The prompt hash of a span's content (flags: key_flags(attrs)); None when it sent no prompt."""
+    messages = _messages_or_none(prompt_messages, attrs, events, flags) if flags & CONTENT or events else []
+    return hash_messages(messages) if messages else None
+
+
+def may_carry_prompt(names: Iterable[str], flags: int) -> bool:
+    """Whether attributes with these names (flags: their key_flags) can hold a prompt.
+
+    When they cannot, prompt_messages finds one in the span's events or nowhere, whatever
+    the values: so a span with such names and no events has no prompt hash.
+    """
+    return bool(flags & FLAT_PROMPT) or any(name in _PROMPT_ATTRIBUTES for name in names)
+
+
+def kept_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The names strip_content keeps, in their order."""
+    return tuple(name for name in names if not is_content(name))
 
 
 def hash_messages(messages: list[list[str]]) -> str:
@@ -206,7 +229,7 @@ def prompt_messages(
     from_events = _messages_from_events(events)
     if from_events:
         return from_events
-    for key in ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "input.value", "traceloop.entity.input"):
+    for key in _PROMPT_VALUES:
         value = attrs.get(key)
         if value is None or (isinstance(value, str) and value in REDACTION_PLACEHOLDERS):
             continue

@@ -8,9 +8,10 @@ The lists below ARE that rule; tests/unit/test_precedence.py pins it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from collector.normalize.memo import remember
 from collector.records import DecodedSpan
 from collector.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
 
@@ -169,28 +170,43 @@ def first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
     return None
 
 
+def firsts(attrs: Mapping[str, Any], fields: Iterable[Sequence[str]]) -> list[Any]:
+    """first(attrs, keys) for each keys list, in one pass."""
+    get = attrs.get
+    found: list[Any] = []
+    keep = found.append
+    for keys in fields:
+        for key in keys:
+            value = get(key)
+            if value is not None and value != "":
+                keep(value)
+                break
+        else:
+            keep(None)
+    return found
+
+
 def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
     """The GenAI dialects a span speaks, most specific first. flags: key_flags(attributes)."""
     attrs = span.attributes
     if flags is None:
         flags = key_flags(attrs)
     scope = span.scope_name.lower()
-    sdk = str(span.resource.get("telemetry.sdk.name", "")).lower()
-    service = str(span.resource.get("service.name", "")).lower()
+    openlit_sdk, sglang_service, tgi_service = resource_signals(span.resource)
     found: list[str] = []
     if flags & BREAKEVEN_KEY:
         found.append(BREAKEVEN)
     if scope.startswith("vllm") or "gen_ai.latency.e2e" in attrs or "gen_ai.latency.time_in_queue" in attrs:
         found.append(VLLM)
-    if scope.startswith("sglang") or service.startswith("sglang"):
+    if scope.startswith("sglang") or sglang_service:
         found.append(SGLANG)
-    if scope.startswith("text_generation") or service.startswith("text-generation-inference"):
+    if scope.startswith("text_generation") or tgi_service:
         found.append(TGI)
     if scope.startswith("litellm") or flags & LITELLM_KEY:
         found.append(LITELLM)
     if "openinference.span.kind" in attrs:
         found.append(OPENINFERENCE)
-    if sdk == "openlit" or scope.startswith("openlit") or "gen_ai.sdk.version" in attrs:
+    if openlit_sdk or scope.startswith("openlit") or "gen_ai.sdk.version" in attrs:
         found.append(OPENLIT)
     if (
         "llm.request.type" in attrs
@@ -204,3 +220,23 @@ def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
     elif "gen_ai.system" in attrs or "gen_ai.operation.name" in attrs:
         found.append(OTEL_GENAI_LEGACY)
     return tuple(found)
+
+
+_SIGNALS: dict[tuple[str, str], tuple[bool, bool, bool]] = {}
+
+
+def resource_signals(resource: Mapping[str, Any]) -> tuple[bool, bool, bool]:
+    """All detect() reads from a resource: (OpenLIT's SDK, an SGLang service, a TGI service)."""
+    sdk = resource.get("telemetry.sdk.name", "")
+    service = resource.get("service.name", "")
+    if type(sdk) is not str or type(service) is not str:
+        return _signals(str(sdk), str(service))
+    try:
+        return _SIGNALS[sdk, service]
+    except KeyError:
+        return remember(_SIGNALS, (sdk, service), _signals(sdk, service), len(sdk) + len(service))
+
+
+def _signals(sdk: str, service: str) -> tuple[bool, bool, bool]:
+    sdk, service = sdk.lower(), service.lower()
+    return sdk == "openlit", service.startswith("sglang"), service.startswith("text-generation-inference")

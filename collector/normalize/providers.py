@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from collector.normalize.memo import remember
+
 # Values emitters put in gen_ai.provider.name / gen_ai.system / llm.provider / llm.system,
 # lower-cased, -> breakeven's provider name.
 PROVIDER_ALIASES: dict[str, str] = {
@@ -157,3 +159,25 @@ def backend_class(
     if provider in MANAGED:
         return "managed"
     return "unknown"
+
+
+_BACKEND_CLASSES: dict[tuple[object, ...], tuple[Mapping[str, str], str]] = {}
+
+
+def remembered_backend_class(
+    provider: str | None,
+    server_address: str | None,
+    server_port: int | None,
+    backend: str | None,
+    model: str | None,
+    is_engine: bool,
+    configured: Mapping[str, str],
+) -> str:
+    """backend_class(), memoized. Each entry holds `configured`, so the id in its key stays that mapping's."""
+    key = (provider, server_address, server_port, backend, model, is_engine, id(configured))
+    try:
+        return _BACKEND_CLASSES[key][1]
+    except KeyError:
+        found = backend_class(provider, server_address, server_port, backend, model, is_engine, configured)
+        chars = sum(len(text) for text in (provider, server_address, backend, model) if text)
+        return remember(_BACKEND_CLASSES, key, (configured, found), chars)[1]

@@ -13,9 +13,8 @@ emitter's source and output (tests/fixtures/emitters/README.md has the evidence)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from collector.normalize import conventions as c
 
@@ -38,15 +37,28 @@ class TokenError(ValueError):
     """A token count that is not a count (negative, fractional, absurd)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Token counts in the canonical meaning; None where the span did not say."""
+class Usage(NamedTuple):
+    """Token counts in the canonical meaning; None where the span did not say.
+
+    A NamedTuple, not a frozen dataclass: as immutable, and four times cheaper to build.
+    """
 
     input_tokens: int | None
     cache_read_tokens: int | None
     cache_write_tokens: int | None
     output_tokens: int | None
     reasoning_tokens: int | None
+
+
+# Where each count is read (input, output, cache read, cache write, reasoning, total).
+USAGE_NAMES = (
+    c.INPUT_TOKENS,
+    c.OUTPUT_TOKENS,
+    c.CACHE_READ_TOKENS,
+    c.CACHE_WRITE_TOKENS,
+    c.REASONING_TOKENS,
+    c.TOTAL_TOKENS,
+)
 
 
 def as_count(value: Any, limit: int) -> int | None:
@@ -80,12 +92,16 @@ def input_includes_cache(dialects: tuple[str, ...], provider: str | None) -> boo
 
 def canonical_usage(attrs: Mapping[str, Any], dialects: tuple[str, ...], provider: str | None, limit: int) -> Usage:
     """The span's usage in the canonical meaning; raises TokenError on a bad count."""
-    raw_input = as_count(c.first(attrs, c.INPUT_TOKENS), limit)
-    raw_output = as_count(c.first(attrs, c.OUTPUT_TOKENS), limit)
-    cache_read = as_count(c.first(attrs, c.CACHE_READ_TOKENS), limit)
-    cache_write = as_count(c.first(attrs, c.CACHE_WRITE_TOKENS), limit)
-    reasoning = as_count(c.first(attrs, c.REASONING_TOKENS), limit)
-    total = as_count(c.first(attrs, c.TOTAL_TOKENS), limit)
+    return usage_from_values(c.firsts(attrs, USAGE_NAMES), dialects, provider, limit)
+
+
+def usage_from_values(values: Sequence[Any], dialects: tuple[str, ...], provider: str | None, limit: int) -> Usage:
+    """canonical_usage, given the first value of each of USAGE_NAMES; raises TokenError on a bad count."""
+    counts = list(values)
+    for i, value in enumerate(counts):
+        if value is not None:
+            counts[i] = as_count(value, limit)
+    raw_input, raw_output, cache_read, cache_write, reasoning, total = counts
 
     input_tokens = raw_input
     if raw_input is not None:

@@ -186,7 +186,14 @@ class Pipeline:
         return True
 
     def _build(self, works: Iterable[Work]) -> tuple[WriteBatch, dict[str, TraceState]]:
-        """Merge new spans and hints with what is known of their traces; mutate nothing shared."""
+        """Merge new spans and hints with what is known of their traces.
+
+        The trace cache and the seen-trace filter are left alone (_remember updates them
+        after the commit). Three memories change here, before the commit, and stay changed
+        if it fails: the parked prompt-hash hints (a hint given to a span is used up), and
+        the remembered provider responses and failed calls of cross-trace linking
+        (collector/crosstrace.py), which a retry of the same export meets again.
+        """
         batch = WriteBatch()
         by_trace: dict[str, list[LlmSpan]] = {}
         hints_by_trace: dict[str, list[PromptHashHint]] = {}

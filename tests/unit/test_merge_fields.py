@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,6 +108,7 @@ _SPAN = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.slow  # a property test of 400 examples, like the fuzz suites
 @settings(max_examples=400, deadline=None)
 @given(drafts=st.lists(_SPAN, min_size=1, max_size=5))
 def test_merged_fields_equal_the_merge_as_first_written(drafts: list[dict]) -> None:

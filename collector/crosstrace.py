@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from collector.merge import CLOCK_SKEW_NS, Failure, FailureMemory, failure_of, merge_group
+from collector.failures import Failure, FailureMemory, failure_of
+from collector.merge import CLOCK_SKEW_NS, merge_group
 from collector.records import Call, LlmSpan
 from collector.store.writer import WriteBatch
 from collector.tracecache import TraceState
@@ -43,7 +44,7 @@ class CrossTraceLinks:
         responses are remembered.
 
         A failed call has no response id. Its two calls are linked when each is the other's
-        only candidate under merge.halves_of_one_call (both failed, one the client's own
+        only candidate under failures.halves_of_one_call (both failed, one the client's own
         span inside the other's, same provider, request model, operation, service and
         process) among every failure seen: merged as above within a batch, a later one
         dropped across batches (merge.FailureMemory). A failure left alone because its

@@ -10,7 +10,8 @@ import pytest
 
 from collector import crosstrace
 from collector.crosstrace import CrossTraceLinks
-from collector.merge import CLOCK_SKEW_NS, FailureMemory, call_of_span, merge_group
+from collector.failures import FailureMemory
+from collector.merge import CLOCK_SKEW_NS, call_of_span, merge_group
 from collector.records import Call
 from collector.store.writer import WriteBatch
 from collector.tracecache import TraceState

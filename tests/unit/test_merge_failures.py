@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.merge import (
+from collector.failures import (
     Failure,
     FailureMemory,
     candidates,

@@ -22,6 +22,7 @@ from collector.pipeline import Pipeline, Work
 from collector.price.ledger import ledger_pricer
 from collector.receive.grpc import build_grpc_server
 from collector.receive.http import build_otlp_app
+from collector.receive.offload import TraceDecoder
 from collector.settings import Settings, SettingsError
 from collector.store.engine import current_revision, head_revision, migrate, settings_engine
 from collector.store.rollup import Roller
@@ -62,6 +63,7 @@ class Collector:
         self.roller: Roller | None = None
         self.gpu = GpuMetrics(self.engine, settings.pricing.pools)
         self.scraper: Scraper | None = None
+        self.decoder: TraceDecoder | None = None
 
     def start(self) -> None:
         """Migrate (unless told not to), start the writer, then listen.
@@ -93,11 +95,13 @@ class Collector:
         self.roller.start()
         metrics = Metrics(self.engine, s, self.pipeline)
         self.pipeline.on_commit = metrics.observe_commit
+        self.decoder = TraceDecoder(s)
+        self.decoder.warm()
         otlp_sock = _bind(s.host, s.otlp_http_port, "otlp_http_port")
         api_sock = _bind(s.host, s.http_port, "http_port")
         self.otlp_http_port = otlp_sock.getsockname()[1]
         self.http_port = api_sock.getsockname()[1]
-        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.gpu)
+        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.gpu, self.decoder)
         self._grpc.start()
 
         api = build_api(self.engine, self.pipeline, s.pricing)
@@ -107,7 +111,7 @@ class Collector:
         api.include_router(alerts_router(self.engine, s.alerts, self.alerts))
         api.include_router(metrics_router(metrics))
         apps: list[tuple[ASGIApp, socket.socket]] = [
-            (build_otlp_app(s, self.pipeline, self.gpu), otlp_sock),
+            (build_otlp_app(s, self.pipeline, self.gpu, self.decoder), otlp_sock),
             (require_login(api, s.auth), api_sock),
         ]
         self._servers = [
@@ -170,6 +174,8 @@ class Collector:
             self._grpc.stop(grace=10).wait()
         if self._loop_thread is not None:
             self._loop_thread.join(30)
+        if self.decoder is not None:
+            self.decoder.close()
         if self.pipeline is not None:
             self.pipeline.stop()
         if self.roller is not None:

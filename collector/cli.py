@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp-grpc-port", dest="otlp_grpc_port", type=int, help="OTLP/gRPC port (4317)")
     serve.add_argument("--http-port", dest="http_port", type=int, help="API and dashboard port (8000)")
     serve.add_argument(
+        "--decode-processes", dest="decode_processes", type=int, help="trace decode processes (2; 0: threads)"
+    )
+    serve.add_argument(
         "--no-migrate", dest="migrate", action="store_false", default=None, help="do not migrate on start"
     )
 

@@ -332,6 +332,7 @@ class Pipeline:
         """After the commit: cache the traces' states, without the attributes already stored."""
         for span in batch.new_spans:
             span.attributes = {}
+            span.attributes_json = None
         cache, seen = self.cache, self.seen
         for trace_id, state in states.items():
             if not cache.put(trace_id, state) and state.covers is None:  # a new trace

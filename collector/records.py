@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Value types an OTLP AnyValue decodes to.
@@ -106,6 +107,14 @@ class LlmSpan:
     # The process that sent it (resource service.instance.id, else host.name:process.pid), to
     # tell apart two processes of one service; held in memory only, not stored (None when read back).
     process: str | None = None
+    # The audit copy as stored JSON, when a decode process made it before the hand-off
+    # (collector/receive/offload.py); `attributes` is then empty.
+    attributes_json: str | None = None
+
+    def __reduce__(self) -> tuple[type[LlmSpan], tuple[Any, ...]]:
+        # Positional: a third of the default slots pickle's cost to load, for the decode
+        # processes' hand-off of every span to the writer's process.
+        return (LlmSpan, _llm_span_fields(self))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -127,6 +136,9 @@ class LlmSpan:
         if self.input_tokens is None:
             return None
         return self.input_tokens + (self.cache_read_tokens or 0) + (self.cache_write_tokens or 0)
+
+
+_llm_span_fields = operator.attrgetter(*(f.name for f in fields(LlmSpan)))
 
 
 @dataclass(slots=True)

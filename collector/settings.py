@@ -28,6 +28,7 @@ from collector.records import BACKEND_CLASSES
 
 ENV_PREFIX = "BREAKEVEN_"
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")
+MAX_DECODE_PROCESSES = 16
 # BREAKEVEN_SERVICE_HOST, BREAKEVEN_PORT_4317_TCP_ADDR ...: Kubernetes service links.
 _KUBERNETES_SERVICE_LINK = re.compile(
     r"^BREAKEVEN_(SERVICE_(HOST|PORT)(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)?)$"
@@ -64,6 +65,9 @@ class Settings:
     max_array_items: int = 256
     # Trace bodies in protobuf go through the native decoder when it is built (collector/_otlp.c).
     native_decode: bool = True
+    # Processes that decode, redact and normalize trace exports beside the writer's (0: threads
+    # of the server's own process); see README Scaling.
+    decode_processes: int = 2
     # Pipeline.
     queue_max_spans: int = 200_000
     batch_max_spans: int = 20_000
@@ -243,11 +247,15 @@ def _check(s: Settings) -> None:
     busy = [p for p in ports.values() if p != 0]
     if len(busy) != len(set(busy)):
         raise SettingsError(f"otlp_http_port, otlp_grpc_port, http_port: must differ, got {ports}")
-    for name in sorted(_INT_SETTINGS - set(ports) - {"retention_days"}):
+    for name in sorted(_INT_SETTINGS - set(ports) - {"retention_days", "decode_processes"}):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be positive, got {getattr(s, name)}")
     if s.retention_days < 0:
         raise SettingsError(f"retention_days: must be 0 (keep raw calls) or a number of days, got {s.retention_days}")
+    if not 0 <= s.decode_processes <= MAX_DECODE_PROCESSES:
+        raise SettingsError(
+            f"decode_processes: 0 (decode on threads of the server) to {MAX_DECODE_PROCESSES}, got {s.decode_processes}"
+        )
     if s.batch_max_spans > s.queue_max_spans:
         raise SettingsError("batch_max_spans: must not exceed queue_max_spans")
     for name in ("duckdb_memory_limit", "duckdb_checkpoint_threshold"):

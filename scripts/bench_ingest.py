@@ -12,8 +12,10 @@ What it measures
       equals the acknowledged spans (a MISMATCH line otherwise) and that calls_stored
       equals spans minus the nested spans that must merge into their parent's call,
     - the server's RSS sampled every ~5 s, its peak RSS (VmHWM), and the DuckDB file size,
-    - the server's CPU time (all threads) per acknowledged span, which other load on the
-      machine skews far less than spans/s.
+      each summed over the server and its decode processes (an upper bound: pages a forked
+      process shares count twice, and peaks of different moments add up),
+    - the server's CPU time (all threads, decode processes included) per acknowledged
+      span, which other load on the machine skews far less than spans/s.
 
 The load
   Bodies look like real emitters' exports: LLM spans in the current OTel GenAI dialect
@@ -384,28 +386,55 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, deadline_seconds: float)
     raise RuntimeError(f"{url} did not answer 200 within {deadline_seconds:.0f} s")
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (the server's decode processes and their forkserver)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
 def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process, in kB (empty once it is gone)."""
+    """VmRSS and VmHWM in kB, summed over the process tree (empty once it is gone).
+
+    The sum counts the pages a forked decode process shares with its forkserver twice:
+    an upper bound of the memory the server takes.
+    """
     found: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    key, value = line.split(":", 1)
-                    found[key] = int(value.split()[0])
-    except OSError:
-        pass
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status", encoding="ascii") as status:
+                for line in status:
+                    if line.startswith(("VmRSS:", "VmHWM:")):
+                        key, value = line.split(":", 1)
+                        found[key] = found.get(key, 0) + int(value.split()[0])
+        except OSError:
+            pass
     return found
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all its threads (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    """User + system CPU time of the process tree, all threads (0 once it is gone)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def duckdb_path(url: str) -> Path | None:

@@ -9,6 +9,7 @@ INVALID_ARGUMENT, a missing or unknown ingest token UNAUTHENTICATED; partial suc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent import futures
@@ -26,6 +27,7 @@ from collector import decode, ingest
 from collector.auth import Sender, ingest_sender
 from collector.gpu.ingest import GpuCommitFailed, GpuMetrics
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
+from collector.receive.offload import DecoderUnavailable, TraceDecoder
 from collector.settings import Settings
 
 log = logging.getLogger("breakeven.receive.grpc")
@@ -61,6 +63,9 @@ def _export(
         outcome = outcome_of()
     except (ingest.TooLarge, decode.PayloadError) as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+    except DecoderUnavailable as exc:
+        _retry_later(context)
+        context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
     try:
         future = pipeline.submit(outcome.work)
     except QueueFull as exc:
@@ -84,24 +89,24 @@ def _export(
 class _Traces:
     """TraceService Export over the serialized request (see traces_handler)."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
-        self.settings, self.pipeline = settings, pipeline
+    def __init__(self, settings: Settings, pipeline: Pipeline, decoder: TraceDecoder) -> None:
+        self.settings, self.pipeline, self.decoder = settings, pipeline, decoder
 
     def export(self, body: bytes, context: grpc.ServicerContext) -> Any:
         """Export, given the request's bytes."""
         return _export(
             self.pipeline,
-            lambda: ingest.body_traces_outcome(body, decode.PROTOBUF, self.settings, _sender(self.settings, context)),
+            lambda: self.decoder.outcome(body, decode.PROTOBUF, _sender(self.settings, context)),
             context,
             trace_service_pb2.ExportTraceServiceResponse(),
             "rejected_spans",
         )
 
 
-def traces_handler(settings: Settings, pipeline: Pipeline) -> grpc.GenericRpcHandler:
+def traces_handler(settings: Settings, pipeline: Pipeline, decoder: TraceDecoder) -> grpc.GenericRpcHandler:
     """TraceService with Export handed the raw request bytes (request_deserializer None)."""
     export = grpc.unary_unary_rpc_method_handler(
-        _Traces(settings, pipeline).export,
+        _Traces(settings, pipeline, decoder).export,
         request_deserializer=None,
         response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
     )
@@ -147,8 +152,14 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
         return outcome
 
 
-def build_grpc_server(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None) -> tuple[grpc.Server, int]:
-    """A started-ready gRPC server bound to host:otlp_grpc_port, and the port it got."""
+def build_grpc_server(
+    settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None, decoder: TraceDecoder | None = None
+) -> tuple[grpc.Server, int]:
+    """A started-ready gRPC server bound to host:otlp_grpc_port, and the port it got.
+
+    Trace requests go to `decoder` (collector/receive/offload.py; this thread when None).
+    """
+    decoder = decoder or TraceDecoder(dataclasses.replace(settings, decode_processes=0))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="breakeven-grpc"),
         options=[
@@ -156,7 +167,7 @@ def build_grpc_server(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | 
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers((traces_handler(settings, pipeline),))
+    server.add_generic_rpc_handlers((traces_handler(settings, pipeline, decoder),))
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(settings, pipeline), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(settings, pipeline, gpu), server)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host

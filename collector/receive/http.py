@@ -11,10 +11,11 @@ the request's content type. A 200 is sent only after the data is committed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anyio import to_thread
@@ -33,6 +34,7 @@ from collector import decode, ingest
 from collector.auth import Sender, ingest_sender
 from collector.gpu.ingest import GpuCommitFailed, GpuMetrics
 from collector.pipeline import Pipeline, PipelineStopped, QueueFull
+from collector.receive.offload import DecoderUnavailable, TraceDecoder
 from collector.settings import Settings
 
 log = logging.getLogger("breakeven.receive.http")
@@ -113,7 +115,7 @@ def _error_response(err: HttpError, content_type: str) -> Response:
     return Response(_encode(status, content_type), err.status, err.headers, media_type=content_type)
 
 
-Handler = Callable[[bytes, str, Sender], ingest.Outcome]
+Handler = Callable[[bytes, str, Sender], Awaitable[ingest.Outcome]]
 
 
 def _make_endpoint(
@@ -128,7 +130,10 @@ def _make_endpoint(
             content_type = _content_type(request)
             body = await _read_body(request, settings.max_body_bytes)
             body = decompress(body, request.headers.get("content-encoding", ""), settings.max_decompressed_bytes)
-            outcome = await to_thread.run_sync(handle, body, content_type, sender)
+            try:
+                outcome = await handle(body, content_type, sender)
+            except DecoderUnavailable as exc:
+                raise HttpError(503, str(exc), {"Retry-After": RETRY_AFTER_SECONDS}) from None
             try:
                 future = pipeline.submit(outcome.work)
             except QueueFull as exc:
@@ -158,16 +163,29 @@ def _make_endpoint(
     return endpoint
 
 
-def build_otlp_app(settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None) -> Starlette:
-    """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics (GPU samples go to `gpu`)."""
+def build_otlp_app(
+    settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None, decoder: TraceDecoder | None = None
+) -> Starlette:
+    """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics (GPU samples go to `gpu`).
 
-    def traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
-        return ingest.body_traces_outcome(body, content_type, settings, sender)
+    Trace bodies go to `decoder` (collector/receive/offload.py; threads when None), logs
+    and metrics to threads of this process.
+    """
+    trace_decoder = decoder or TraceDecoder(dataclasses.replace(settings, decode_processes=0))
 
-    def logs(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+    def traces(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
+        return trace_decoder.outcome_async(body, content_type, sender)
+
+    def logs(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
+        return to_thread.run_sync(_logs, body, content_type, sender)
+
+    def _logs(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         return ingest.logs_outcome(decode.parse_logs(body, content_type), sender)
 
-    def metrics(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+    def metrics(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
+        return to_thread.run_sync(_metrics, body, content_type, sender)
+
+    def _metrics(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         request = decode.parse_metrics(body, content_type)
         outcome = ingest.metrics_outcome(request)
         if gpu is not None:

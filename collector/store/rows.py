@@ -68,7 +68,7 @@ def span_columns(spans: Sequence[LlmSpan], received_at_us: int) -> dict[str, lis
         end_time=[s.end_ns // 1000 for s in spans],
         received_at=[received_at_us] * len(spans),
         conventions=[",".join(s.conventions) for s in spans],
-        attributes=[attributes_json(s.attributes) for s in spans],
+        attributes=[attributes_json(s.attributes) if s.attributes_json is None else s.attributes_json for s in spans],
     )
     return {name: cols[name] for name in SPAN_COLUMNS}
 

@@ -26,6 +26,8 @@ from collector.settings import SettingsError, load_settings
         pytest.param(
             {"duckdb_checkpoint_threshold": "often"}, {}, "duckdb_checkpoint_threshold", id="checkpoint not a size"
         ),
+        pytest.param({"decode_processes": -1}, {}, "decode_processes", id="negative decode processes"),
+        pytest.param({}, {"BREAKEVEN_DECODE_PROCESSES": "64"}, "decode_processes", id="too many decode processes"),
     ],
 )
 def test_bad_setting_is_named(flags: dict, env: dict, names: str) -> None:
@@ -72,3 +74,8 @@ def test_kubernetes_service_links_for_a_service_named_breakeven_are_not_settings
         "BREAKEVEN_HTTP_PORT": "9000",
     }
     assert load_settings({}, injected).http_port == 9000
+
+
+def test_decode_processes_zero_means_threads() -> None:
+    assert load_settings({}, environ={}).decode_processes == 2
+    assert load_settings({}, environ={"BREAKEVEN_DECODE_PROCESSES": "0"}).decode_processes == 0

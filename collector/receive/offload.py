@@ -1,0 +1,137 @@
+"""Decode processes: trace exports are decoded, redacted and normalized beside the writer.
+
+One Python process runs one thread at a time (the GIL), and the writer's merge, pricing
+and commit already fill most of it; a body decoded on another thread of that process
+waits its turn. Decode processes (`decode_processes`, default 2) take that stage to
+the other cores. The server's process keeps the sockets, the answers and the one writer; a
+body goes to a decode process as bytes and comes back as the export's Outcome: the
+normalized LLM spans (prompt and completion text already gone) with their audit
+attributes already JSON, counters and rejections. Nothing is acknowledged before the
+writer commits it, as with threads.
+
+A decode process that dies (killed, out of memory) fails the exports it held: they are
+answered 503 with Retry-After, never 200, and a fresh pool takes the next ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from collector import ingest
+from collector.auth import Sender
+from collector.settings import Settings
+from collector.store.rows import attributes_json
+
+log = logging.getLogger("breakeven.receive.offload")
+_settings: Settings | None = None  # in a decode process: the server's settings
+
+
+class DecoderUnavailable(Exception):
+    """A decode process died holding this export; the client should retry."""
+
+
+def _start_worker(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+def _decode_traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+    """In a decode process: the export's Outcome, audit attributes made JSON for the writer."""
+    assert _settings is not None
+    outcome = ingest.body_traces_outcome(body, content_type, _settings, sender)
+    for span in outcome.work.spans:
+        span.attributes_json = attributes_json(span.attributes)
+        span.attributes = {}
+    return outcome
+
+
+class TraceDecoder:
+    """Decodes trace export bodies into Outcomes: in decode processes, else on the caller's thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.processes = settings.decode_processes
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        if self.processes:
+            self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # forkserver: a clean process that imported the collector once forks each worker, so
+        # no thread of the server (writer, event loop, DuckDB's) is copied half-way.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["collector.receive.offload"])
+        pool = ProcessPoolExecutor(
+            self.processes, mp_context=context, initializer=_start_worker, initargs=(self.settings,)
+        )
+        return pool
+
+    def warm(self) -> None:
+        """Start the decode processes now rather than on the first export."""
+        if self._pool is not None:
+            self._pool.submit(_start_worker, self.settings).result(60)
+
+    def submit(self, body: bytes, content_type: str, sender: Sender) -> Future[ingest.Outcome]:
+        """The export's Outcome, to come; raises DecoderUnavailable when the pool broke."""
+        future: Future[ingest.Outcome]
+        if self._pool is None:
+            future = Future()
+            try:
+                future.set_result(ingest.body_traces_outcome(body, content_type, self.settings, sender))
+            except Exception as exc:  # the caller sees the same errors either way
+                future.set_exception(exc)
+            return future
+        with self._lock:
+            pool = self._pool
+            try:
+                return pool.submit(_decode_traces, body, content_type, sender)
+            except BrokenProcessPool:
+                self._replace(pool)
+                raise DecoderUnavailable("a decode process died; retry") from None
+
+    def outcome(self, body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+        """Blocking: the export's Outcome (gRPC's threads)."""
+        return self._result(self.submit(body, content_type, sender))
+
+    async def outcome_async(self, body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+        """The export's Outcome, awaited (the HTTP receiver's event loop)."""
+        if self._pool is None:
+            return await asyncio.to_thread(ingest.body_traces_outcome, body, content_type, self.settings, sender)
+        future = self.submit(body, content_type, sender)
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            self._replace_broken()
+            raise DecoderUnavailable("a decode process died while decoding this export; retry") from None
+
+    def _result(self, future: Future[ingest.Outcome]) -> ingest.Outcome:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self._replace_broken()
+            raise DecoderUnavailable("a decode process died while decoding this export; retry") from None
+
+    def _replace_broken(self) -> None:
+        with self._lock:
+            if self._pool is not None and getattr(self._pool, "_broken", False):
+                self._replace(self._pool)
+
+    def _replace(self, pool: ProcessPoolExecutor) -> None:
+        """Swap a broken pool for a fresh one (the lock is held)."""
+        if self._pool is not pool:
+            return
+        log.warning("a decode process died; starting a fresh pool of %d", self.processes)
+        pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def close(self) -> None:
+        """Stop the decode processes (after the receivers stopped)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

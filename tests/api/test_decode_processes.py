@@ -1,0 +1,126 @@
+"""Decode processes (collector/receive/offload.py): the same records as threads, and no loss.
+
+Every other API suite runs on the default (two decode processes); these hold that path to
+the threads' one (`decode_processes = 0`) and try what processes add: one dying, and
+shutting down.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from collector.receive.offload import TraceDecoder
+from tests.conftest import RunningCollector, running_collector, wait_for
+from tests.otel import chat_attributes, tracer
+
+FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "emitters").glob("*/*.json"))
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def _replay_all(running: RunningCollector) -> list[dict]:
+    for path in FIXTURES:
+        capture = json.loads(path.read_text())
+        for body in capture.get("logs", []):
+            reply = httpx.post(f"{running.otlp_http}/v1/logs", content=base64.b64decode(body), headers=PROTOBUF)
+            assert reply.status_code == 200
+        for body in capture["traces"]:
+            reply = httpx.post(f"{running.otlp_http}/v1/traces", content=base64.b64decode(body), headers=PROTOBUF)
+            assert reply.status_code == 200, reply.content
+    calls = running.calls()
+    for call in calls:
+        call.pop("received_at")
+    return sorted(calls, key=lambda c: (c["trace_id"], c["span_id"]))
+
+
+@pytest.mark.slow  # every capture replayed twice: some 40 s
+def test_decode_processes_store_what_threads_store(tmp_path: Path) -> None:
+    with running_collector(tmp_path / "threads", "duckdb", decode_processes=0) as threads:
+        assert threads.app.decoder is not None and threads.app.decoder.processes == 0
+        by_threads = _replay_all(threads)
+        ingest_threads = threads.ingest()
+    with running_collector(tmp_path / "processes", "duckdb", decode_processes=2) as processes:
+        by_processes = _replay_all(processes)
+        ingest_processes = processes.ingest()
+    assert len(by_threads) >= len(FIXTURES) - 5 and by_processes == by_threads
+    assert ingest_processes == ingest_threads
+
+
+def _decode_pids(running: RunningCollector) -> list[int]:
+    decoder = running.app.decoder
+    assert isinstance(decoder, TraceDecoder) and decoder._pool is not None
+    return list(decoder._pool._processes or {})
+
+
+def _export(running: RunningCollector, service: str) -> httpx.Response:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    def kv(key: str, value: str | int) -> KeyValue:
+        return KeyValue(
+            key=key, value=AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
+        )
+
+    span = Span(
+        trace_id=os.urandom(16), span_id=os.urandom(8), name="chat gpt-4o", kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=1_700_000_000_000_000_000, end_time_unix_nano=1_700_000_001_000_000_000,
+        attributes=[kv(k, v) for k, v in chat_attributes().items()],
+    )  # fmt: skip
+    request = ExportTraceServiceRequest(
+        resource_spans=[
+            ResourceSpans(
+                resource={"attributes": [kv("service.name", service)]},
+                scope_spans=[ScopeSpans(spans=[span])],
+            )
+        ]
+    )
+    return httpx.post(f"{running.otlp_http}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
+
+
+def test_a_dead_decode_process_costs_a_retry_not_a_span(tmp_path: Path) -> None:
+    with running_collector(tmp_path, "duckdb") as running:
+        assert _export(running, "before").status_code == 200
+        for pid in _decode_pids(running):
+            os.kill(pid, signal.SIGKILL)
+        # The export that meets the broken pool is refused with a retry hint, never acknowledged...
+        reply = wait_for(lambda: (r := _export(running, "refused")).status_code == 503 and r)
+        assert reply.headers["Retry-After"] == "2" and "decode process" in reply.text
+        assert running.calls(service="refused") == []
+        # ...and a fresh pool takes the next: the SDK exporter's own retry gets through.
+        service = f"svc-{uuid.uuid4().hex[:8]}"
+        with tracer(running.otlp_http, service) as t:
+            with t.start_as_current_span("chat gpt-4o", attributes=chat_attributes()):
+                pass
+        assert len(running.calls(service=service)) == 1
+        assert len(running.calls(service="before")) == 1
+
+
+def test_grpc_exports_survive_a_dead_decode_process(tmp_path: Path) -> None:
+    with running_collector(tmp_path, "duckdb") as running:
+        service = f"svc-{uuid.uuid4().hex[:8]}"
+        with tracer(running.otlp_grpc, service, protocol="grpc") as t:
+            with t.start_as_current_span("chat gpt-4o", attributes=chat_attributes()):
+                pass
+            for pid in _decode_pids(running):
+                os.kill(pid, signal.SIGKILL)
+            with t.start_as_current_span("chat gpt-4o", attributes=chat_attributes()):
+                pass  # UNAVAILABLE with RetryInfo first, then the exporter's retry lands
+        assert len(running.calls(service=service)) == 2
+
+
+def test_stopping_the_collector_ends_its_decode_processes(tmp_path: Path) -> None:
+    with running_collector(tmp_path, "duckdb") as running:
+        assert _export(running, "one").status_code == 200
+        pids = _decode_pids(running)
+        assert pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -46,10 +47,19 @@ def datetime_to_ns(value: datetime) -> int:
     return round(value.timestamp() * 1e6) * 1000
 
 
+def _columns(records: Sequence[Any], names: Sequence[str]) -> dict[str, list[Any]]:
+    """name -> the records' values of that attribute (one attrgetter per record, then a transpose)."""
+    if not records:
+        return {name: [] for name in names}
+    rows = map(operator.attrgetter(*names), records)  # a tuple per record: len(names) > 1
+    return dict(zip(names, map(list, zip(*rows, strict=True)), strict=True))
+
+
 def call_columns(calls: Sequence[Call], prices: Sequence[CallPrice], received_at_us: int) -> dict[str, list[Any]]:
     """Calls and their prices as column -> values (built column-wise for Arrow), times in us."""
-    cols: dict[str, list[Any]] = {name: [getattr(c, name) for c in calls] for name in _CALL_ATTRS}
-    cols.update({column: [getattr(p, attr) for p in prices] for column, attr in PRICE_COLUMNS})
+    cols = _columns(calls, _CALL_ATTRS)
+    price_cols = _columns(prices, [attr for _, attr in PRICE_COLUMNS])
+    cols.update({column: price_cols[attr] for column, attr in PRICE_COLUMNS})
     cols.update(
         start_time=[c.start_ns // 1000 for c in calls],
         end_time=[c.end_ns // 1000 for c in calls],
@@ -62,7 +72,7 @@ def call_columns(calls: Sequence[Call], prices: Sequence[CallPrice], received_at
 
 def span_columns(spans: Sequence[LlmSpan], received_at_us: int) -> dict[str, list[Any]]:
     """LLM spans as column -> values, times in microseconds, attributes as JSON."""
-    cols: dict[str, list[Any]] = {name: [getattr(s, name) for s in spans] for name in _SPAN_ATTRS}
+    cols = _columns(spans, _SPAN_ATTRS)
     cols.update(
         start_time=[s.start_ns // 1000 for s in spans],
         end_time=[s.end_ns // 1000 for s in spans],

@@ -29,6 +29,7 @@ from collector.store.rows import attributes_json
 
 log = logging.getLogger("breakeven.receive.offload")
 _settings: Settings | None = None  # in a decode process: the server's settings
+WARM_SECONDS = 60.0
 
 
 class DecoderUnavailable(Exception):
@@ -36,7 +37,12 @@ class DecoderUnavailable(Exception):
 
 
 def _start_worker(settings: Settings) -> None:
+    """A decode process's start: the settings, and the cycle collector tuned as `serve` tunes it."""
+    from collector.cli import tune_garbage_collector
+
     global _settings
+    if _settings is None:
+        tune_garbage_collector()
     _settings = settings
 
 
@@ -72,9 +78,20 @@ class TraceDecoder:
         return pool
 
     def warm(self) -> None:
-        """Start the decode processes now rather than on the first export."""
-        if self._pool is not None:
-            self._pool.submit(_start_worker, self.settings).result(60)
+        """Start the decode processes now rather than on the first export.
+
+        Where they cannot start (no process may be forked here, say), decoding falls back
+        to threads of this process, with a warning: slower, never refused.
+        """
+        if self._pool is None:
+            return
+        try:
+            self._pool.submit(_start_worker, self.settings).result(WARM_SECONDS)
+        except Exception as exc:
+            log.warning("decode processes could not start (%s); decoding on threads of the server", exc)
+            with self._lock:
+                pool, self._pool, self.processes = self._pool, None, 0
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, body: bytes, content_type: str, sender: Sender) -> Future[ingest.Outcome]:
         """The export's Outcome, to come; raises DecoderUnavailable when the pool broke."""

@@ -124,3 +124,19 @@ def test_stopping_the_collector_ends_its_decode_processes(tmp_path: Path) -> Non
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_decode_processes_that_cannot_start_fall_back_to_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from concurrent.futures.process import ProcessPoolExecutor
+
+    def cannot_start(self: ProcessPoolExecutor) -> None:
+        raise OSError(1, "Operation not permitted")  # as a sandbox that forbids fork answers
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", cannot_start)
+    with running_collector(tmp_path, "duckdb") as running:
+        assert running.app.decoder is not None and running.app.decoder.processes == 0
+        assert _export(running, "threads").status_code == 200
+        assert len(running.calls(service="threads")) == 1
+    assert "decode processes could not start" in caplog.text

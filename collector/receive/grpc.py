@@ -2,8 +2,9 @@
 
 Same decode and hand-off as HTTP: TraceService receives the request's bytes (no
 deserializer), so a trace export takes the same decode_trace_body as an HTTP protobuf
-body, the native decoder included. A full queue answers RESOURCE_EXHAUSTED, a database
-that cannot commit UNAVAILABLE (both retryable for OTel SDK exporters), a bad payload
+body, the native decoder included, in a decode process (collector/receive/offload.py).
+A full queue answers RESOURCE_EXHAUSTED, a database that cannot commit or a decode
+process that died UNAVAILABLE (both retryable for OTel SDK exporters), a bad payload
 INVALID_ARGUMENT, a missing or unknown ingest token UNAUTHENTICATED; partial success is reported in the response.
 """
 

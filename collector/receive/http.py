@@ -4,7 +4,8 @@ Answers: 200 with an Export*ServiceResponse (partial_success when some spans wer
 refused); 400 for an unusable body; 413 past a size limit; 415 for an unsupported
 content type or encoding; 401 without a known ingest token (when [auth] sets
 tokens); 429 with Retry-After when the queue is full; 503 with
-Retry-After while the database cannot commit. Error bodies are google.rpc.Status in
+Retry-After while the database cannot commit, or when the decode process holding the
+export died (collector/receive/offload.py). Error bodies are google.rpc.Status in
 the request's content type. A 200 is sent only after the data is committed.
 """
 

@@ -95,7 +95,7 @@ class Collector:
         self.roller.start()
         metrics = Metrics(self.engine, s, self.pipeline)
         self.pipeline.on_commit = metrics.observe_commit
-        self.decoder = TraceDecoder(s)
+        self.decoder = metrics.decoder = TraceDecoder(s)
         self.decoder.warm()
         otlp_sock = _bind(s.host, s.otlp_http_port, "otlp_http_port")
         api_sock = _bind(s.host, s.http_port, "http_port")

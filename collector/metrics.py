@@ -40,6 +40,7 @@ from collector.store import queries
 
 if TYPE_CHECKING:
     from collector.alerts.runner import AlertRunner
+    from collector.receive.offload import TraceDecoder
 
 log = logging.getLogger("breakeven.metrics")
 PREFIX = "breakeven_"
@@ -77,6 +78,8 @@ POOL_GAUGES = (
 HELP = {
     "ingest_queue_depth_spans": "Spans and prompt hints queued for the writer, not yet committed.",
     "ingest_writer_up": "1 while the writer thread runs.",
+    "ingest_decode_processes": "Processes decoding trace exports (0: threads of the server's process).",
+    "ingest_decode_process_deaths": "Times a decode process died and its pool was replaced (this process).",
     "ingest_refused_exports": "Exports answered 503 because their commit failed (this process).",
     "metrics_window_seconds": "The trailing window the pool and traffic-class gauges cover.",
     "notifications": "Notification deliveries by notifier and outcome: sent, failed (an attempt), dropped.",
@@ -134,6 +137,7 @@ class Metrics:
         )
         self.refused = 0  # exports answered 503 because their commit failed (only the writer thread adds)
         self.alerts: AlertRunner | None = None
+        self.decoder: TraceDecoder | None = None
         self.ledger = _LedgerCollector(engine, settings, pipeline, self)
         self.registry.register(self.ledger)
 
@@ -209,6 +213,11 @@ class _LedgerCollector(PrometheusCollector):
         window = _gauge("metrics_window_seconds")
         window.add_metric([], float(self.settings.metrics_window_seconds))
         yield from (depth, writer, refused, window)
+        if self.owner.decoder is not None:
+            processes, deaths = _gauge("ingest_decode_processes"), _counter("ingest_decode_process_deaths")
+            processes.add_metric([], float(self.owner.decoder.processes))
+            deaths.add_metric([], float(self.owner.decoder.deaths))
+            yield from (processes, deaths)
         runner = self.owner.alerts
         if runner is None:
             return

@@ -62,6 +62,7 @@ class TraceDecoder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.processes = settings.decode_processes
+        self.deaths = 0  # pools replaced because a decode process died (GET /metrics)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
         if self.processes:
@@ -143,6 +144,7 @@ class TraceDecoder:
         if self._pool is not pool:
             return
         log.warning("a decode process died; starting a fresh pool of %d", self.processes)
+        self.deaths += 1
         pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
 

@@ -19,7 +19,7 @@ README = (Path(__file__).parents[2] / "README.md").read_text()
 ALERTS = {"interval": "100ms", "rules": [{"name": "PoolBelowBreakEven", "kind": "pool_below_breakeven"}]}
 # Unit suffixes Prometheus' naming guide and STYLE.md ask for; a counter's _total comes after its unit.
 # Gauges without a unit are counts of the thing they name (alerts, deliveries queued) or 0/1 (_up).
-UNITS = ("_seconds", "_ratio", "_usd", "_spans", "_tokens", "_up", "_queued", "_alerts")
+UNITS = ("_seconds", "_ratio", "_usd", "_spans", "_tokens", "_up", "_queued", "_alerts", "_processes")
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,9 @@ def test_a_dead_decode_process_costs_a_retry_not_a_span(tmp_path: Path) -> None:
                 pass
         assert len(running.calls(service=service)) == 1
         assert len(running.calls(service="before")) == 1
+        metrics = httpx.get(f"{running.api}/metrics", timeout=10).text
+        assert "breakeven_ingest_decode_processes 2.0" in metrics
+        assert "breakeven_ingest_decode_process_deaths_total 1.0" in metrics
 
 
 def test_grpc_exports_survive_a_dead_decode_process(tmp_path: Path) -> None:
@@ -139,4 +142,5 @@ def test_decode_processes_that_cannot_start_fall_back_to_threads(
         assert running.app.decoder is not None and running.app.decoder.processes == 0
         assert _export(running, "threads").status_code == 200
         assert len(running.calls(service="threads")) == 1
+        assert "breakeven_ingest_decode_processes 0.0" in httpx.get(f"{running.api}/metrics", timeout=10).text
     assert "decode processes could not start" in caplog.text

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 
 from collector import ingest
 from collector.auth import Sender
@@ -37,13 +39,34 @@ class DecoderUnavailable(Exception):
 
 
 def _start_worker(settings: Settings) -> None:
-    """A decode process's start: the settings, and the cycle collector tuned as `serve` tunes it."""
+    """A decode process's start: the settings, the cycle collector tuned as `serve` tunes
+    it, and a watch on the server's process."""
     from collector.cli import tune_garbage_collector
 
     global _settings
     if _settings is None:
         tune_garbage_collector()
+        _exit_with_the_server()
     _settings = settings
+
+
+def _exit_with_the_server() -> None:
+    """End this decode process when the server's process is gone, however it ended.
+
+    A pool's workers wait on a queue whose writing end they hold themselves, so a server
+    killed with SIGKILL (or by the OOM killer) would leave them, and their forkserver,
+    waiting for ever. The parent's sentinel (a pipe the server holds open while it lives)
+    says when it is gone.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="breakeven-decode-watch", daemon=True).start()
 
 
 def _decode_traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:

@@ -20,6 +20,7 @@ import pytest
 from collector.receive.offload import TraceDecoder
 from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.otel import chat_attributes, tracer
+from tests.scripts import bench_ingest
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "emitters").glob("*/*.json"))
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -146,25 +147,6 @@ def test_decode_processes_that_cannot_start_fall_back_to_threads(
     assert "decode processes could not start" in caplog.text
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -179,7 +161,8 @@ def test_decode_processes_end_with_a_server_killed_by_sigkill(tmp_path: Path) ->
     server = ServerProcess(f"duckdb:///{tmp_path / 'ledger.duckdb'}", tmp_path)
     server.start()
     assert server.proc is not None
-    helpers = wait_for(lambda: len(found := _descendants(server.proc.pid)) >= 3 and found)  # forkserver + 2
+    tree = bench_ingest().process_tree  # the server and its descendants
+    helpers = wait_for(lambda: len(found := set(tree(server.proc.pid)) - {server.proc.pid}) >= 3 and found)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
     assert wait_for(lambda: not any(_alive(pid) for pid in helpers)), [p for p in helpers if _alive(p)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import gc
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from collector.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body
 from collector.ingest import body_traces_outcome, limits_of, traces_outcome
 from collector.settings import load_settings
 from tests.native import assert_same_traces, check_body, compiler_present, requires_native
+from tests.scripts import bench_ingest
 from tests.unit.test_decode import (
     AUDIT_ONLY,
     LIMITS,
@@ -53,12 +53,7 @@ def _capture_bodies(path: Path) -> list[bytes]:
 
 
 def _bench_templates(seeds: range, batch: int = 64) -> list[bytes]:
-    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "scripts" / "bench_ingest.py")
-    assert spec is not None and spec.loader is not None
-    bench: Any = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_ingest", bench)
-    spec.loader.exec_module(bench)
-    return [bench.build_template(batch, seed).body() for seed in seeds]
+    return [bench_ingest().build_template(batch, seed).body() for seed in seeds]
 
 
 def test_the_decoder_is_built_wherever_a_compiler_is() -> None:

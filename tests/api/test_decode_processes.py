@@ -16,7 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collector.demo import key_value
 from collector.receive.offload import TraceDecoder
 from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.otel import chat_attributes, tracer
@@ -61,27 +65,14 @@ def _decode_pids(running: RunningCollector) -> list[int]:
 
 
 def _export(running: RunningCollector, service: str) -> httpx.Response:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
-
-    def kv(key: str, value: str | int) -> KeyValue:
-        return KeyValue(
-            key=key, value=AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
-        )
-
     span = Span(
         trace_id=os.urandom(16), span_id=os.urandom(8), name="chat gpt-4o", kind=Span.SPAN_KIND_CLIENT,
         start_time_unix_nano=1_700_000_000_000_000_000, end_time_unix_nano=1_700_000_001_000_000_000,
-        attributes=[kv(k, v) for k, v in chat_attributes().items()],
+        attributes=[key_value(k, v) for k, v in chat_attributes().items()],
     )  # fmt: skip
+    resource = Resource(attributes=[key_value("service.name", service)])
     request = ExportTraceServiceRequest(
-        resource_spans=[
-            ResourceSpans(
-                resource={"attributes": [kv("service.name", service)]},
-                scope_spans=[ScopeSpans(spans=[span])],
-            )
-        ]
+        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=[span])])]
     )
     return httpx.post(f"{running.otlp_http}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
 

@@ -101,7 +101,7 @@ class Collector:
         api_sock = _bind(s.host, s.http_port, "http_port")
         self.otlp_http_port = otlp_sock.getsockname()[1]
         self.http_port = api_sock.getsockname()[1]
-        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.gpu, self.decoder)
+        self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.decoder, self.gpu)
         self._grpc.start()
 
         api = build_api(self.engine, self.pipeline, s.pricing)
@@ -111,7 +111,7 @@ class Collector:
         api.include_router(alerts_router(self.engine, s.alerts, self.alerts))
         api.include_router(metrics_router(metrics))
         apps: list[tuple[ASGIApp, socket.socket]] = [
-            (build_otlp_app(s, self.pipeline, self.gpu, self.decoder), otlp_sock),
+            (build_otlp_app(s, self.pipeline, self.decoder, self.gpu), otlp_sock),
             (require_login(api, s.auth), api_sock),
         ]
         self._servers = [

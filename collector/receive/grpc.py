@@ -10,7 +10,6 @@ INVALID_ARGUMENT, a missing or unknown ingest token UNAUTHENTICATED; partial suc
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent import futures
@@ -154,13 +153,12 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
 
 
 def build_grpc_server(
-    settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None, decoder: TraceDecoder | None = None
+    settings: Settings, pipeline: Pipeline, decoder: TraceDecoder, gpu: GpuMetrics | None = None
 ) -> tuple[grpc.Server, int]:
     """A started-ready gRPC server bound to host:otlp_grpc_port, and the port it got.
 
-    Trace requests go to `decoder` (collector/receive/offload.py; this thread when None).
+    Trace requests go to `decoder` (collector/receive/offload.py).
     """
-    decoder = decoder or TraceDecoder(dataclasses.replace(settings, decode_processes=0))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="breakeven-grpc"),
         options=[

@@ -12,7 +12,6 @@ the request's content type. A 200 is sent only after the data is committed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import zlib
@@ -165,17 +164,16 @@ def _make_endpoint(
 
 
 def build_otlp_app(
-    settings: Settings, pipeline: Pipeline, gpu: GpuMetrics | None = None, decoder: TraceDecoder | None = None
+    settings: Settings, pipeline: Pipeline, decoder: TraceDecoder, gpu: GpuMetrics | None = None
 ) -> Starlette:
     """The Starlette app serving POST /v1/traces, /v1/logs and /v1/metrics (GPU samples go to `gpu`).
 
-    Trace bodies go to `decoder` (collector/receive/offload.py; threads when None), logs
-    and metrics to threads of this process.
+    Trace bodies go to `decoder` (collector/receive/offload.py), logs and metrics to
+    threads of this process.
     """
-    trace_decoder = decoder or TraceDecoder(dataclasses.replace(settings, decode_processes=0))
 
     def traces(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
-        return trace_decoder.outcome_async(body, content_type, sender)
+        return decoder.outcome_async(body, content_type, sender)
 
     def logs(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
         return to_thread.run_sync(_logs, body, content_type, sender)

@@ -147,20 +147,20 @@ class TraceDecoder:
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
-            self._replace_broken()
-            raise DecoderUnavailable("a decode process died while decoding this export; retry") from None
+            raise self._died_decoding() from None
 
     def _result(self, future: Future[ingest.Outcome]) -> ingest.Outcome:
         try:
             return future.result()
         except BrokenProcessPool:
-            self._replace_broken()
-            raise DecoderUnavailable("a decode process died while decoding this export; retry") from None
+            raise self._died_decoding() from None
 
-    def _replace_broken(self) -> None:
+    def _died_decoding(self) -> DecoderUnavailable:
+        """A decode process died holding an export: replace the broken pool (once), say so."""
         with self._lock:
             if self._pool is not None and getattr(self._pool, "_broken", False):
                 self._replace(self._pool)
+        return DecoderUnavailable("a decode process died while decoding this export; retry")
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:
         """Swap a broken pool for a fresh one (the lock is held)."""

@@ -111,10 +111,11 @@ def tune_thread_switching() -> None:
     """Hand the GIL over after 0.2 ms rather than 5 ms when another thread waits for it.
 
     DuckDB's bindings release the GIL while a statement runs and take it back many times
-    before it ends; each take waits out the running thread's slice. With the event loop or
-    the decode processes' result thread busy, an insert of 512 rows that takes 5 ms alone
-    took 50-100 ms (scripts/bench_gil_handoff.py). The writer's commits are the server's
-    critical path, so `serve` shortens the slice: 5-9% more spans/s in alternating runs.
+    before it ends; each take waits out the running thread's slice. Beside a busy Python
+    thread (the event loop, the decode processes' result thread) a 512-row insert that
+    takes 2 ms alone took 51 ms at 5 ms, 5 ms at 0.2 ms (scripts/bench_gil_handoff.py).
+    The writer's commits are the server's critical path, so `serve` shortens the slice:
+    5-9% more spans/s in alternating runs.
     """
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 

@@ -92,7 +92,8 @@ llm_spans = sa.Table(
     sa.Column("is_engine", sa.Boolean, nullable=False),
     *_who_what_columns(),
     *_token_columns(nullable=True),
-    sa.Column("attributes", sa.Text, nullable=False),  # JSON, content removed
+    # JSON, content removed; zstd-compressed on DuckDB (migration 0008, which says why)
+    sa.Column("attributes", sa.Text, nullable=False),
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 _postgresql_only(sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time))

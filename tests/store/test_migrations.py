@@ -100,6 +100,41 @@ def test_duckdb_ledger_from_0001_keeps_its_rows_through_0002_and_back(tmp_path) 
     eng.dispose()
 
 
+def _attributes_compression(conn: sa.Connection) -> set[str]:
+    rows = conn.exec_driver_sql(
+        "SELECT DISTINCT compression FROM pragma_storage_info('llm_spans')"
+        " WHERE column_name = 'attributes' AND segment_type = 'VARCHAR'"
+    )
+    return {r[0] for r in rows}
+
+
+def test_duckdb_attributes_are_zstd_from_0008_and_keep_their_rows_both_ways(tmp_path) -> None:
+    """The audit JSON is compressed with zstd (migration 0008 says why); the rebuild keeps the spans."""
+    eng = make_engine(f"duckdb:///{tmp_path / 'z.duckdb'}")
+    migrate(eng, "0007")
+    fill = (
+        "INSERT INTO llm_spans (trace_id, span_id, name, kind, is_engine, start_time, end_time, backend_class,"
+        " status, emitter, conventions, received_at, attributes) SELECT 't' || i, 's' || i, 'chat', 3, false, now(),"
+        " now(), 'frontier', 'ok', 'e', '', now(), '{\"gen_ai.response.id\":\"chatcmpl-' || md5(i::VARCHAR) || '\"}'"
+        " FROM range(5000) r(i)"
+    )
+    with eng.begin() as conn:
+        conn.exec_driver_sql(fill)
+    migrate(eng)
+    with eng.connect() as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+        assert _attributes_compression(conn) == {"ZSTD"}
+        assert conn.exec_driver_sql("SELECT count(DISTINCT attributes) FROM llm_spans").scalar() == 5000
+    downgrade(eng, "0007")
+    with eng.connect() as conn:
+        assert (
+            "USING COMPRESSION"
+            not in conn.exec_driver_sql("SELECT sql FROM duckdb_tables() WHERE table_name = 'llm_spans'").scalar_one()
+        )
+        assert conn.exec_driver_sql("SELECT count(*) FROM llm_spans").scalar() == 5000
+    eng.dispose()
+
+
 def test_a_fresh_process_reads_the_revision_of_a_duckdb_ledger(tmp_path) -> None:
     """`serve --no-migrate` and `reprice` ask Alembic without migrating: DuckDB must be known to it."""
     import subprocess

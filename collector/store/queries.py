@@ -109,7 +109,10 @@ def ingest_totals(conn: sa.Connection) -> dict[str, Any]:
         "gpu_points": {"stored": {}, "unmatched": {}, "invalid": {}},
         "gpu_scrapes_failed": 0,
     }
-    for name, reason, value in conn.execute(sa.select(ingest_counters)).all():
+    c = ingest_counters.c  # appended on DuckDB (collector/store/counters.py): summed by key
+    for name, reason, value in conn.execute(
+        sa.select(c.name, c.reason, sa.func.sum(c.value)).group_by(c.name, c.reason)
+    ):
         if name == "rejected":
             totals["rejected"][reason] = int(value)
             totals["rejected_total"] += int(value)

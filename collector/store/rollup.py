@@ -55,7 +55,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from collector.store import prompts
+from collector.store import counters, prompts
 from collector.store.hours import (
     DAY,
     EPOCH,
@@ -261,7 +261,8 @@ def purge(
 
 
 class Roller:
-    """The background thread that rolls dirty hours up and applies retention, every few seconds."""
+    """The background thread that rolls dirty hours up, folds the ingest counters
+    (collector/store/counters.py) and applies retention, every few seconds."""
 
     def __init__(self, engine: sa.Engine, retention_days: int = 0, interval: float = ROLL_INTERVAL_SECONDS) -> None:
         self.engine = engine
@@ -287,6 +288,7 @@ class Roller:
         """One round: every dirty hour rolled up, then retention; failures logged and counted, never raised."""
         try:
             roll_all(self.engine)
+            counters.fold(self.engine)
             if self.retention_days > 0:
                 purge(self.engine, self.retention_days, stop=self._stop)
         except Exception as exc:  # a conflict with a writer, a lost connection: the next round retries

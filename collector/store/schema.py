@@ -99,12 +99,15 @@ llm_spans = sa.Table(
 _postgresql_only(sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time))
 
 # Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
+# One row per (name, reason) on PostgreSQL; appended on DuckDB, where readers sum them
+# (migration 0009, collector/store/counters.py).
 ingest_counters = sa.Table(
     "ingest_counters",
     metadata,
-    sa.Column("name", sa.String, primary_key=True),
-    sa.Column("reason", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("reason", sa.String, nullable=False),
     sa.Column("value", sa.BigInteger, nullable=False),
+    _postgresql_only(sa.PrimaryKeyConstraint("name", "reason")),
 )
 
 # One row per `breakeven reprice` run: who, when, which prices, totals before and after.

@@ -333,10 +333,10 @@ class Pipeline:
         for span in batch.new_spans:
             span.attributes = {}
             span.attributes_json = None
-        cache, seen = self.cache, self.seen
-        for trace_id, state in states.items():
-            if not cache.put(trace_id, state) and state.covers is None:  # a new trace
-                seen.add(trace_id)
+        put = self.cache.put
+        self.seen.add_all(
+            [trace_id for trace_id, state in states.items() if not put(trace_id, state) and state.covers is None]
+        )  # the new traces
 
 
 def _window(spans: Sequence[LlmSpan], hints: Sequence[PromptHashHint], now_ns: int) -> tuple[int, int]:

@@ -60,7 +60,11 @@ class TraceCache:
 
 
 class SeenTraces:
-    """A two-generation Bloom filter of trace ids; false positives cost one query."""
+    """A two-generation Bloom filter of trace ids; false positives cost one query.
+
+    Its two hot loops run in C (collector/_bloom.c) where that was built, else in Python
+    (_set_bits, _any_generation_has): the same bits either way.
+    """
 
     HASHES = 6
 
@@ -71,43 +75,66 @@ class SeenTraces:
         self._previous = bytearray(self.bits // 8)
         self._count = 0
 
-    def _probes(self, trace_id: str) -> range:
-        """The trace id's HASHES positions before reduction modulo the filter's size.
-
-        The filter lives in one process (warmed from the database at start), so the
-        process's own string hash will do: its two 32-bit halves are the two hashes of
-        double hashing (h1 + i * h2), enough for filters of up to 2**32 bits.
-        """
-        h = hash(trace_id)
-        h1 = h & 0xFFFFFFFF
-        h2 = (h >> 32 & 0xFFFFFFFF) | 1
-        return range(h1, h1 + self.HASHES * h2, h2)
-
     def add(self, trace_id: str) -> None:
         """Remember a trace id."""
-        if self._count >= self.capacity:
-            self._previous, self._current = self._current, bytearray(self.bits // 8)
-            self._count = 0
-        bits, current = self.bits, self._current
-        for probe in self._probes(trace_id):
-            pos = probe % bits
-            current[pos >> 3] |= 1 << (pos & 7)
-        self._count += 1
+        self.add_all([trace_id])
+
+    def add_all(self, trace_ids: list[str]) -> None:
+        """Remember these trace ids, a new generation starting whenever one is full."""
+        done = 0
+        while done < len(trace_ids):
+            if self._count >= self.capacity:
+                self._previous, self._current = self._current, bytearray(self.bits // 8)
+                self._count = 0
+            chunk = trace_ids[done : done + self.capacity - self._count]
+            _set_bits(self.bits, self.HASHES, self._current, chunk)
+            self._count += len(chunk)
+            done += len(chunk)
 
     def maybe_seen(self, trace_id: str) -> bool:
-        """False: never seen. True: probably seen (or a false positive).
+        """False: never seen. True: probably seen (or a false positive)."""
+        return _any_generation_has(self.bits, self.HASHES, self._current, self._previous, trace_id)
 
-        Probably seen in a generation: each of its bits is set. Both generations are
-        probed together, stopping at the first position clear in both (a new id's first,
-        as a rule).
-        """
-        bits, current, previous = self.bits, self._current, self._previous
-        in_current = in_previous = True
-        for probe in self._probes(trace_id):
+
+def _probes(hashes: int, trace_id: str) -> range:
+    """The trace id's positions before reduction modulo the filter's size.
+
+    The filter lives in one process (warmed from the database at start), so the process's
+    own string hash will do: its two 32-bit halves are the two hashes of double hashing
+    (h1 + i * h2), enough for filters of up to 2**32 bits.
+    """
+    h = hash(trace_id)
+    h1 = h & 0xFFFFFFFF
+    h2 = (h >> 32 & 0xFFFFFFFF) | 1
+    return range(h1, h1 + hashes * h2, h2)
+
+
+def _py_set_bits(bits: int, hashes: int, current: bytearray, trace_ids: list[str]) -> None:
+    for trace_id in trace_ids:
+        for probe in _probes(hashes, trace_id):
             pos = probe % bits
-            byte, mask = pos >> 3, 1 << (pos & 7)
-            in_current = in_current and current[byte] & mask != 0
-            in_previous = in_previous and previous[byte] & mask != 0
-            if not (in_current or in_previous):
-                return False
-        return True
+            current[pos >> 3] |= 1 << (pos & 7)
+
+
+def _py_any_generation_has(bits: int, hashes: int, current: bytearray, previous: bytearray, trace_id: str) -> bool:
+    """Whether each of the id's bits is set in one generation; both are probed together,
+    stopping at the first position clear in both (a new id's first, as a rule)."""
+    in_current = in_previous = True
+    for probe in _probes(hashes, trace_id):
+        pos = probe % bits
+        byte, mask = pos >> 3, 1 << (pos & 7)
+        in_current = in_current and current[byte] & mask != 0
+        in_previous = in_previous and previous[byte] & mask != 0
+        if not (in_current or in_previous):
+            return False
+    return True
+
+
+try:
+    from collector._bloom import add_all as _set_bits
+    from collector._bloom import maybe_seen as _any_generation_has
+
+    native_filter = True
+except ImportError:  # not built (no C compiler): the same bits in Python
+    _set_bits, _any_generation_has = _py_set_bits, _py_any_generation_has
+    native_filter = False

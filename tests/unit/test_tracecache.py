@@ -6,7 +6,23 @@ import random
 
 import pytest
 
+from collector import tracecache
 from collector.tracecache import SeenTraces, TraceCache, TraceState
+
+IMPLEMENTATIONS = [
+    pytest.param("native", id="C (collector/_bloom.c)", marks=pytest.mark.skipif(
+        not tracecache.native_filter, reason="collector/_bloom.c was not built")),
+    pytest.param("python", id="Python"),
+]  # fmt: skip
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def loops(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The filter's hot loops: the C ones where built, and the Python ones they stand in for."""
+    if request.param == "python":
+        monkeypatch.setattr(tracecache, "_set_bits", tracecache._py_set_bits)
+        monkeypatch.setattr(tracecache, "_any_generation_has", tracecache._py_any_generation_has)
+    return str(request.param)
 
 
 class ReferenceFilter:
@@ -48,15 +64,22 @@ def _ids(rng: random.Random, n: int) -> list[str]:
         pytest.param(3 * 1024, 200, 450, id="a size that is not a power of two"),
     ],
 )
-def test_the_filter_sets_the_reference_bits_and_answers_alike(bits: int, capacity: int, added: int) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["one by one", "in batches"])
+def test_the_filter_sets_the_reference_bits_and_answers_alike(
+    loops: str, batched: bool, bits: int, capacity: int, added: int
+) -> None:
     rng = random.Random(bits + capacity + added)
     ours, reference = SeenTraces(bits, capacity), ReferenceFilter(bits, capacity)
     stored, others = _ids(rng, added), _ids(rng, 2_000)
     answers = []
-    for trace_id in stored:
-        answers.append((ours.maybe_seen(trace_id), reference.maybe_seen(trace_id)))
-        ours.add(trace_id)
-        reference.add(trace_id)
+    done = 0
+    while done < len(stored):
+        batch = stored[done : done + (rng.randint(1, 2 * capacity) if batched else 1)]  # across rotations too
+        answers += [(ours.maybe_seen(t), reference.maybe_seen(t)) for t in batch]
+        ours.add_all(batch) if batched else ours.add(batch[0])
+        for trace_id in batch:
+            reference.add(trace_id)
+        done += len(batch)
     assert ours._current == reference.current and ours._previous == reference.previous
     answers += [(ours.maybe_seen(t), reference.maybe_seen(t)) for t in stored + others]
     assert all(a == b for a, b in answers)
@@ -68,3 +91,12 @@ def test_the_cache_keeps_the_most_recently_touched() -> None:
     for trace_id in ("a", "b", "a", "c"):
         cache.put(trace_id, TraceState())
     assert "a" in cache and "c" in cache and "b" not in cache and len(cache) == 2
+
+
+def test_the_native_loops_refuse_a_filter_smaller_than_its_bits() -> None:
+    if not tracecache.native_filter:
+        pytest.skip("collector/_bloom.c was not built")
+    with pytest.raises(ValueError, match="fewer bits"):
+        tracecache._set_bits(1 << 12, 6, bytearray(10), ["a"])
+    with pytest.raises(ValueError, match="fewer bits"):
+        tracecache._any_generation_has(0, 6, bytearray(10), bytearray(10), "a")

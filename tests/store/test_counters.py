@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from collector.store import counters, queries
+from collector.store import counters, queries, rollup
 from collector.store.engine import downgrade, make_engine, migrate
 from collector.store.rollup import Roller
 from collector.store.writer import LedgerWriter, WriteBatch
@@ -83,6 +83,25 @@ def test_the_roller_folds_the_counters(tmp_path) -> None:
     Roller(eng).run_once()
     assert _rows(eng) == 1
     assert _totals(eng)["spans_received"] == 2 * rows
+    eng.dispose()
+
+
+def test_the_roller_folds_the_counters_even_when_rolling_up_fails(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = _duckdb(tmp_path)
+    with eng.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO ingest_counters SELECT 'spans_received', '', 1 FROM range({counters.FOLD_PAST_ROWS + 1})"
+            )
+        )
+
+    def broken(engine: sa.Engine) -> int:
+        raise RuntimeError("the rollup tables are locked")
+
+    monkeypatch.setattr(rollup, "roll_all", broken)
+    roller = Roller(eng)
+    roller.run_once()
+    assert roller.failures == 1 and _rows(eng) == 1
     eng.dispose()
 
 

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from collector.memo import remember
 from collector.normalize import conventions as c
-from collector.normalize.memo import remember
 from collector.normalize.plan import Plan, mapped_names, plan_of
 from collector.normalize.providers import canonical_provider, provider_for_host, remembered_backend_class
 from collector.normalize.tokens import TokenError, usage_from_values

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from collector.normalize.memo import remember
+from collector.memo import remember
 from collector.records import DecodedSpan
 from collector.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
 

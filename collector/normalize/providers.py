@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from collector.normalize.memo import remember
+from collector.memo import remember
 
 # Values emitters put in gen_ai.provider.name / gen_ai.system / llm.provider / llm.system,
 # lower-cased, -> breakeven's provider name.

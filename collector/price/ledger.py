@@ -14,6 +14,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import NamedTuple, TypeVar
 
+from collector.memo import remember
 from collector.price.config import PricingConfig
 from collector.price.exact import IntegerPlan, integer_plan
 from collector.price.money import stored
@@ -109,10 +110,7 @@ def _stored_totals(plan: PricePlan, call: Call) -> tuple[Decimal, Decimal]:
 
 
 def _remembered(memo: dict[K, V], key: K, compute: Callable[[], V]) -> V:
-    """memo[key], computed on a miss; past MEMO_ENTRIES keys the memo starts over."""
+    """memo[key], computed on a miss (None is a value here); past MEMO_ENTRIES keys the memo starts over."""
     if key in memo:
         return memo[key]
-    if len(memo) > MEMO_ENTRIES:
-        memo.clear()
-    value = memo[key] = compute()
-    return value
+    return remember(memo, key, compute(), chars=0, entries=MEMO_ENTRIES)

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from collector import memo
 from collector.decode import PROTOBUF, decode_trace_body
-from collector.normalize import _mapped_texts, mapped, memo, normalize_span, plan, quantization_from_model
+from collector.normalize import _mapped_texts, mapped, normalize_span, plan, quantization_from_model
 from collector.normalize import conventions as c
 from collector.normalize.providers import backend_class, remembered_backend_class
 from collector.records import DecodedSpan, LlmSpan

@@ -119,6 +119,12 @@ class TraceDecoder:
 
     def submit(self, body: bytes, content_type: str, sender: Sender) -> Future[ingest.Outcome]:
         """The export's Outcome, to come; raises DecoderUnavailable when the pool broke."""
+        return self._submit(body, content_type, sender)[0]
+
+    def _submit(
+        self, body: bytes, content_type: str, sender: Sender
+    ) -> tuple[Future[ingest.Outcome], ProcessPoolExecutor | None]:
+        """submit(), and the pool the export went to (None: decoded here, on this thread)."""
         future: Future[ingest.Outcome]
         if self._pool is None:
             future = Future()
@@ -126,40 +132,39 @@ class TraceDecoder:
                 future.set_result(ingest.body_traces_outcome(body, content_type, self.settings, sender))
             except Exception as exc:  # the caller sees the same errors either way
                 future.set_exception(exc)
-            return future
+            return future, None
         with self._lock:
             pool = self._pool
             try:
-                return pool.submit(_decode_traces, body, content_type, sender)
+                return pool.submit(_decode_traces, body, content_type, sender), pool
             except BrokenProcessPool:
                 self._replace(pool)
                 raise DecoderUnavailable("a decode process died; retry") from None
 
     def outcome(self, body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         """Blocking: the export's Outcome (gRPC's threads)."""
-        return self._result(self.submit(body, content_type, sender))
+        future, pool = self._submit(body, content_type, sender)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise self._died_decoding(pool) from None
 
     async def outcome_async(self, body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
         """The export's Outcome, awaited (the HTTP receiver's event loop)."""
         if self._pool is None:
             return await asyncio.to_thread(ingest.body_traces_outcome, body, content_type, self.settings, sender)
-        future = self.submit(body, content_type, sender)
+        future, pool = self._submit(body, content_type, sender)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
-            raise self._died_decoding() from None
+            raise self._died_decoding(pool) from None
 
-    def _result(self, future: Future[ingest.Outcome]) -> ingest.Outcome:
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            raise self._died_decoding() from None
-
-    def _died_decoding(self) -> DecoderUnavailable:
-        """A decode process died holding an export: replace the broken pool (once), say so."""
-        with self._lock:
-            if self._pool is not None and getattr(self._pool, "_broken", False):
-                self._replace(self._pool)
+    def _died_decoding(self, pool: ProcessPoolExecutor | None) -> DecoderUnavailable:
+        """A decode process of `pool` died holding an export: the pool is broken, so replace
+        it (once: a pool already replaced is left alone), and say so."""
+        if pool is not None:
+            with self._lock:
+                self._replace(pool)
         return DecoderUnavailable("a decode process died while decoding this export; retry")
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:

@@ -92,8 +92,7 @@ class Pipeline:
     def start(self) -> None:
         """Warm the seen-trace filter from the database and start the writer thread."""
         since_us = int((time.time() - WARM_WINDOW_SECONDS) * 1e6)
-        for trace_id in self.writer.trace_ids_received_since(since_us, self.seen.capacity):
-            self.seen.add(trace_id)
+        self.seen.add_all(self.writer.trace_ids_received_since(since_us, self.seen.capacity))
         self._running = True
         self._thread = threading.Thread(target=self._run, name="breakeven-writer", daemon=True)
         self._thread.start()

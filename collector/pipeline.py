@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -43,6 +43,7 @@ class Work:
     spans: list[LlmSpan] = field(default_factory=list)
     hints: list[PromptHashHint] = field(default_factory=list)
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
+    span_rows: bytes | None = None  # the spans' rows, made by a decode process (writer.span_rows_ipc)
 
     @property
     def weight(self) -> int:
@@ -184,7 +185,7 @@ class Pipeline:
             return False
         return True
 
-    def _build(self, works: Iterable[Work]) -> tuple[WriteBatch, dict[str, TraceState]]:
+    def _build(self, works: Sequence[Work]) -> tuple[WriteBatch, dict[str, TraceState]]:
         """Merge new spans and hints with what is known of their traces.
 
         The trace cache and the seen-trace filter are left alone (_remember updates them
@@ -255,6 +256,8 @@ class Pipeline:
             calls_added += len(new_calls) - len(old_calls)
             states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
 
+        if duplicates == 0 and self.writer.is_duckdb:
+            batch.span_rows = _rows_as_received(works, batch.new_spans)
         dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
         calls_added -= dropped
         if self.price is not None:
@@ -336,6 +339,26 @@ class Pipeline:
         self.seen.add_all(
             [trace_id for trace_id, state in states.items() if not put(trace_id, state) and state.covers is None]
         )  # the new traces
+
+
+def _rows_as_received(works: Sequence[Work], new_spans: Sequence[LlmSpan]) -> list[bytes] | None:
+    """The decode processes' rows of the works' spans, when they are exactly the new spans.
+
+    So they are when every work with spans brought its rows and every span it brought is
+    new and unchanged: none was a duplicate (the caller checks), and none took a prompt
+    hash from a log record (that makes a new object). Else None: the writer makes the rows.
+    """
+    rows, brought = [], 0
+    for work in works:
+        if work.spans:
+            if work.span_rows is None:
+                return None
+            rows.append(work.span_rows)
+            brought += len(work.spans)
+    if not rows or brought != len(new_spans):
+        return None
+    received = {id(span) for work in works for span in work.spans}
+    return rows if all(id(span) in received for span in new_spans) else None
 
 
 def _window(spans: Sequence[LlmSpan], hints: Sequence[PromptHashHint], now_ns: int) -> tuple[int, int]:

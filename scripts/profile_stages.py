@@ -38,7 +38,8 @@ from collector.price.ledger import ledger_pricer
 from collector.records import LlmSpan
 from collector.settings import load_settings
 from collector.store.engine import migrate, settings_engine
-from collector.store.writer import LedgerWriter
+from collector.store.rows import attributes_json
+from collector.store.writer import LedgerWriter, span_rows_ipc
 
 
 def main() -> int:
@@ -48,6 +49,9 @@ def main() -> int:
     parser.add_argument("--db-url", default=None, help="default: a fresh DuckDB file")
     parser.add_argument("--no-native-decode", action="store_true", help="decode through upb, as native_decode=false")
     parser.add_argument("--compare-decode", action="store_true", help="time native and upb decode, interleaved")
+    parser.add_argument(
+        "--writer-rows", action="store_true", help="the writer makes the spans' rows (as on PostgreSQL), not decode"
+    )
     args = parser.parse_args()
     native = not args.no_native_decode
     if native and not native_available():
@@ -84,8 +88,14 @@ def main() -> int:
             decoded = decode_trace_body(body, PROTOBUF, limits, settings.max_spans_per_request, native=native)
             t2 = time.process_time()
             spans = [s for s in (normalize_span(d, settings) for d in decoded.spans) if isinstance(s, LlmSpan)]
+            work = Work(spans=spans)
+            for span in spans:  # as a decode process does (offload._decode_traces)
+                span.attributes_json = attributes_json(span.attributes)
+                span.attributes = {}
+            if not args.writer_rows:  # and for DuckDB, the rows too
+                work.span_rows = span_rows_ipc(spans)
             t3 = time.process_time()
-            batch, states = pipeline._build([Work(spans=spans)])
+            batch, states = pipeline._build([work])
             t4 = time.process_time()
             writer.write(batch, int(time.time() * 1e6))
             t5 = time.process_time()
@@ -93,7 +103,7 @@ def main() -> int:
             t6 = time.process_time()
             for name, a, b in (
                 ("decode", t1, t2),
-                ("redact+normalize", t2, t3),
+                ("redact+normalize" + ("" if args.writer_rows else "+rows"), t2, t3),
                 ("merge (build)", t3, t4),
                 ("rows+store", t4, t5),
                 ("cache", t5, t6),
@@ -104,8 +114,8 @@ def main() -> int:
         total = sum(seconds.values())
         print(f"{done} spans, batch {args.batch}, {url.split(':')[0]}, decode {'native' if native else 'upb'}")
         for name, value in seconds.items():
-            print(f"  {name:18s} {value / done * 1e6:7.1f} us/span")
-        print(f"  {'total':18s} {total / done * 1e6:7.1f} us/span  ->  {done / total:,.0f} spans/s on one core")
+            print(f"  {name:23s} {value / done * 1e6:7.1f} us/span")
+        print(f"  {'total':23s} {total / done * 1e6:7.1f} us/span  ->  {done / total:,.0f} spans/s on one core")
         for name, value in compared.items():
             print(f"  {name:18s} {value / done * 1e6:7.1f} us/span (same bodies, interleaved)")
     return 0

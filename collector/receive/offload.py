@@ -28,6 +28,7 @@ from collector import ingest
 from collector.auth import Sender
 from collector.settings import Settings
 from collector.store.rows import attributes_json
+from collector.store.writer import span_rows_ipc
 
 log = logging.getLogger("breakeven.receive.offload")
 _settings: Settings | None = None  # in a decode process: the server's settings
@@ -70,12 +71,16 @@ def _exit_with_the_server() -> None:
 
 
 def _decode_traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
-    """In a decode process: the export's Outcome, audit attributes made JSON for the writer."""
+    """In a decode process: the export's Outcome, audit attributes made JSON for the writer,
+    and on DuckDB the spans' rows too (the writer inserts them as they are, unless a span
+    changed on its way: collector/pipeline.py, _rows_as_received)."""
     assert _settings is not None
     outcome = ingest.body_traces_outcome(body, content_type, _settings, sender)
     for span in outcome.work.spans:
         span.attributes_json = attributes_json(span.attributes)
         span.attributes = {}
+    if outcome.work.spans and _settings.db_dialect == "duckdb":  # PostgreSQL's writer COPYs from the spans
+        outcome.work.span_rows = span_rows_ipc(outcome.work.spans)
     return outcome
 
 

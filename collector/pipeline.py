@@ -257,7 +257,7 @@ class Pipeline:
             states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
 
         if duplicates == 0 and self.writer.is_duckdb:
-            batch.span_rows = _rows_as_received(works, batch.new_spans)
+            batch.span_rows = _rows_as_received(works, batch)
         dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
         calls_added -= dropped
         if self.price is not None:
@@ -341,24 +341,29 @@ class Pipeline:
         )  # the new traces
 
 
-def _rows_as_received(works: Sequence[Work], new_spans: Sequence[LlmSpan]) -> list[bytes] | None:
+def _rows_as_received(works: Sequence[Work], batch: WriteBatch) -> list[bytes] | None:
     """The decode processes' rows of the works' spans, when they are exactly the new spans.
 
     So they are when every work with spans brought its rows and every span it brought is
     new and unchanged: none was a duplicate (the caller checks), and none took a prompt
-    hash from a log record (that makes a new object). Else None: the writer makes the rows.
+    hash from a log record (that makes a new object). Then the batch's new spans are put in
+    the rows' order, which the writer takes their audit attributes in. Else None: the
+    writer makes the rows.
     """
-    rows, brought = [], 0
+    rows, received = [], []
     for work in works:
         if work.spans:
             if work.span_rows is None:
                 return None
             rows.append(work.span_rows)
-            brought += len(work.spans)
-    if not rows or brought != len(new_spans):
+            received.extend(work.spans)
+    if not rows or len(received) != len(batch.new_spans):
         return None
-    received = {id(span) for work in works for span in work.spans}
-    return rows if all(id(span) in received for span in new_spans) else None
+    ids = {id(span) for span in received}
+    if not all(id(span) in ids for span in batch.new_spans):
+        return None
+    batch.new_spans = received
+    return rows
 
 
 def _window(spans: Sequence[LlmSpan], hints: Sequence[PromptHashHint], now_ns: int) -> tuple[int, int]:

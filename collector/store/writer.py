@@ -49,8 +49,9 @@ class WriteBatch:
     prices: list[CallPrice] = field(default_factory=list)  # one per call, same order
     span_hashes: list[tuple[SpanKey, str]] = field(default_factory=list)  # stored spans given a prompt hash
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
-    # DuckDB: new_spans' rows, made by the decode processes (span_rows_ipc), when they are
-    # exactly those spans as received (pipeline._build checks); None: made here from new_spans.
+    # DuckDB: new_spans' rows but their audit attributes, in new_spans' order, made by the
+    # decode processes (span_rows_ipc), when they are exactly those spans as received
+    # (pipeline._build checks); None: made here from new_spans.
     span_rows: list[bytes] | None = None
 
 
@@ -77,10 +78,10 @@ def _arrow_schema(table: sa.Table) -> pa.Schema:
 
 
 _SCHEMAS = {"calls": _arrow_schema(calls), "llm_spans": _arrow_schema(llm_spans)}
+_RECEIVED_SPAN_ROWS = _SCHEMAS["llm_spans"].remove(_SCHEMAS["llm_spans"].get_field_index("attributes"))
 
 
-def _arrow_table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
-    schema = _SCHEMAS[name]
+def _arrow_table(schema: pa.Schema, columns: Mapping[str, list[Any]]) -> pa.Table:
     arrays = []
     for f in schema:
         if f.type == _MICROS:
@@ -92,23 +93,28 @@ def _arrow_table(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
 
 
 def span_rows_ipc(spans: Sequence[LlmSpan]) -> bytes:
-    """The spans' llm_spans rows as an Arrow IPC stream, received_at left 0 (the commit sets it).
+    """The spans' llm_spans rows as an Arrow IPC stream, but for their audit attributes, and
+    received_at left 0 (the commit sets it).
 
     Made in a decode process, where there are cores to spare: the writer's thread then
-    inserts them as they are instead of building them (9% of its time when it did).
+    inserts them as they are instead of building them (9% of its time when it did). The
+    attributes, the rows' largest column, travel once, in the spans (attributes_json).
     """
-    table = _arrow_table("llm_spans", span_columns(spans, 0))
+    table = _arrow_table(_RECEIVED_SPAN_ROWS, span_columns(spans, 0))
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as stream:
         stream.write_table(table)
     return bytes(sink.getvalue())
 
 
-def _span_rows_table(streams: Sequence[bytes], received_at_us: int) -> pa.Table:
-    """span_rows_ipc's streams as one table, received now."""
+def _span_rows_table(streams: Sequence[bytes], spans: Sequence[LlmSpan], received_at_us: int) -> pa.Table:
+    """span_rows_ipc's streams of these spans as one table, with their attributes, received now."""
     table = pa.concat_tables([pa.ipc.open_stream(stream).read_all() for stream in streams])
+    schema = _SCHEMAS["llm_spans"]
+    attributes = pa.array([s.attributes_json for s in spans], pa.string())
+    table = table.add_column(schema.get_field_index("attributes"), schema.field("attributes"), attributes)
     received = pa.array([received_at_us] * table.num_rows, pa.int64()).view(_MICROS)
-    return table.set_column(table.schema.get_field_index("received_at"), "received_at", received)
+    return table.set_column(schema.get_field_index("received_at"), "received_at", received)
 
 
 def _bounds(keys: Sequence[SpanKey]) -> tuple[datetime, datetime]:
@@ -130,12 +136,12 @@ class LedgerWriter:
         hours = hours_of_ns([k.start_ns for k in batch.replaced_calls] + [c.start_ns for c in batch.calls])
         if self.is_duckdb:
             span_table = (
-                _span_rows_table(batch.span_rows, received_at_us)
+                _span_rows_table(batch.span_rows, batch.new_spans, received_at_us)
                 if batch.span_rows is not None
-                else _arrow_table("llm_spans", span_columns(batch.new_spans, received_at_us))
+                else _arrow_table(_SCHEMAS["llm_spans"], span_columns(batch.new_spans, received_at_us))
             )
             with self.engine.begin() as conn:
-                self._write_duckdb(conn, batch, span_table, _arrow_table("calls", call_cols))
+                self._write_duckdb(conn, batch, span_table, _arrow_table(_SCHEMAS["calls"], call_cols))
                 _duckdb_bookkeeping(conn, batch.counters, hours)
             return
         span_cols = span_columns(batch.new_spans, received_at_us)

@@ -28,7 +28,7 @@ from collector.store.writer import LedgerWriter, span_rows_ipc
 from tests.otel import chat_attributes
 from tests.spans import llm
 
-T1, T2 = "1" * 32, "2" * 32
+T1, T2, T3 = "1" * 32, "2" * 32, "3" * 32
 
 
 def _span(trace_id: str, span_id: str, parent: str | None = None, **fields: object) -> LlmSpan:
@@ -44,10 +44,20 @@ def _exports() -> list[list[LlmSpan]]:
     ]
 
 
+def _interleaved() -> list[list[LlmSpan]]:
+    """Traces mixed within and across exports: the writer groups spans by trace, the rows
+    keep the order they came in, and each row must get its own span's attributes."""
+    return [
+        [_span(T1, "a" * 16), _span(T2, "c" * 16), _span(T1, "b" * 16, "a" * 16), _span(T3, "e" * 16)],
+        [_span(T2, "d" * 16, "c" * 16), _span(T3, "f" * 16, "e" * 16), _span(T1, "9" * 16)],
+    ]
+
+
 # name -> (exports, what else the pipeline is given, whether the decode processes' rows are used)
 Case = tuple[Callable[[], list[list[LlmSpan]]], Callable[[Pipeline], None], bool]
 CASES: dict[str, Case] = {
     "every span new and unchanged: the rows as sent": (_exports, lambda p: None, True),
+    "traces interleaved within and across exports: the rows as sent": (_interleaved, lambda p: None, True),
     "a span sent twice in one group: made here": (
         lambda: [*_exports(), [_span(T1, "a" * 16)]],
         lambda p: None,

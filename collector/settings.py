@@ -8,6 +8,7 @@ setting, so `breakeven serve` stops before it listens.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -95,9 +96,10 @@ class Settings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
 
-    @property
+    @functools.cached_property
     def db_dialect(self) -> str:
-        """The database dialect named by the URL (duckdb or postgresql)."""
+        """The database dialect named by the URL (duckdb or postgresql); parsed once, as a
+        decode process asks it of every export."""
         return make_url(self.db).get_backend_name()
 
 

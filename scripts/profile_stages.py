@@ -35,11 +35,11 @@ from collector.ingest import limits_of
 from collector.normalize import normalize_span
 from collector.pipeline import Pipeline, Work
 from collector.price.ledger import ledger_pricer
+from collector.receive.offload import ready_for_the_writer
 from collector.records import LlmSpan
 from collector.settings import load_settings
 from collector.store.engine import migrate, settings_engine
-from collector.store.rows import attributes_json
-from collector.store.writer import LedgerWriter, span_rows_ipc
+from collector.store.writer import LedgerWriter
 
 
 def main() -> int:
@@ -89,11 +89,7 @@ def main() -> int:
             t2 = time.process_time()
             spans = [s for s in (normalize_span(d, settings) for d in decoded.spans) if isinstance(s, LlmSpan)]
             work = Work(spans=spans)
-            for span in spans:  # as a decode process does (offload._decode_traces)
-                span.attributes_json = attributes_json(span.attributes)
-                span.attributes = {}
-            if not args.writer_rows:  # and for DuckDB, the rows too
-                work.span_rows = span_rows_ipc(spans)
+            ready_for_the_writer(work, make_rows=not args.writer_rows)  # as a decode process does
             t3 = time.process_time()
             batch, states = pipeline._build([work])
             t4 = time.process_time()

@@ -26,6 +26,7 @@ from multiprocessing.connection import wait
 
 from collector import ingest
 from collector.auth import Sender
+from collector.pipeline import Work
 from collector.settings import Settings
 from collector.store.rows import attributes_json
 from collector.store.writer import span_rows_ipc
@@ -76,12 +77,18 @@ def _decode_traces(body: bytes, content_type: str, sender: Sender) -> ingest.Out
     changed on its way: collector/pipeline.py, _rows_as_received)."""
     assert _settings is not None
     outcome = ingest.body_traces_outcome(body, content_type, _settings, sender)
-    for span in outcome.work.spans:
+    ready_for_the_writer(outcome.work, make_rows=_settings.db_dialect == "duckdb")  # PostgreSQL's COPYs from spans
+    return outcome
+
+
+def ready_for_the_writer(work: Work, make_rows: bool) -> None:
+    """What a decode process does to an export's spans before they go back: their audit
+    attributes made JSON (and dropped as a dict), and with make_rows their rows too."""
+    for span in work.spans:
         span.attributes_json = attributes_json(span.attributes)
         span.attributes = {}
-    if outcome.work.spans and _settings.db_dialect == "duckdb":  # PostgreSQL's writer COPYs from the spans
-        outcome.work.span_rows = span_rows_ipc(outcome.work.spans)
-    return outcome
+    if work.spans and make_rows:
+        work.span_rows = span_rows_ipc(work.spans)
 
 
 class TraceDecoder:

@@ -5,7 +5,6 @@ hint, delivers everything once the writer catches up."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import grpc
@@ -13,26 +12,13 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.demo import key_value
 from tests.conftest import RunningCollector, start_collector, wait_for
-from tests.otel import chat_attributes, tracer
+from tests.otel import chat_attributes, chat_export, tracer
 
 
 def _export(model: str) -> trace_service_pb2.ExportTraceServiceRequest:
-    span = Span(
-        trace_id=uuid.uuid4().bytes,
-        span_id=uuid.uuid4().bytes[:8],
-        name="chat",
-        kind=Span.SPAN_KIND_CLIENT,
-        start_time_unix_nano=1_800_000_000_000_000_000,
-        end_time_unix_nano=1_800_000_001_000_000_000,
-        attributes=[key_value(k, v) for k, v in chat_attributes(**{"gen_ai.request.model": model}).items()],
-    )
-    return trace_service_pb2.ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
-    )
+    return chat_export(start_ns=1_800_000_000_000_000_000, **{"gen_ai.request.model": model})
 
 
 @pytest.fixture

@@ -16,14 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.demo import key_value
 from collector.receive.offload import TraceDecoder
 from tests.conftest import RunningCollector, running_collector, wait_for
-from tests.otel import chat_attributes, tracer
+from tests.otel import chat_attributes, chat_export, tracer
 from tests.scripts import bench_ingest
 
 FIXTURES = sorted((Path(__file__).parents[1] / "fixtures" / "emitters").glob("*/*.json"))
@@ -65,15 +61,7 @@ def _decode_pids(running: RunningCollector) -> list[int]:
 
 
 def _export(running: RunningCollector, service: str) -> httpx.Response:
-    span = Span(
-        trace_id=os.urandom(16), span_id=os.urandom(8), name="chat gpt-4o", kind=Span.SPAN_KIND_CLIENT,
-        start_time_unix_nano=1_700_000_000_000_000_000, end_time_unix_nano=1_700_000_001_000_000_000,
-        attributes=[key_value(k, v) for k, v in chat_attributes().items()],
-    )  # fmt: skip
-    resource = Resource(attributes=[key_value("service.name", service)])
-    request = ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=[span])])]
-    )
+    request = chat_export(service)
     return httpx.post(f"{running.otlp_http}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
 
 

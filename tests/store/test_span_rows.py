@@ -14,18 +14,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collector.auth import ANYONE
-from collector.demo import key_value
 from collector.pipeline import Pipeline, Work
 from collector.receive import offload
 from collector.records import LlmSpan, PromptHashHint
 from collector.settings import validate
 from collector.store.engine import make_engine, migrate
 from collector.store.writer import LedgerWriter, span_rows_ipc
-from tests.otel import chat_attributes
+from tests.otel import chat_export
 from tests.spans import llm
 
 T1, T2, T3 = "1" * 32, "2" * 32, "3" * 32
@@ -118,13 +115,7 @@ def test_a_group_where_one_export_brought_no_rows_makes_them_all_here(tmp_path: 
 )
 def test_decode_processes_make_rows_for_duckdb_only(db: str, rows_made: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL's writer COPYs from the spans, so no decode process spends time on rows for it."""
-    span = Span(
-        trace_id=bytes.fromhex(T1), span_id=bytes.fromhex("a" * 16), name="chat gpt-4o", kind=Span.SPAN_KIND_CLIENT,
-        start_time_unix_nano=1_700_000_000_000_000_000, end_time_unix_nano=1_700_000_001_000_000_000,
-        attributes=[key_value(k, v) for k, v in chat_attributes().items()],
-    )  # fmt: skip
-    body = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
     monkeypatch.setattr(offload, "_settings", validate({"db": db}))
-    work = offload._decode_traces(body.SerializeToString(), "application/x-protobuf", ANYONE).work
+    work = offload._decode_traces(chat_export().SerializeToString(), "application/x-protobuf", ANYONE).work
     assert len(work.spans) == 1 and work.spans[0].attributes == {}
     assert (work.span_rows is not None) is rows_made

@@ -282,3 +282,18 @@ def _first_known(rows: Iterable[tuple[Any, ...]]) -> list[Any]:
 def calls_of_trace(spans: Sequence[LlmSpan]) -> list[Call]:
     """Every call a trace's LLM spans describe."""
     return [merge_group(g) for g in group_spans(spans)]
+
+
+def spans_by_trace(spans: Iterable[LlmSpan]) -> dict[str, list[LlmSpan]]:
+    """The spans grouped by trace, traces in the order their first span came."""
+    traces: dict[str, list[LlmSpan]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    return traces
+
+
+def calls_of_new_trace(spans: Sequence[LlmSpan]) -> list[Call]:
+    """The calls of a trace none of whose spans was stored before: calls_of_trace, the lone
+    span (most traffic) through call_of_span. A decode process and the writer both make a
+    new trace's calls with it, so they make the same ones, in the same order."""
+    return [call_of_span(spans[0])] if len(spans) == 1 else calls_of_trace(spans)

@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from collector.crosstrace import CrossTraceLinks
-from collector.merge import call_of_span, calls_of_trace
+from collector.merge import call_of_span, calls_of_new_trace, calls_of_trace, spans_by_trace
 from collector.price.ledger import CallPrice
 from collector.records import Call, LlmSpan, PromptHashHint
 from collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
@@ -44,6 +44,7 @@ class Work:
     hints: list[PromptHashHint] = field(default_factory=list)
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
     span_rows: bytes | None = None  # the spans' rows, made by a decode process (writer.span_rows_ipc)
+    call_rows: bytes | None = None  # their calls' rows, were their traces new (offload._call_rows)
 
     @property
     def weight(self) -> int:
@@ -194,6 +195,9 @@ class Pipeline:
         the remembered provider responses and failed calls of cross-trace linking
         (collector/crosstrace.py), which a retry of the same export meets again.
         """
+        built = self._build_new(works)
+        if built is not None:
+            return built
         batch = WriteBatch()
         by_trace: dict[str, list[LlmSpan]] = {}
         hints_by_trace: dict[str, list[PromptHashHint]] = {}
@@ -259,17 +263,47 @@ class Pipeline:
         if duplicates == 0 and self.writer.is_duckdb:
             batch.span_rows = _rows_as_received(works, batch)
         dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
-        calls_added -= dropped
         if self.price is not None:
             batch.prices = [self.price(call) for call in batch.calls]
-        for key, value in (
-            (("llm_spans_stored", ""), len(batch.new_spans)),
-            (("duplicates_ignored", ""), duplicates),
-            (("calls_stored", ""), calls_added),
-            (("spans_merged", ""), len(batch.new_spans) - calls_added),
-        ):
-            if value:
-                batch.counters[key] = batch.counters.get(key, 0) + value
+        _count(batch, duplicates, calls_added - dropped)
+        return batch, states
+
+    def _build_new(self, works: Sequence[Work]) -> tuple[WriteBatch, dict[str, TraceState]] | None:
+        """_build for a group whose traces are all new, each whole in one export, and whose
+        exports all brought their rows from a decode process: most traffic, on DuckDB. None
+        for any other group, which _build's general path takes.
+
+        Each trace's calls are made as the decode process made them (calls_of_new_trace,
+        traces in the order they came), so its priced call rows are these calls' rows and
+        are used as they are, unless cross-trace linking changed a call; then they are
+        priced here. No query: a trace the seen-filter never saw has nothing stored.
+        """
+        if self._hints or self.price is None or self.shared_store or not any(work.spans for work in works):
+            return None
+        for work in works:
+            if work.hints or (work.spans and (work.span_rows is None or work.call_rows is None)):
+                return None
+        batch = WriteBatch()
+        states: dict[str, TraceState] = {}
+        cache, seen, made = self.cache, self.seen, batch.calls
+        for work in works:
+            for trace_id, spans in spans_by_trace(work.spans).items():
+                if trace_id in states or trace_id in cache or seen.maybe_seen(trace_id):
+                    return None
+                calls = calls_of_new_trace(spans)
+                states[trace_id] = TraceState({s.span_id: s for s in spans}, {c.key: c for c in calls}, None)
+                made.extend(calls)
+            batch.new_spans.extend(work.spans)
+            for name_reason, value in work.counters.items():
+                batch.counters[name_reason] = batch.counters.get(name_reason, 0) + value
+        batch.span_rows = [work.span_rows for work in works if work.spans and work.span_rows is not None]
+        made = list(made)
+        dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
+        if len(batch.calls) == len(made) and all(kept is call for kept, call in zip(batch.calls, made, strict=True)):
+            batch.call_rows = [work.call_rows for work in works if work.spans and work.call_rows is not None]
+        else:
+            batch.prices = [self.price(call) for call in batch.calls]
+        _count(batch, 0, len(made) - dropped)
         return batch, states
 
     def _known_states(
@@ -339,6 +373,18 @@ class Pipeline:
         self.seen.add_all(
             [trace_id for trace_id, state in states.items() if not put(trace_id, state) and state.covers is None]
         )  # the new traces
+
+
+def _count(batch: WriteBatch, duplicates: int, calls_added: int) -> None:
+    """The batch's counters of what it stores."""
+    for key, value in (
+        (("llm_spans_stored", ""), len(batch.new_spans)),
+        (("duplicates_ignored", ""), duplicates),
+        (("calls_stored", ""), calls_added),
+        (("spans_merged", ""), len(batch.new_spans) - calls_added),
+    ):
+        if value:
+            batch.counters[key] = batch.counters.get(key, 0) + value
 
 
 def _rows_as_received(works: Sequence[Work], batch: WriteBatch) -> list[bytes] | None:

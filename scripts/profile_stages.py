@@ -50,7 +50,9 @@ def main() -> int:
     parser.add_argument("--no-native-decode", action="store_true", help="decode through upb, as native_decode=false")
     parser.add_argument("--compare-decode", action="store_true", help="time native and upb decode, interleaved")
     parser.add_argument(
-        "--writer-rows", action="store_true", help="the writer makes the spans' rows (as on PostgreSQL), not decode"
+        "--writer-rows",
+        action="store_true",
+        help="the writer makes the rows of spans and calls (as on PostgreSQL), not decode",
     )
     args = parser.parse_args()
     native = not args.no_native_decode
@@ -71,6 +73,7 @@ def main() -> int:
             settings.trace_cache_traces,
             price=ledger_pricer(settings.pricing),
         )
+        decode_price = None if args.writer_rows else ledger_pricer(settings.pricing)  # a decode process's own
         templates = [build_template(args.batch, seed) for seed in range(8)]
         tune_garbage_collector()  # as `breakeven serve` does once started: the figures are the server's
         seconds: dict[str, float] = defaultdict(float)
@@ -89,7 +92,7 @@ def main() -> int:
             t2 = time.process_time()
             spans = [s for s in (normalize_span(d, settings) for d in decoded.spans) if isinstance(s, LlmSpan)]
             work = Work(spans=spans)
-            ready_for_the_writer(work, make_rows=not args.writer_rows)  # as a decode process does
+            ready_for_the_writer(work, make_rows=not args.writer_rows, price=decode_price)  # as a decode process does
             t3 = time.process_time()
             batch, states = pipeline._build([work])
             t4 = time.process_time()

@@ -20,19 +20,24 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 
 from collector import ingest
 from collector.auth import Sender
+from collector.merge import calls_of_new_trace, spans_by_trace
 from collector.pipeline import Work
+from collector.price.ledger import CallPrice, ledger_pricer
+from collector.records import Call, LlmSpan
 from collector.settings import Settings
 from collector.store.rows import attributes_json
-from collector.store.writer import span_rows_ipc
+from collector.store.writer import call_rows_ipc, span_rows_ipc
 
 log = logging.getLogger("breakeven.receive.offload")
 _settings: Settings | None = None  # in a decode process: the server's settings
+_price: Callable[[Call], CallPrice] | None = None  # in a decode process: the writer's pricer, made alike
 WARM_SECONDS = 60.0
 
 
@@ -45,11 +50,12 @@ def _start_worker(settings: Settings) -> None:
     it, and a watch on the server's process."""
     from collector.cli import tune_garbage_collector
 
-    global _settings
+    global _settings, _price
     if _settings is None:
         tune_garbage_collector()
         _exit_with_the_server()
     _settings = settings
+    _price = ledger_pricer(settings.pricing)
 
 
 def _exit_with_the_server() -> None:
@@ -73,22 +79,39 @@ def _exit_with_the_server() -> None:
 
 def _decode_traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
     """In a decode process: the export's Outcome, audit attributes made JSON for the writer,
-    and on DuckDB the spans' rows too (the writer inserts them as they are, unless a span
-    changed on its way: collector/pipeline.py, _rows_as_received)."""
+    and on DuckDB the rows of its spans and of their calls too (the writer inserts them as
+    they are, unless its traces were not all new or a span changed on its way:
+    collector/pipeline.py, _rows_as_received and _build_new)."""
     assert _settings is not None
     outcome = ingest.body_traces_outcome(body, content_type, _settings, sender)
-    ready_for_the_writer(outcome.work, make_rows=_settings.db_dialect == "duckdb")  # PostgreSQL's COPYs from spans
+    # PostgreSQL's COPYs from spans and calls
+    ready_for_the_writer(outcome.work, make_rows=_settings.db_dialect == "duckdb", price=_price)
     return outcome
 
 
-def ready_for_the_writer(work: Work, make_rows: bool) -> None:
+def ready_for_the_writer(work: Work, make_rows: bool, price: Callable[[Call], CallPrice] | None = None) -> None:
     """What a decode process does to an export's spans before they go back: their audit
-    attributes made JSON (and dropped as a dict), and with make_rows their rows too."""
+    attributes made JSON (and dropped as a dict), and with make_rows their rows too, and
+    with a pricer the rows of the calls they make if every trace of theirs is new."""
     for span in work.spans:
         span.attributes_json = attributes_json(span.attributes)
         span.attributes = {}
     if work.spans and make_rows:
         work.span_rows = span_rows_ipc(work.spans)
+        if price is not None:
+            work.call_rows = _call_rows(work.spans, price)
+
+
+def _call_rows(spans: list[LlmSpan], price: Callable[[Call], CallPrice]) -> bytes | None:
+    """The rows of the calls these spans make, priced, were each of their traces new and
+    whole in this export (calls_of_new_trace, traces in the order they came); None when a
+    span comes twice (the writer counts it a duplicate)."""
+    calls: list[Call] = []
+    for trace in spans_by_trace(spans).values():
+        if len({span.span_id for span in trace}) != len(trace):
+            return None
+        calls.extend(calls_of_new_trace(trace))
+    return call_rows_ipc(calls, [price(call) for call in calls])
 
 
 class TraceDecoder:

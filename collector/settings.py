@@ -76,6 +76,8 @@ class Settings:
     duckdb_memory_limit: str = "1GB"
     # WAL size past which DuckDB checkpoints (rewrites row groups into the file); see README Scaling.
     duckdb_checkpoint_threshold: str = "256MB"
+    # DuckDB's threads: 1 runs each statement on the thread that issues it (README Scaling).
+    duckdb_threads: int = 1
     # Mapping: canonical field -> span/resource attribute names tried first, in order.
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # server address, address:port or provider -> backend class.

@@ -240,9 +240,9 @@ def roll(url: str) -> None:
     print(f"rolled up {hours:,} hours in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def measure(url: str, pricing: Any, repeat: int, memory_limit: str) -> list[tuple[str, float, float]]:
+def measure(url: str, pricing: Any, repeat: int, memory_limit: str, threads: int) -> list[tuple[str, float, float]]:
     """Each page's median and slowest server time over `repeat` requests (after one warm-up)."""
-    engine = make_engine(url, memory_limit)
+    engine = make_engine(url, memory_limit, duckdb_threads=threads)
     app = build_api(engine, None, pricing)
     add_dashboard(app, engine, pricing)
     client = TestClient(app)
@@ -282,6 +282,7 @@ def main() -> int:
     )
     parser.add_argument("--db-url", help="PostgreSQL URL: copy the filled ledger into a schema there and measure it")
     parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit, as serve's default (1GB)")
+    parser.add_argument("--duckdb-threads", type=int, default=1, help="DuckDB's threads, as serve's default (1)")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     tmp = None
@@ -313,9 +314,9 @@ def main() -> int:
     where = f"PostgreSQL schema bench_dashboard (filled from {db})" if args.db_url else f"{db}"
     size = db.stat().st_size / 2**20
     print(f"\n=== breakeven dashboard benchmark: {args.calls:,} calls over {args.days} days, {where} ({size:,.0f} MiB)")
-    memory = "" if args.db_url else f", DuckDB memory_limit {args.memory_limit}"
-    print(f"server time per page, range=30d, {args.repeat} requests after a warm-up{memory}")
-    results = measure(url, pricing, args.repeat, args.memory_limit)
+    duckdb = "" if args.db_url else f", DuckDB memory_limit {args.memory_limit}, {args.duckdb_threads} thread(s)"
+    print(f"server time per page, range=30d, {args.repeat} requests after a warm-up{duckdb}")
+    results = measure(url, pricing, args.repeat, args.memory_limit, args.duckdb_threads)
     slow = [name for name, median, _ in results if median > 0.3]
     print(f"pages over 300 ms (median): {', '.join(slow) if slow else 'none'}")
     if tmp and not args.keep:

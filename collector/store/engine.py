@@ -33,11 +33,14 @@ class DuckDBImpl(DefaultImpl):
 # 1,276, a 175 MiB file against 234. Without it, a row group whose rows were all deleted
 # (retention's purge, the roller's rewrites) is still dropped whole; only rows deleted
 # here and there (a call re-merged by a late span) keep their space.
-NO_VACUUM = {"max_vacuum_tasks": 0}
+NO_VACUUM: dict[str, str | int] = {"max_vacuum_tasks": 0}
 
 
 def make_engine(
-    url: str, duckdb_memory_limit: str | None = None, duckdb_checkpoint_threshold: str | None = None
+    url: str,
+    duckdb_memory_limit: str | None = None,
+    duckdb_checkpoint_threshold: str | None = None,
+    duckdb_threads: int | None = None,
 ) -> sa.Engine:
     """An engine for the database URL; DuckDB files get their folder created.
 
@@ -45,6 +48,11 @@ def make_engine(
     (16 MB) checkpoints every ~10,000 ingested calls, and each checkpoint rewrites the table's
     last, partly filled row group (up to 122,880 rows) again: past 100,000 calls that was
     half of ingest's CPU. At 256 MB a row group is written about once.
+
+    duckdb_threads: DuckDB's worker threads (its own default: one per core). `serve` gives 1
+    (Settings.duckdb_threads): the writer's inserts then run on the writer's own thread
+    instead of being handed to a DuckDB worker that waits for a core the decode processes
+    keep busy (README Scaling).
 
     DuckDB runs without its checkpoint vacuum (NO_VACUUM, which says why).
     """
@@ -58,14 +66,20 @@ def make_engine(
     connect_args = {}
     if parsed.get_backend_name() == "duckdb":
         # DuckDB's default memory limit is 80% of RAM: a sidecar must not take that.
-        config = {"memory_limit": duckdb_memory_limit, "checkpoint_threshold": duckdb_checkpoint_threshold}
-        connect_args["config"] = {name: value for name, value in config.items() if value} | NO_VACUUM
+        config: dict[str, str | int | None] = {
+            "memory_limit": duckdb_memory_limit,
+            "checkpoint_threshold": duckdb_checkpoint_threshold,
+            "threads": duckdb_threads,
+        }
+        connect_args["config"] = {name: value for name, value in config.items() if value is not None} | NO_VACUUM
     return sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql", connect_args=connect_args)
 
 
 def settings_engine(settings: Settings) -> sa.Engine:
     """The engine of the configured database, with the configured DuckDB limits."""
-    return make_engine(settings.db, settings.duckdb_memory_limit, settings.duckdb_checkpoint_threshold)
+    return make_engine(
+        settings.db, settings.duckdb_memory_limit, settings.duckdb_checkpoint_threshold, settings.duckdb_threads
+    )
 
 
 def alembic_config(engine: sa.Engine) -> Config:

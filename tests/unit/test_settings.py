@@ -27,6 +27,7 @@ from collector.settings import SettingsError, load_settings
             {"duckdb_checkpoint_threshold": "often"}, {}, "duckdb_checkpoint_threshold", id="checkpoint not a size"
         ),
         pytest.param({"decode_processes": -1}, {}, "decode_processes", id="negative decode processes"),
+        pytest.param({}, {"BREAKEVEN_DUCKDB_THREADS": "0"}, "duckdb_threads", id="no DuckDB thread"),
         pytest.param({}, {"BREAKEVEN_DECODE_PROCESSES": "64"}, "decode_processes", id="too many decode processes"),
     ],
 )

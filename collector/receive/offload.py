@@ -25,6 +25,11 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 
+try:
+    import fcntl
+except ImportError:  # not a Unix
+    fcntl = None  # type: ignore[assignment]
+
 from collector import ingest
 from collector.auth import Sender
 from collector.merge import calls_of_new_trace, spans_by_trace
@@ -36,6 +41,10 @@ from collector.store.rows import attributes_json
 from collector.store.writer import call_rows_ipc, span_rows_ipc
 
 log = logging.getLogger("breakeven.receive.offload")
+# How much lower than the server's a decode process's CPU priority is (os.nice): where the
+# cores are all busy, the writer's thread, the one serial stage, gets a core first.
+DECODE_NICENESS = 10
+PIPE_BYTES = 1 << 20  # each pipe to and from the decode processes holds a whole export at once
 _settings: Settings | None = None  # in a decode process: the server's settings
 _price: Callable[[Call], CallPrice] | None = None  # in a decode process: the writer's pricer, made alike
 WARM_SECONDS = 60.0
@@ -52,10 +61,40 @@ def _start_worker(settings: Settings) -> None:
 
     global _settings, _price
     if _settings is None:
+        _lower_priority()
         tune_garbage_collector()
         _exit_with_the_server()
     _settings = settings
     _price = ledger_pricer(settings.pricing)
+
+
+def _lower_priority() -> None:
+    """Step this decode process DECODE_NICENESS below the server (no privilege needed)."""
+    try:
+        os.nice(DECODE_NICENESS)
+    except OSError as exc:  # nothing lost but the ordering
+        log.debug("decode process priority unchanged: %s", exc)
+
+
+def _widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Give the pool's two pipes PIPE_BYTES each (Linux; 64 KiB by default).
+
+    An export goes out as ~0.4 MB of body and comes back as ~0.9 MB of records and rows:
+    through 64 KiB pipes that was a dozen reads each, and each read gave Python's GIL back
+    and waited to take it again from the writer's thread. Where the pipes cannot be
+    widened (another OS, a lower limit, a Python whose pool keeps them elsewhere) they
+    stay as they are: slower, not wrong.
+    """
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    queues = (getattr(pool, "_result_queue", None), getattr(pool, "_call_queue", None))
+    ends = [getattr(queue, name, None) for queue in queues for name in ("_reader", "_writer")]
+    for end in ends:
+        if set_size is None or end is None:
+            continue
+        try:
+            fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
+        except (OSError, ValueError) as exc:
+            log.debug("decode pipe left at its size: %s", exc)
 
 
 def _exit_with_the_server() -> None:
@@ -134,6 +173,7 @@ class TraceDecoder:
         pool = ProcessPoolExecutor(
             self.processes, mp_context=context, initializer=_start_worker, initargs=(self.settings,)
         )
+        _widen_pipes(pool)
         return pool
 
     def warm(self) -> None:

@@ -8,6 +8,7 @@ shutting down.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from collector.receive import offload
 from collector.receive.offload import TraceDecoder
 from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.otel import chat_attributes, chat_export, tracer
@@ -107,6 +109,19 @@ def test_stopping_the_collector_ends_its_decode_processes(tmp_path: Path) -> Non
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_decode_processes_run_below_the_server_through_wide_pipes(tmp_path: Path) -> None:
+    """The writer's thread gets a core first (README Scaling), and an export crosses a pipe in one go."""
+    with running_collector(tmp_path, "duckdb") as running:
+        assert _export(running, "one").status_code == 200
+        pids = _decode_pids(running)
+        assert pids
+        server = os.getpriority(os.PRIO_PROCESS, 0)
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {min(19, server + offload.DECODE_NICENESS)}
+        pool = running.app.decoder._pool  # type: ignore[union-attr]
+        ends = (pool._result_queue._reader, pool._call_queue._writer)  # type: ignore[union-attr]
+        assert [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends] == [offload.PIPE_BYTES] * 2
 
 
 def test_decode_processes_that_cannot_start_fall_back_to_threads(

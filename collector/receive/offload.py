@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import threading
 from collections.abc import Callable
@@ -48,6 +49,7 @@ PIPE_BYTES = 1 << 20  # each pipe to and from the decode processes holds a whole
 _settings: Settings | None = None  # in a decode process: the server's settings
 _price: Callable[[Call], CallPrice] | None = None  # in a decode process: the writer's pricer, made alike
 WARM_SECONDS = 60.0
+_ENVIRONMENT_LOCK = threading.Lock()  # os.environ changed only while the forkserver starts
 
 
 class DecoderUnavailable(Exception):
@@ -74,6 +76,32 @@ def _lower_priority() -> None:
         os.nice(DECODE_NICENESS)
     except OSError as exc:  # nothing lost but the ordering
         log.debug("decode process priority unchanged: %s", exc)
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver, and its resource tracker, with nothing on their sys.path from
+    the directory `serve` was started in.
+
+    Both run `python -c`, which puts the working directory first on sys.path, and the
+    forkserver of Python 3.11 and 3.12 does not take the server's path: a `collector`
+    package there (another project's, an older checkout of this one), or any module named
+    like one the collector imports, is what every decode process would run. PYTHONSAFEPATH
+    (Python 3.11+, `python -P`) leaves the working directory off; set here only while they
+    start, as they take this process's environment then. Where the forkserver cannot start,
+    the pool's first process tries again and fails as before (warm falls back to threads).
+    """
+    with _ENVIRONMENT_LOCK:
+        before = os.environ.get("PYTHONSAFEPATH")
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            multiprocessing.forkserver.ensure_running()
+        except OSError as exc:
+            log.debug("forkserver did not start: %s", exc)
+        finally:
+            if before is None:
+                del os.environ["PYTHONSAFEPATH"]
+            else:
+                os.environ["PYTHONSAFEPATH"] = before
 
 
 def _widen_pipes(pool: ProcessPoolExecutor) -> None:
@@ -170,6 +198,7 @@ class TraceDecoder:
         # no thread of the server (writer, event loop, DuckDB's) is copied half-way.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["collector.receive.offload"])
+        _start_forkserver()
         pool = ProcessPoolExecutor(
             self.processes, mp_context=context, initializer=_start_worker, initargs=(self.settings,)
         )

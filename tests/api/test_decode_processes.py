@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import signal
+import sys
 import uuid
 from pathlib import Path
 
@@ -160,3 +161,33 @@ def test_decode_processes_end_with_a_server_killed_by_sigkill(tmp_path: Path) ->
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(10)
     assert wait_for(lambda: not any(_alive(pid) for pid in helpers)), [p for p in helpers if _alive(p)]
+
+
+def test_decode_processes_import_the_servers_collector_not_one_in_its_working_directory(tmp_path: Path) -> None:
+    """`python -c` puts the working directory first on the forkserver's path, and Python
+    3.11 does not give it the server's: started beside another `collector` package (another
+    project's, an older checkout), the decode processes imported that one."""
+    from tests.reliability.server import ServerProcess
+
+    console_script = Path(sys.executable).with_name("breakeven")
+    assert console_script.exists(), "the test suite runs on an installed breakeven (README)"
+    workdir = tmp_path / "elsewhere"
+    (workdir / "collector").mkdir(parents=True)
+    imported = workdir / "collector" / "imported"
+    (workdir / "collector" / "__init__.py").write_text(
+        f"open({str(imported)!r}, 'w').close()\nraise ImportError('not the collector')\n"
+    )
+    server = ServerProcess(
+        f"duckdb:///{tmp_path / 'ledger.duckdb'}", tmp_path, entry=(str(console_script),), cwd=workdir
+    )
+    server.start()
+    try:
+        reply = httpx.post(
+            f"{server.otlp_http}/v1/traces", content=chat_export("cwd").SerializeToString(), headers=PROTOBUF
+        )
+        assert reply.status_code == 200, reply.content
+        metrics = httpx.get(f"http://127.0.0.1:{server.api_port}/metrics", timeout=10).text
+        assert "breakeven_ingest_decode_processes 2.0" in metrics
+        assert not imported.exists()
+    finally:
+        server.stop()

@@ -27,6 +27,8 @@ class ServerProcess:
     db_url: str
     log_dir: Path
     extra_args: tuple[str, ...] = ()
+    entry: tuple[str, ...] = (sys.executable, "-m", "collector.cli")  # or the console script
+    cwd: Path | None = None
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -47,9 +49,7 @@ class ServerProcess:
         log = open(self.log_dir / f"collector-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "collector.cli",
+                *self.entry,
                 "serve",
                 "--db",
                 self.db_url,
@@ -64,6 +64,7 @@ class ServerProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=self.cwd,
         )
         deadline = time.monotonic() + ready_within
         while True:

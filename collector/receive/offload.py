@@ -83,7 +83,8 @@ def _start_forkserver() -> None:
     the directory `serve` was started in.
 
     Both run `python -c`, which puts the working directory first on sys.path, and the
-    forkserver of Python 3.11 and 3.12 does not take the server's path: a `collector`
+    forkserver of Python 3.11 (and of 3.12 before 3.12.8: CPython gh-117378) does not
+    take the server's path before its preload imports: a `collector`
     package there (another project's, an older checkout of this one), or any module named
     like one the collector imports, is what every decode process would run. PYTHONSAFEPATH
     (Python 3.11+, `python -P`) leaves the working directory off; set here only while they

@@ -11,23 +11,23 @@ import grpc
 import uvicorn
 from starlette.types import ASGIApp
 
-from collector.alerts.runner import AlertRunner, default_dashboard_url
-from collector.api import build_api
-from collector.api_alerts import alerts_router
-from collector.gpu.ingest import GpuMetrics
-from collector.gpu.scrape import Scraper
-from collector.login import require_login
-from collector.metrics import Metrics, metrics_router
-from collector.pipeline import Pipeline, Work
-from collector.price.ledger import ledger_pricer
-from collector.receive.grpc import build_grpc_server
-from collector.receive.http import build_otlp_app
-from collector.receive.offload import TraceDecoder
-from collector.settings import Settings, SettingsError
-from collector.store.engine import current_revision, head_revision, migrate, settings_engine
-from collector.store.rollup import Roller
-from collector.store.writer import LedgerWriter
-from dashboard.routes import add_dashboard
+from breakeven.collector.alerts.runner import AlertRunner, default_dashboard_url
+from breakeven.collector.api.routes import build_api
+from breakeven.collector.api.alerts import alerts_router
+from breakeven.collector.ingest.gpu_metrics import GpuMetrics
+from breakeven.collector.gpu.scrape import Scraper
+from breakeven.collector.api.login import require_login
+from breakeven.collector.api.metrics import Metrics, metrics_router
+from breakeven.collector.calls.pipeline import Pipeline, Work
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.ingest.grpc import build_grpc_server
+from breakeven.collector.ingest.http import build_otlp_app
+from breakeven.collector.ingest.offload import TraceDecoder
+from breakeven.collector.config.settings import Settings, SettingsError
+from breakeven.collector.store.engine import current_revision, head_revision, migrate, settings_engine
+from breakeven.collector.store.rollup import Roller
+from breakeven.collector.store.writer import LedgerWriter
+from breakeven.dashboard.routes import add_dashboard
 
 log = logging.getLogger("breakeven")
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from collector import __version__, demo
-from collector.settings import Settings, SettingsError, load_settings
+from breakeven.collector import __version__, demo
+from breakeven.collector.config.settings import Settings, SettingsError, load_settings
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -122,7 +122,7 @@ def tune_thread_switching() -> None:
 
 def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT, then shut down gracefully (exit 0)."""
-    from collector.app import Collector
+    from breakeven.collector.app import Collector
 
     collector = Collector(settings)
     collector.start()
@@ -150,7 +150,7 @@ def reprice(settings: Settings, args: argparse.Namespace) -> int:
     """Reprice a date range: progress on stderr, the summary on stdout; 2 on bad input, 130 when interrupted."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from collector import reprice as rp
+    from breakeven.collector.store import reprice as rp
 
     try:
         since = rp.parse_bound("--since", args.since)
@@ -191,7 +191,7 @@ def _login_name() -> str:
 
 def hash_password_command() -> int:
     """Print a password's scrypt hash; the password is read without echo (or from stdin)."""
-    from collector.auth import hash_password
+    from breakeven.collector.auth import hash_password
 
     if sys.stdin.isatty():
         first, second = getpass.getpass("password: "), getpass.getpass("again: ")
@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         _logging(settings)
         if args.command == "migrate":
-            from collector.store.engine import current_revision, migrate, settings_engine
+            from breakeven.collector.store.engine import current_revision, migrate, settings_engine
 
             engine = settings_engine(settings)
             migrate(engine, args.revision)

@@ -108,7 +108,7 @@ class LlmSpan:
     # tell apart two processes of one service; held in memory only, not stored (None when read back).
     process: str | None = None
     # The audit copy as stored JSON, when a decode process made it before the hand-off
-    # (collector/receive/offload.py); `attributes` is then empty.
+    # (collector/ingest/offload.py); `attributes` is then empty.
     attributes_json: str | None = None
 
     def __reduce__(self) -> tuple[type[LlmSpan], tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from markupsafe import Markup, escape
 
-from dashboard.fmt import compact
+from breakeven.dashboard.fmt import compact
 
 # Okabe-Ito and friends: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#7f7f7f", "#332288")

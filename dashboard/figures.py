@@ -8,9 +8,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from dashboard import charts
-from dashboard.fmt import dec
-from dashboard.pages.common import key_text
+from breakeven.dashboard import charts
+from breakeven.dashboard.fmt import dec
+from breakeven.dashboard.pages.common import key_text
 
 HALF = 560  # drawing width of a chart that shares the page's width with another
 SHOWN_NAMES = {"self_hosted": "self-hosted (busy)", "self_hosted idle": "self-hosted idle GPU"}

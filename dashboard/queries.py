@@ -1,6 +1,6 @@
 """The dashboard's own reads of the ledger: what no API reads yet (data quality, repeated prompts,
 the spans of one call). Spend and pool figures are never computed here: the pages call
-collector.store.spend and the money API's functions for those, so both always agree.
+breakeven.collector.store.spend and the money API's functions for those, so both always agree.
 
 Each query is bounded by [since, until) on start_time, which DuckDB prunes by zone maps and
 PostgreSQL by its start_time indexes; repeated prompts read the prompt rollups for the
@@ -16,10 +16,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.price.ledger import POOL, PRICED, UNPRICED
-from collector.price.usage import TokenUsage
-from collector.store.prompts import prompt_rows
-from collector.store.schema import calls, llm_spans
+from breakeven.collector.price.ledger import POOL, PRICED, UNPRICED
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.store.prompts import prompt_rows
+from breakeven.collector.store.schema import calls, llm_spans
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TOKENS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")

@@ -2,7 +2,7 @@
 
 Datasette's shape: `/spend` renders what `/spend.json` returns, so every figure a person
 sees is also an API a script can read. `/` renders the overview. Currency and date range
-come from the query, else the cookie (dashboard.view); pages that were told them set the
+come from the query, else the cookie (breakeven.dashboard.view); pages that were told them set the
 cookie. Jinja2 autoescape is on for every template: span values are hostile input.
 """
 
@@ -22,11 +22,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.price.config import PricingConfig
-from dashboard import export, figures, fmt
-from dashboard.pages import alerts, breakeven, calls, overview, pools, quality, spend
-from dashboard.pages.common import NONE_VALUE, key_text
-from dashboard.view import COOKIE, COOKIE_MAX_AGE, PRESETS, VIEW_PARAMS, View, url, view_of
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.dashboard import export, figures, fmt
+from breakeven.dashboard.pages import alerts, breakeven, calls, overview, pools, quality, spend
+from breakeven.dashboard.pages.common import NONE_VALUE, key_text
+from breakeven.dashboard.view import COOKIE, COOKIE_MAX_AGE, PRESETS, VIEW_PARAMS, View, url, view_of
 
 HERE = Path(__file__).parent
 log = logging.getLogger("breakeven.dashboard")

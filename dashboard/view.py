@@ -16,9 +16,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import HTTPException, Request
 
-from collector.price.config import PricingConfig
-from collector.price.fx import USD
-from collector.price.periods import month_start
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.fx import USD
+from breakeven.collector.price.periods import month_start
 
 COOKIE = "breakeven_view"
 COOKIE_MAX_AGE = 365 * 86_400

@@ -45,15 +45,15 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from collector.api import build_api
-from collector.demo import STREAMS, config_text
-from collector.price.ledger import ledger_pricer
-from collector.records import Call
-from collector.settings import load_settings
-from collector.store.engine import make_engine, migrate
-from collector.store.rows import call_columns
-from collector.store.schema import calls as calls_table
-from dashboard.routes import add_dashboard
+from breakeven.collector.api.routes import build_api
+from breakeven.collector.demo import STREAMS, config_text
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import Call
+from breakeven.collector.config.settings import load_settings
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.rows import call_columns
+from breakeven.collector.store.schema import calls as calls_table
+from breakeven.dashboard.routes import add_dashboard
 
 POPULAR_PROMPTS = 5_000
 PAGES = [
@@ -227,7 +227,7 @@ def copy_to_postgresql(db: Path, url: str) -> None:
 
 def roll(url: str) -> None:
     """Migrate, then roll every dirty hour up, as the serve roller does."""
-    from collector.store import rollup
+    from breakeven.collector.store import rollup
 
     engine = make_engine(url)
     migrate(engine)

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyarrow as pa
 
-from collector.cli import GIL_SWITCH_INTERVAL_SECONDS
-from collector.store.engine import make_engine, migrate
-from collector.store.writer import _SCHEMAS
+from breakeven.collector.cli import GIL_SWITCH_INTERVAL_SECONDS
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.writer import _SCHEMAS
 
 
 def sample_rows(rows: int) -> pa.Table:

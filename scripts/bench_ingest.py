@@ -66,7 +66,7 @@ from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.demo import key_value
+from breakeven.collector.demo import key_value
 
 HOST = "127.0.0.1"
 RESPONSE_ID_MARK = "RRRR"  # response ids are 16 chars after "chatcmpl-", refreshed per request

@@ -9,7 +9,7 @@ What it does
      Traffic: 12 services of 6 teams with 3 features each; four frontier models, two
      managed ones, two self-hosted pools, 1% of calls on a model without a price.
   2. Marks every hour dirty (what the migration does to a ledger that predates rollups)
-     and times rolling everything up (collector.store.rollup.roll_all).
+     and times rolling everything up (breakeven.collector.store.rollup.roll_all).
   3. Times what the money API does for the month (best of --repeat runs, and the first):
      spend totals, spend by service and day, by backend class and model, pool figures
      (/api/v1/pools), break-even (/api/v1/breakeven); and spend by service up to an
@@ -42,12 +42,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
-from collector.api_money import Converter, breakeven_report, pool_figures, pool_json, spend_report
-from collector.price.config import PricingConfig, parse_pricing
-from collector.store import rollup
-from collector.store import spend as store
-from collector.store.engine import make_engine, migrate
-from collector.store.schema import call_rollups, calls, rollup_dirty
+from breakeven.collector.api.money import Converter, breakeven_report, pool_figures, pool_json, spend_report
+from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.store import rollup
+from breakeven.collector.store import spend as store
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.schema import call_rollups, calls, rollup_dirty
 
 MONTH = datetime(2025, 6, 1, tzinfo=UTC)
 MONTH_END = datetime(2025, 7, 1, tzinfo=UTC)

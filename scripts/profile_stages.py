@@ -29,17 +29,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ingest import build_template
 
-from collector.cli import tune_garbage_collector
-from collector.decode import PROTOBUF, decode_trace_body, native_available
-from collector.ingest import limits_of
-from collector.normalize import normalize_span
-from collector.pipeline import Pipeline, Work
-from collector.price.ledger import ledger_pricer
-from collector.receive.offload import ready_for_the_writer
-from collector.records import LlmSpan
-from collector.settings import load_settings
-from collector.store.engine import migrate, settings_engine
-from collector.store.writer import LedgerWriter
+from breakeven.collector.cli import tune_garbage_collector
+from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body, native_available
+from breakeven.collector.ingest.outcome import limits_of
+from breakeven.collector.normalize import normalize_span
+from breakeven.collector.calls.pipeline import Pipeline, Work
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.ingest.offload import ready_for_the_writer
+from breakeven.collector.records import LlmSpan
+from breakeven.collector.config.settings import load_settings
+from breakeven.collector.store.engine import migrate, settings_engine
+from breakeven.collector.store.writer import LedgerWriter
 
 
 def main() -> int:

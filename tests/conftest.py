@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.app import Collector
-from collector.settings import load_settings
+from breakeven.collector.app import Collector
+from breakeven.collector.config.settings import load_settings
 
 # Shared expectation helpers assert outside test modules: give them pytest's assertion messages.
 pytest.register_assert_rewrite("tests.emitters")
@@ -45,7 +45,7 @@ def postgres_schema(prefix: str) -> Iterator[str]:
 
     Skips (with the reason) when PostgreSQL is not reachable; under CI=true that fails.
     """
-    from collector.store.engine import make_engine
+    from breakeven.collector.store.engine import make_engine
 
     admin = make_engine(PG_URL)
     try:

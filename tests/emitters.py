@@ -97,7 +97,7 @@ ERROR_TYPE_FROM_BODY = {"anthropic-sdk"}
 # instrumentation's: the two spans of one call arrive in two traces. The collector links
 # them by the provider's response id (gen_ai.response.id on both); a failed call has none,
 # and is linked as the only failure of its process, provider and model whose SDK span lies
-# inside the instrumentation's (collector/failures.py, halves_of_one_call).
+# inside the instrumentation's (collector/calls/failures.py, halves_of_one_call).
 TWO_TRACES = "openllmetry-anthropic-with-sdk-tracing"
 
 

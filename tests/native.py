@@ -1,4 +1,4 @@
-"""Holding the native decoder (collector/_otlp.c) to the upb walk: same answer, or it declines.
+"""Holding the native decoder (collector/ingest/_otlp.c) to the upb walk: same answer, or it declines.
 
 Shared by tests/unit/test_native_decode.py and tests/fuzz/test_native_decode_fuzz.py.
 """
@@ -12,7 +12,7 @@ from shutil import which
 
 import pytest
 
-from collector.decode import (
+from breakeven.collector.ingest.decode import (
     PROTOBUF,
     DecodedTraces,
     Limits,
@@ -25,7 +25,7 @@ from collector.decode import (
     native_traces,
     parse_traces,
 )
-from collector.records import DecodedSpan, SpanEvent
+from breakeven.collector.records import DecodedSpan, SpanEvent
 
 
 def compiler_present() -> bool:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from collector.demo import key_value
+from breakeven.collector.demo import key_value
 
 
 @contextmanager

@@ -6,12 +6,12 @@ import itertools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from collector.price.entries import PriceEntry, Rate, Tier
-from collector.price.periods import NS_PER_SECOND
-from collector.price.pools import Alternative, BoxCost, Capacity, Pool, PoolMatch
-from collector.price.pricer import Catalog
-from collector.price.usage import TokenUsage
-from collector.records import Call
+from breakeven.collector.price.entries import PriceEntry, Rate, Tier
+from breakeven.collector.price.periods import NS_PER_SECOND
+from breakeven.collector.price.pools import Alternative, BoxCost, Capacity, Pool, PoolMatch
+from breakeven.collector.price.pricer import Catalog
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import Call
 
 _ids = itertools.count(1)
 

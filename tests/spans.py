@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from collector.records import DecodedSpan, LlmSpan, SpanEvent
+from breakeven.collector.records import DecodedSpan, LlmSpan, SpanEvent
 
 _ids = itertools.count(1)
 T0 = 1_790_000_000_000_000_000  # ns

@@ -3,9 +3,9 @@
 Rules are pure (collector/alerts/rules.py); this module reads what they need, through the
 same code the money API uses where it exists, so an alert and the dashboard agree:
 
-- pools: collector.api_money.pool_figures (pool period, alternative cost, break-even);
-- traffic classes, spend by group, all-time totals: collector.store.spend.spend (per-token
-  cost plus allocated pool cost), sized against candidates with collector.price.breakeven;
+- pools: breakeven.collector.api.money.pool_figures (pool period, alternative cost, break-even);
+- traffic classes, spend by group, all-time totals: breakeven.collector.store.spend.spend (per-token
+  cost plus allocated pool cost), sized against candidates with breakeven.collector.price.breakeven;
 - unpriced calls, services' last calls: small GROUP BYs over the calls table here;
 - ingest rejects and refusals: cumulative counters, sampled on every evaluation, so a rate
   over the rule's window is the difference between two samples.
@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.alerts.rules import (
+from breakeven.collector.alerts.rules import (
     CLASS_PAST_BREAKEVEN,
     INGEST_UNHEALTHY,
     KINDS,
@@ -40,15 +40,15 @@ from collector.alerts.rules import (
     SpendGroup,
     UnpricedFigures,
 )
-from collector.api_money import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
-from collector.price.breakeven import pool_candidates, size_pool
-from collector.price.config import PricingConfig
-from collector.price.ledger import POOL, UNPRICED
-from collector.price.money import ZERO
-from collector.price.periods import month_start, next_month, seconds_between, utc
-from collector.store import queries
-from collector.store import spend as ledger
-from collector.store.schema import calls
+from breakeven.collector.api.money import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
+from breakeven.collector.price.breakeven import pool_candidates, size_pool
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.ledger import POOL, UNPRICED
+from breakeven.collector.price.money import ZERO
+from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc
+from breakeven.collector.store import queries
+from breakeven.collector.store import spend as ledger
+from breakeven.collector.store.schema import calls
 
 log = logging.getLogger("breakeven.alerts")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -32,9 +32,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from collector import __version__
-from collector.alerts.config import AlertsConfig
-from collector.alerts.rules import FIRING, RESOLVED, AlertState, Notification
+from breakeven.collector import __version__
+from breakeven.collector.config.alerts import AlertsConfig
+from breakeven.collector.alerts.rules import FIRING, RESOLVED, AlertState, Notification
 
 log = logging.getLogger("breakeven.alerts")
 MAX_BACKOFF = 300.0

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from collector.price.money import HUNDRED, ZERO
+from breakeven.collector.price.money import HUNDRED, ZERO
 
 POOL_BELOW_BREAKEVEN = "pool_below_breakeven"
 CLASS_PAST_BREAKEVEN = "class_past_breakeven"

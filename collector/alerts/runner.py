@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from collector.alerts import store
-from collector.alerts.config import AlertsConfig
-from collector.alerts.inputs import IngestSamples, rule_inputs
-from collector.alerts.notify import Dispatcher, Notifiers
-from collector.alerts.rules import Evaluation, evaluate
-from collector.price.config import PricingConfig
+from breakeven.collector.alerts import store
+from breakeven.collector.config.alerts import AlertsConfig
+from breakeven.collector.alerts.inputs import IngestSamples, rule_inputs
+from breakeven.collector.alerts.notify import Dispatcher, Notifiers
+from breakeven.collector.alerts.rules import Evaluation, evaluate
+from breakeven.collector.config.pricing import PricingConfig
 
 log = logging.getLogger("breakeven.alerts")
 # pg_try_advisory_xact_lock key: "brkevalr" as a 64-bit integer, unlikely to meet another app's.

@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.alerts.rules import FIRING, PENDING, RESOLVED, AlertState, Evaluation
-from collector.store.schema import alert_history, alert_states
+from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, AlertState, Evaluation
+from breakeven.collector.store.schema import alert_history, alert_states
 
 STATE_ORDER = {FIRING: 0, PENDING: 1, RESOLVED: 2}
 

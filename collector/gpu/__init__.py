@@ -8,5 +8,5 @@ ingest.py   what the OTLP metrics receivers call: its own transaction, committed
 scrape.py   the scraper thread of `breakeven serve` (also merges old minutes into hours)
 report.py   per pool over a range, as /api/v1/pools and the Pools page show it
 
-This package's __init__ imports nothing: collector.price.pools imports match.py.
+This package's __init__ imports nothing: breakeven.collector.price.pools imports match.py.
 """

@@ -1,6 +1,6 @@
 """OTLP metric exports and Prometheus expositions -> GPU samples of a pool -> per-minute buckets.
 
-Pure: no I/O. A sample is one point of a known metric (collector.gpu.names) that a pool
+Pure: no I/O. A sample is one point of a known metric (breakeven.collector.gpu.names) that a pool
 claims, as a ratio. Only gauges are read (a DCGM or hw.gpu.utilization point is a gauge;
 a sum or histogram under such a name is not a utilization and is skipped). Samples are
 stored as buckets, one per (UTC minute, pool, source, metric, host): how many samples,
@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.decode import attributes
-from collector.gpu.match import host_of, pool_of
-from collector.gpu.names import counts, device_of, known_metric, ratio_of
-from collector.price.pools import Pool
+from breakeven.collector.ingest.decode import attributes
+from breakeven.collector.price.gpu_match import host_of, pool_of
+from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
+from breakeven.collector.price.pools import Pool
 
 OTLP, SCRAPE = "otlp", "scrape"
 SOURCES = (OTLP, SCRAPE)

@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from collector import __version__
-from collector.gpu.samples import SCRAPE, buckets, from_exposition
-from collector.gpu.store import GpuStore, ScrapeOutcome
-from collector.price.pools import Pool
+from breakeven.collector import __version__
+from breakeven.collector.gpu.samples import SCRAPE, buckets, from_exposition
+from breakeven.collector.gpu.store import GpuStore, ScrapeOutcome
+from breakeven.collector.price.pools import Pool
 
 log = logging.getLogger("breakeven.gpu.scrape")
 MAX_TIMEOUT_SECONDS = 10.0

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from collector.memo import remember
-from collector.records import DecodedSpan
-from collector.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
+from breakeven.collector.memo import remember
+from breakeven.collector.records import DecodedSpan
+from breakeven.collector.normalize.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
 
 OTEL_GENAI = "otel_genai"  # gen_ai.provider.name era (semconv >= 1.37)
 OTEL_GENAI_LEGACY = "otel_genai_legacy"  # gen_ai.system era (semconv <= 1.36)

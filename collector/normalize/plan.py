@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from collector.normalize import conventions as c
-from collector.normalize.providers import canonical_provider
-from collector.normalize.tokens import USAGE_NAMES
-from collector.records import DecodedSpan
-from collector.redact import CONTENT, LONG_KEY, kept_names, key_flags, may_carry_prompt
-from collector.settings import MAPPABLE_FIELDS, Settings
+from breakeven.collector.normalize import conventions as c
+from breakeven.collector.providers import canonical_provider
+from breakeven.collector.normalize.tokens import USAGE_NAMES
+from breakeven.collector.records import DecodedSpan
+from breakeven.collector.normalize.redact import CONTENT, LONG_KEY, kept_names, key_flags, may_carry_prompt
+from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings
 
 ENGINE_DIALECTS = (c.VLLM, c.SGLANG, c.TGI)
 

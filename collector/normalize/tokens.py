@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from collector.normalize import conventions as c
+from breakeven.collector.normalize import conventions as c
 
 # (dialect, provider) -> does the emitter's input count include cache reads and writes?
 # Missing pairs fall back to PROVIDER_INPUT_INCLUDES_CACHE, then True (the OTel rule).

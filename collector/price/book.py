@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from collector.price.entries import PriceEntry
-from collector.price.periods import utc_date
+from breakeven.collector.price.entries import PriceEntry
+from breakeven.collector.price.periods import utc_date
 
 
 @dataclass(frozen=True, slots=True)

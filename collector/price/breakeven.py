@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from collector.price.money import MILLION, ONE, ZERO
-from collector.price.periods import month_start, next_month, seconds_between, utc
-from collector.price.pools import BoxCost, Capacity, Pool, PoolPeriod, fixed_cost
-from collector.price.pricer import Pricer, Unpriced
-from collector.price.usage import TokenUsage
+from breakeven.collector.price.money import MILLION, ONE, ZERO
+from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc
+from breakeven.collector.price.pools import BoxCost, Capacity, Pool, PoolPeriod, fixed_cost
+from breakeven.collector.price.pricer import Pricer, Unpriced
+from breakeven.collector.price.usage import TokenUsage
 
 RUN_RATE_METHOD = "linear run rate: month-to-date x (month length / time elapsed this month)"
 

@@ -36,9 +36,9 @@ from functools import cache, lru_cache
 from importlib.metadata import version
 from typing import Any
 
-from collector.price.entries import PriceEntry, Rate, Tier
+from breakeven.collector.price.entries import PriceEntry, Rate, Tier
 
-# breakeven's provider names (collector/normalize/providers.py) -> genai-prices provider
+# breakeven's provider names (collector/providers.py) -> genai-prices provider
 # ids. Providers we emit that the package does not price (deepinfra, replicate, sambanova,
 # nebius, huggingface's router, which resells many backends) are absent: their calls are
 # unpriced unless the price book prices them.

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, getcontext
 
-from collector.price.entries import Rate
-from collector.price.money import HUNDRED, STORAGE_SCALE
-from collector.price.pricer import PricePlan
+from breakeven.collector.price.entries import Rate
+from breakeven.collector.price.money import HUNDRED, STORAGE_SCALE
+from breakeven.collector.price.pricer import PricePlan
 
 DIGITS = 28  # the default Decimal context's precision: every step below it is exact
 LIMIT = 10**DIGITS

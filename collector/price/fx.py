@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from collector.price.money import ONE
-from collector.price.periods import utc_date
+from breakeven.collector.price.money import ONE
+from breakeven.collector.price.periods import utc_date
 
 USD = "USD"
 

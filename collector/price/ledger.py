@@ -14,15 +14,15 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import NamedTuple, TypeVar
 
-from collector.memo import remember
-from collector.price.config import PricingConfig
-from collector.price.exact import IntegerPlan, integer_plan
-from collector.price.money import stored
-from collector.price.periods import from_ns
-from collector.price.pools import Pool, pool_for
-from collector.price.pricer import NO_USAGE, PricePlan, Unpriced, names
-from collector.price.usage import TokenUsage
-from collector.records import Call
+from breakeven.collector.memo import remember
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.exact import IntegerPlan, integer_plan
+from breakeven.collector.price.money import stored
+from breakeven.collector.price.periods import from_ns
+from breakeven.collector.price.pools import Pool, pool_for
+from breakeven.collector.price.pricer import NO_USAGE, PricePlan, Unpriced, names
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import Call
 
 PRICED = "priced"
 POOL = "pool"

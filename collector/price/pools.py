@@ -30,11 +30,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TypeVar
 
-from collector.gpu.match import GpuMetricsConfig
-from collector.price.money import MILLION, ONE, ZERO
-from collector.price.periods import add_months, calendar_months, seconds_between, utc
-from collector.price.usage import TokenUsage
-from collector.records import Call
+from breakeven.collector.price.gpu_match import GpuMetricsConfig
+from breakeven.collector.price.money import MILLION, ONE, ZERO
+from breakeven.collector.price.periods import add_months, calendar_months, seconds_between, utc
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import Call
 
 K = TypeVar("K", bound=Hashable)
 HOUR = Decimal(3600)

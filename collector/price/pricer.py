@@ -23,13 +23,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from collector.price.book import PriceBook
-from collector.price.catalog import library_entry
-from collector.price.entries import TOKEN_KINDS, PriceEntry, Rate
-from collector.price.money import HUNDRED, ZERO, per_million
-from collector.price.periods import from_ns, utc
-from collector.price.usage import TokenUsage
-from collector.records import Call
+from breakeven.collector.price.book import PriceBook
+from breakeven.collector.price.catalog import library_entry
+from breakeven.collector.price.entries import TOKEN_KINDS, PriceEntry, Rate
+from breakeven.collector.price.money import HUNDRED, ZERO, per_million
+from breakeven.collector.price.periods import from_ns, utc
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import Call
 
 # (provider, model, at) -> the list price in force, or None. Tests pass a fake; the default
 # reads genai-prices.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.records import Call
+from breakeven.collector.records import Call
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from collector.settings import Settings
+from breakeven.collector.config.settings import Settings
 
 
 class DuckDBImpl(DefaultImpl):
@@ -85,7 +85,7 @@ def settings_engine(settings: Settings) -> sa.Engine:
 def alembic_config(engine: sa.Engine) -> Config:
     """Alembic configured for the migrations that ship inside the package."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("collector") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("breakeven.migrations")))
     cfg.attributes["engine"] = engine
     return cfg
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from collector.store.schema import rollup_dirty
+from breakeven.collector.store.schema import rollup_dirty
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.store.rows import public_call
-from collector.store.schema import calls, ingest_counters
+from breakeven.collector.store.rows import public_call
+from breakeven.collector.store.schema import calls, ingest_counters
 
 
 class CursorError(ValueError):

@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 
-from collector.price.fx import USD
-from collector.price.ledger import POOL, PRICED, CallPrice
-from collector.price.money import stored
-from collector.records import TOKEN_FIELDS, Call, LlmSpan
-from collector.store.schema import calls, llm_spans
+from breakeven.collector.price.fx import USD
+from breakeven.collector.price.ledger import POOL, PRICED, CallPrice
+from breakeven.collector.price.money import stored
+from breakeven.collector.records import TOKEN_FIELDS, Call, LlmSpan
+from breakeven.collector.store.schema import calls, llm_spans
 
 CALL_COLUMNS = tuple(c.name for c in calls.columns)
 SPAN_COLUMNS = tuple(c.name for c in llm_spans.columns)

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables; the migrations in collector/migrations must produce exactly these."""
+"""SQLAlchemy Core tables; the migrations in migrations must produce exactly these."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _postgresql_only(item: _DDLItem) -> _DDLItem:
     return item.ddl_if(dialect="postgresql")
 
 
-# One row per LLM call: the merge of the spans that describe it (see collector/merge.py).
+# One row per LLM call: the merge of the spans that describe it (see collector/calls/merge.py).
 calls = sa.Table(
     "calls",
     metadata,

@@ -8,7 +8,7 @@ Everything else is Decimal arithmetic in Python over those few rows:
 - a per-token call (price_status "priced") costs its stored cost_usd;
 - a self-hosted call (price_status "pool") gets its share of its pool's cost for the
   allocation window that holds it (pricing.allocation_period: hour, day or month, UTC):
-  the window's fixed cost split by busy seconds (collector.price.pools.allocate), plus the
+  the window's fixed cost split by busy seconds (breakeven.collector.price.pools.allocate), plus the
   variable cost of its tokens. Busy seconds are linear in tokens, so token sums per
   (pool, bucket, group) allocate exactly as the calls one by one would;
 - a window partly outside [since, until) contributes only the overlap: its fixed cost is
@@ -38,14 +38,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from collector.price.config import PricingConfig
-from collector.price.ledger import POOL, PRICED
-from collector.price.periods import allocation_window, utc
-from collector.price.pools import Pool, allocate, fixed_cost
-from collector.price.usage import TokenUsage
-from collector.store import hours
-from collector.store import rollup as rollups
-from collector.store.schema import call_rollups, call_rollups_daily, calls
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.ledger import POOL, PRICED
+from breakeven.collector.price.periods import allocation_window, utc
+from breakeven.collector.price.pools import Pool, allocate, fixed_cost
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.store import hours
+from breakeven.collector.store import rollup as rollups
+from breakeven.collector.store.schema import call_rollups, call_rollups_daily, calls
 
 GROUP_KEYS = (
     "backend_class", "provider", "model", "model_version", "quantization", "service", "team", "feature", "pool",

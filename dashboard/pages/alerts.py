@@ -1,5 +1,5 @@
 """Alerts: what fires, what is pending, what resolved, and the transitions (GET /api/v1/alerts'
-data, read through collector.alerts.store). A notification's link names one alert
+data, read through breakeven.collector.alerts.store). A notification's link names one alert
 (`?alert=<fingerprint>`): the page marks it and shows its history."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.alerts import store
-from collector.alerts.rules import FIRING, PENDING, RESOLVED
-from dashboard.view import View
+from breakeven.collector.alerts import store
+from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED
+from breakeven.dashboard.view import View
 
 HISTORY = 100
 

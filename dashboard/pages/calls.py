@@ -1,11 +1,11 @@
 """Calls: search (trace id, prompt hash, service, model), one call's price breakdown, and repeated
 prompt hashes (caching opportunities) with what they cost.
 
-The list is GET /api/v1/calls' (collector.store.queries.list_calls, costs from
-collector.api_money.call_costs). A trace id is looked up over all time (it is what an alert or
+The list is GET /api/v1/calls' (breakeven.collector.store.queries.list_calls, costs from
+breakeven.collector.api.money.call_costs). A trace id is looked up over all time (it is what an alert or
 a log line hands you); the other searches stay inside the chosen range.
 
-A call's breakdown is recomputed for display with collector.price: the entry in force at its
+A call's breakdown is recomputed for display with breakeven.collector.price: the entry in force at its
 start, each token kind's rate and amount, the discount. A pool call shows its allocation
 window, the pool's fixed cost for it and the call's share of the busy seconds.
 """
@@ -21,21 +21,21 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import HTTPException
 
-from collector.api_money import Converter, call_costs, money, number
-from collector.price.config import PricingConfig
-from collector.price.ledger import POOL, PRICED
-from collector.price.money import ZERO, stored
-from collector.price.periods import allocation_window, utc
-from collector.price.pools import fixed_cost
-from collector.price.pricer import Priced
-from collector.price.usage import TokenUsage
-from collector.store import queries as store_queries
-from collector.store import spend as store
-from collector.store.prompts import PAIR_WINDOW
-from collector.store.schema import calls
-from dashboard import queries
-from dashboard.pages.common import converter, iso, tokens_json
-from dashboard.view import View
+from breakeven.collector.api.money import Converter, call_costs, money, number
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.ledger import POOL, PRICED
+from breakeven.collector.price.money import ZERO, stored
+from breakeven.collector.price.periods import allocation_window, utc
+from breakeven.collector.price.pools import fixed_cost
+from breakeven.collector.price.pricer import Priced
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.store import queries as store_queries
+from breakeven.collector.store import spend as store
+from breakeven.collector.store.prompts import PAIR_WINDOW
+from breakeven.collector.store.schema import calls
+from breakeven.dashboard import queries
+from breakeven.dashboard.pages.common import converter, iso, tokens_json
+from breakeven.dashboard.view import View
 
 PAGE_SIZE = 50
 NARROW = timedelta(days=1)

@@ -8,14 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from collector.api_money import Converter, PoolFigures, money, number
-from collector.price.config import PricingConfig
-from collector.price.money import MILLION, ONE, ZERO
-from collector.price.periods import seconds_between
-from collector.price.pools import fixed_cost
-from collector.price.usage import TokenUsage
-from collector.store import spend as store
-from dashboard.view import View
+from breakeven.collector.api.money import Converter, PoolFigures, money, number
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.money import MILLION, ONE, ZERO
+from breakeven.collector.price.periods import seconds_between
+from breakeven.collector.price.pools import fixed_cost
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.store import spend as store
+from breakeven.dashboard.view import View
 
 DAY = timedelta(days=1)
 CLASS_ORDER = ("frontier", "managed", "self_hosted", "self_hosted idle", "unknown")

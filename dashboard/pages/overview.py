@@ -15,15 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.api_money import Converter, money, pool_figures, pool_json
-from collector.price.config import PricingConfig
-from collector.price.ledger import POOL
-from collector.price.money import ZERO
-from collector.price.periods import month_start, next_month, seconds_between
-from collector.store import spend as store
-from collector.store.schema import calls
-from dashboard.pages.common import CLASS_ORDER, by_cost, converter, pool_days, row_json
-from dashboard.view import View
+from breakeven.collector.api.money import Converter, money, pool_figures, pool_json
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.ledger import POOL
+from breakeven.collector.price.money import ZERO
+from breakeven.collector.price.periods import month_start, next_month, seconds_between
+from breakeven.collector.store import spend as store
+from breakeven.collector.store.schema import calls
+from breakeven.dashboard.pages.common import CLASS_ORDER, by_cost, converter, pool_days, row_json
+from breakeven.dashboard.view import View
 
 TOP = 8
 IDLE = "self_hosted idle"

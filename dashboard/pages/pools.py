@@ -1,10 +1,10 @@
 """Pools: per self-hosted pool, utilization day by day against its break-even line, cost per
 million tokens against its alternative's, idle spend, allocation, and a verdict in words.
 
-Every figure is GET /api/v1/pools' (collector.api_money.pool_json) for the range; the daily
+Every figure is GET /api/v1/pools' (breakeven.collector.api.money.pool_json) for the range; the daily
 series apply the same formulas to each UTC day. The break-even utilization is the range's
 (it depends on the traffic mix, which a single day may not show). Beside it, the GPU metric
-utilization the boxes reported (collector.gpu.report, as GET /api/v1/pools has it), its
+utilization the boxes reported (breakeven.collector.reports.gpu, as GET /api/v1/pools has it), its
 daily means on the same chart, and each scrape endpoint's health.
 """
 
@@ -16,12 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.api_money import Converter, money, pool_figures, pool_json
-from collector.gpu.report import add_gpu_figures, daily_by_source, gpu_daily
-from collector.price.config import PricingConfig
-from dashboard import fmt
-from dashboard.pages.common import converter, pool_days, ratio
-from dashboard.view import View
+from breakeven.collector.api.money import Converter, money, pool_figures, pool_json
+from breakeven.collector.reports.gpu import add_gpu_figures, daily_by_source, gpu_daily
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.dashboard import fmt
+from breakeven.dashboard.pages.common import converter, pool_days, ratio
+from breakeven.dashboard.view import View
 
 GPU_METRICS_NOTE = (
     "Two utilizations: busy seconds are the tokens each pool served over its measured capacity (what its traffic "

@@ -12,11 +12,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.price.config import PricingConfig
-from collector.store import queries as store_queries
-from dashboard import queries
-from dashboard.pages.common import iso
-from dashboard.view import View
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.store import queries as store_queries
+from breakeven.dashboard import queries
+from breakeven.dashboard.pages.common import iso
+from breakeven.dashboard.view import View
 
 # What each reject reason means and what to do about it (README, Hostile input).
 REJECT_REASONS = {

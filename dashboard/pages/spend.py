@@ -2,7 +2,7 @@
 a daily chart stacked by the first dimension, and the same rows as CSV or Parquet.
 
 Filters are equality on a dimension ("(none)" matches a missing value), passed to
-collector.store.spend as its `where` clauses. Idle pool cost (allocation windows without
+breakeven.collector.store.spend as its `where` clauses. Idle pool cost (allocation windows without
 traffic) belongs to no group: it is its own line, shown only when no filter other than pool
 is set (with a service filter, the windows that service left empty are not idle).
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.api_money import Converter, money
-from collector.price.config import PricingConfig
-from collector.price.money import ZERO, presented
-from collector.store import spend as store
-from collector.store.schema import calls
-from dashboard.pages.common import NONE_VALUE, by_cost, converter, key_text, row_json
-from dashboard.view import View, ViewError
+from breakeven.collector.api.money import Converter, money
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.money import ZERO, presented
+from breakeven.collector.store import spend as store
+from breakeven.collector.store.schema import calls
+from breakeven.dashboard.pages.common import NONE_VALUE, by_cost, converter, key_text, row_json
+from breakeven.dashboard.view import View, ViewError
 
 DIMENSIONS = (
     "backend_class", "provider", "model", "model_version", "quantization", "service", "team", "feature", "pool",
@@ -56,7 +56,7 @@ def filters_of(query: Mapping[str, str]) -> dict[str, str]:
 
 
 def where(filters: Mapping[str, str]) -> list[sa.ColumnElement[bool]]:
-    """The filters as conditions on the calls table (for collector.store.spend)."""
+    """The filters as conditions on the calls table (for breakeven.collector.store.spend)."""
     out = []
     for name, value in filters.items():
         column = store.dimension(calls, name)  # as the spend query groups it

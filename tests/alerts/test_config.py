@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collector.alerts.config import AlertsConfig, duration
-from collector.alerts.rules import duration_text
-from collector.settings import Settings, SettingsError, load_settings
+from breakeven.collector.config.alerts import AlertsConfig, duration
+from breakeven.collector.alerts.rules import duration_text
+from breakeven.collector.config.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "alerts.toml"

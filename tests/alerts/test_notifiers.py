@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from collector.alerts.config import AlertsConfig, Webhook
-from collector.alerts.notify import Dispatcher, Notifiers, alertmanager_alerts, post_json
-from collector.alerts.rules import FIRING, REPEAT, RESOLVED, AlertState, Notification
+from breakeven.collector.config.alerts import AlertsConfig, Webhook
+from breakeven.collector.alerts.notify import Dispatcher, Notifiers, alertmanager_alerts, post_json
+from breakeven.collector.alerts.rules import FIRING, REPEAT, RESOLVED, AlertState, Notification
 from tests.alerts.receiver import receiver
 from tests.conftest import wait_for
 
@@ -174,7 +174,7 @@ def test_a_refresh_replaces_the_one_still_queued() -> None:
 
 
 def test_post_json_reports_http_errors_as_retryable_or_not() -> None:
-    from collector.alerts.notify import DeliveryError
+    from breakeven.collector.alerts.notify import DeliveryError
 
     with receiver() as rx:
         rx.fail_next = [429, 404]
@@ -187,7 +187,7 @@ def test_post_json_reports_http_errors_as_retryable_or_not() -> None:
 
 def test_slack_text_from_spans_is_escaped() -> None:
     """A service named `<!channel>` or `<https://evil|click>` must not ping or link in Slack."""
-    from collector.alerts.notify import slack_body
+    from breakeven.collector.alerts.notify import slack_body
 
     hostile = replace(
         ALERT,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from collector.alerts.rules import (
+from breakeven.collector.alerts.rules import (
     CLASS_PAST_BREAKEVEN,
     FIRING,
     INGEST_UNHEALTHY,

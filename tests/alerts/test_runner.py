@@ -8,12 +8,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from collector.alerts import inputs, store
-from collector.alerts.config import AlertsConfig, Webhook
-from collector.alerts.rules import FIRING, RESOLVED, Rule
-from collector.alerts.runner import ADVISORY_LOCK_KEY, AlertRunner
-from collector.store.engine import migrate
-from collector.store.writer import LedgerWriter
+from breakeven.collector.alerts import inputs, store
+from breakeven.collector.config.alerts import AlertsConfig, Webhook
+from breakeven.collector.alerts.rules import FIRING, RESOLVED, Rule
+from breakeven.collector.alerts.runner import ADVISORY_LOCK_KEY, AlertRunner
+from breakeven.collector.store.engine import migrate
+from breakeven.collector.store.writer import LedgerWriter
 from tests.alerts.receiver import Receiver, receiver
 from tests.alerts.scenario import frontier_call, pool_call, pricing, store_calls
 from tests.conftest import wait_for

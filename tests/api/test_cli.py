@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.otel import chat_attributes, tracer
 
-BREAKEVEN = [sys.executable, "-m", "collector.cli"]
+BREAKEVEN = [sys.executable, "-m", "breakeven.collector.cli"]
 
 
 def _free_port() -> int:
@@ -162,10 +162,10 @@ alternative = { provider = "together", model = "x" }
 @pytest.fixture
 def priced_ledger(tmp_path) -> tuple[str, str]:
     """A DuckDB ledger priced with the old book, and a config holding the new one: (db URL, config path)."""
-    from collector.price.config import parse_pricing
-    from collector.price.ledger import ledger_pricer
-    from collector.store.engine import make_engine, migrate
-    from collector.store.writer import LedgerWriter, WriteBatch
+    from breakeven.collector.config.pricing import parse_pricing
+    from breakeven.collector.price.ledger import ledger_pricer
+    from breakeven.collector.store.engine import make_engine, migrate
+    from breakeven.collector.store.writer import LedgerWriter, WriteBatch
     from tests.store.test_reprice import CALLS, CHAT_V1, CLAUDE, OLD_ONLY
 
     url = f"duckdb:///{tmp_path / 'ledger.duckdb'}"
@@ -215,7 +215,7 @@ def test_reprice_shows_progress_and_a_summary_and_exits_zero(priced_ledger: tupl
 def test_reprice_bad_flags_exit_2_naming_the_flag(
     args: list[str], named: str, priced_ledger: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from collector.cli import main
+    from breakeven.collector.cli import main
 
     assert main(["reprice", "--db", priced_ledger[0], *args]) == 2
     err = capsys.readouterr().err
@@ -225,7 +225,7 @@ def test_reprice_bad_flags_exit_2_naming_the_flag(
 def test_reprice_against_a_duckdb_file_a_collector_holds_exits_2_saying_so(
     priced_ledger: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from collector.cli import main
+    from breakeven.collector.cli import main
 
     path = priced_ledger[0].removeprefix("duckdb:///")
     holder = subprocess.Popen(

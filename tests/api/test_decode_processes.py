@@ -1,4 +1,4 @@
-"""Decode processes (collector/receive/offload.py): the same records as threads, and no loss.
+"""Decode processes (collector/ingest/offload.py): the same records as threads, and no loss.
 
 Every other API suite runs on the default (two decode processes); these hold that path to
 the threads' one (`decode_processes = 0`) and try what processes add: one dying, and
@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collector.receive import offload
-from collector.receive.offload import TraceDecoder
+from breakeven.collector.ingest import offload
+from breakeven.collector.ingest.offload import TraceDecoder
 from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.otel import chat_attributes, chat_export, tracer
 from tests.scripts import bench_ingest

@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from collector.demo import key_value
+from breakeven.collector.demo import key_value
 from tests.conftest import DIALECTS, RunningCollector, running_collector, wait_for
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gpu"

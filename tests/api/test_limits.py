@@ -25,7 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.store.schema import llm_spans
+from breakeven.collector.store.schema import llm_spans
 from tests.conftest import RunningCollector, start_collector
 from tests.otel import chat_attributes
 
@@ -171,7 +171,7 @@ def test_an_export_past_max_spans_per_request_is_refused_whole(limited: RunningC
 
 
 def test_the_limits_are_settings(tmp_path: Path) -> None:
-    from collector.settings import SettingsError, load_settings
+    from breakeven.collector.config.settings import SettingsError, load_settings
 
     settings = load_settings({}, environ={"BREAKEVEN_MAX_ATTRIBUTES_PER_SPAN": "64", "BREAKEVEN_MAX_ARRAY_ITEMS": "32"})
     assert (settings.max_attributes_per_span, settings.max_array_items) == (64, 32)

@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from collector.redact import hash_messages
+from breakeven.collector.normalize.redact import hash_messages
 from tests.conftest import RunningCollector, wait_for
 from tests.emitters import (
     ANTHROPIC_SCENARIOS,

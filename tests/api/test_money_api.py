@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from collector.api import build_api
-from collector.price.config import PricingConfig, parse_pricing
-from collector.price.ledger import ledger_pricer
-from collector.store.engine import make_engine, migrate
-from collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.api.routes import build_api
+from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.writer import LedgerWriter, WriteBatch
 from tests.conftest import RunningCollector, start_collector
 from tests.otel import chat_attributes, tracer
 from tests.pricecalls import call

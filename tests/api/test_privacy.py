@@ -15,7 +15,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from collector.redact import hash_messages
+from breakeven.collector.normalize.redact import hash_messages
 from tests.conftest import DIALECTS, RunningCollector, running_collector, start_collector
 from tests.otel import chat_attributes, tracer
 
@@ -41,7 +41,7 @@ COMPLETION = "SECRET-COMPLETION-privacy-9c1e"
 
 def _every_row_as_text(running: RunningCollector) -> bytes:
     """PostgreSQL: every row of every ledger table, as text (the database's own bytes are not ours)."""
-    from collector.store.schema import metadata
+    from breakeven.collector.store.schema import metadata
 
     with running.app.engine.connect() as conn:
         return "".join(

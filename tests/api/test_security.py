@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
 
-from collector.auth import hash_password, sha256_hex
+from breakeven.collector.auth import hash_password, sha256_hex
 from tests.conftest import RunningCollector, require_program, start_collector
 from tests.otel import chat_attributes
 
@@ -218,7 +218,7 @@ def test_tls_on_every_listener(tmp_path: Path, certificate: tuple[Path, Path], m
     ],
 )
 def test_bad_tls_settings_name_the_setting(overrides: dict[str, str], named: str) -> None:
-    from collector.settings import SettingsError, load_settings
+    from breakeven.collector.config.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError, match=named):
         load_settings(overrides, {})

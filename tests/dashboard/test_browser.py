@@ -47,7 +47,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]
     """`breakeven demo` for a week, then a collector serving its database with its config."""
     out = tmp_path_factory.mktemp("demo")
     done = subprocess.run(
-        [sys.executable, "-m", "collector.cli", "demo", "--out", str(out), "--days", str(DEMO_DAYS)],
+        [sys.executable, "-m", "breakeven.collector.cli", "demo", "--out", str(out), "--days", str(DEMO_DAYS)],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

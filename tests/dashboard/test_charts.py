@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard import charts
-from dashboard.fmt import compact, money
+from breakeven.dashboard import charts
+from breakeven.dashboard.fmt import compact, money
 
 D = Decimal
 

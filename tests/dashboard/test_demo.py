@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-from collector import demo
-from collector.cli import main
-from collector.settings import load_settings
+from breakeven.collector import demo
+from breakeven.collector.cli import main
+from breakeven.collector.config.settings import load_settings
 
 
 def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from dashboard.export import safe_cell, to_csv, to_parquet
+from breakeven.dashboard.export import safe_cell, to_csv, to_parquet
 
 
 @pytest.mark.parametrize(

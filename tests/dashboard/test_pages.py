@@ -16,12 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.api import build_api
-from collector.price.config import parse_pricing
-from collector.price.ledger import ledger_pricer
-from collector.store.engine import make_engine, migrate
-from collector.store.writer import LedgerWriter, WriteBatch
-from dashboard.routes import add_dashboard
+from breakeven.collector.api.routes import build_api
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.dashboard.routes import add_dashboard
 from tests.pricecalls import call
 
 HOSTILE = "<script>alert(1)</script>"
@@ -233,7 +233,7 @@ def test_static_assets_are_content_hashed_and_cached(client: TestClient, tmp_pat
 def test_calls_pages_in_order_whether_the_last_day_holds_a_page_or_not(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dashboard.pages import calls as calls_page
+    from breakeven.dashboard.pages import calls as calls_page
 
     monkeypatch.setattr(calls_page, "PAGE_SIZE", 2)
     every = [(c["trace_id"], c["span_id"]) for c in _json(client, "/api/v1/calls", **API_RANGE)["calls"]]

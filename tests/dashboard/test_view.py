@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from collector.price.config import parse_pricing
-from dashboard.view import ViewError, resolve, url
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.dashboard.view import ViewError, resolve, url
 
 PRICING = parse_pricing(
     {

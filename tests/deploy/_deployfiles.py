@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from collector.cli import build_parser
-from collector.settings import Settings, SettingsError, load_settings
+from breakeven.collector.cli import build_parser
+from breakeven.collector.config.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

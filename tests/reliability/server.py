@@ -27,7 +27,7 @@ class ServerProcess:
     db_url: str
     log_dir: Path
     extra_args: tuple[str, ...] = ()
-    entry: tuple[str, ...] = (sys.executable, "-m", "collector.cli")  # or the console script
+    entry: tuple[str, ...] = (sys.executable, "-m", "breakeven.collector.cli")  # or the console script
     cwd: Path | None = None
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)

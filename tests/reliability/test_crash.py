@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
-from collector.store.engine import make_engine
+from breakeven.collector.store.engine import make_engine
 from tests.otel import chat_attributes
 from tests.reliability.server import ServerProcess
 

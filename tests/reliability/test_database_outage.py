@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from collector.store.engine import make_engine
+from breakeven.collector.store.engine import make_engine
 from tests.conftest import PG_URL, postgres_schema, require_program
 from tests.reliability.server import ServerProcess
 from tests.reliability.test_crash import RecordingExporter, _load

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from collector.store.engine import make_engine
+from breakeven.collector.store.engine import make_engine
 from tests.conftest import postgres_schema
 from tests.otel import chat_attributes
 
@@ -50,7 +50,7 @@ def pg_schema_url() -> Iterator[str]:
 
 
 def _breakeven(*args: str) -> list[str]:
-    return [sys.executable, "-m", "collector.cli", *args]
+    return [sys.executable, "-m", "breakeven.collector.cli", *args]
 
 
 @pytest.fixture

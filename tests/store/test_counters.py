@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from collector.store import counters, queries, rollup
-from collector.store.engine import downgrade, make_engine, migrate
-from collector.store.rollup import Roller
-from collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store import counters, queries, rollup
+from breakeven.collector.store.engine import downgrade, make_engine, migrate
+from breakeven.collector.store.rollup import Roller
+from breakeven.collector.store.writer import LedgerWriter, WriteBatch
 
 COMMITS = [
     {("spans_received", ""): 3, ("log_records_received", ""): 2, ("non_llm_dropped", ""): 1},

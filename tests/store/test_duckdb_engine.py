@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.settings import load_settings
-from collector.store.engine import settings_engine
+from breakeven.collector.config.settings import load_settings
+from breakeven.collector.store.engine import settings_engine
 
 
 @pytest.mark.parametrize(

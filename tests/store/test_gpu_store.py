@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from collector.gpu.samples import Sample, buckets
-from collector.gpu.store import GpuStore, ScrapeOutcome, daily_means, scrape_health, source_totals
-from collector.store.engine import make_engine, migrate
-from collector.store.schema import gpu_metric_minutes, gpu_scrape_targets
+from breakeven.collector.gpu.samples import Sample, buckets
+from breakeven.collector.gpu.store import GpuStore, ScrapeOutcome, daily_means, scrape_health, source_totals
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.schema import gpu_metric_minutes, gpu_scrape_targets
 from tests.conftest import postgres_schema
 
 NOON = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -159,7 +159,7 @@ def test_scrape_health(store: GpuStore) -> None:
 
 
 def test_the_scraper_thread_merges_what_retention_days_puts_past_the_horizon(store: GpuStore) -> None:
-    from collector.gpu.scrape import Scraper
+    from breakeven.collector.gpu.scrape import Scraper
 
     store.write(buckets([sample(NOON + timedelta(minutes=m), "0.5") for m in range(0, 180, 10)]))  # 12:00 to 14:50
     scraper = Scraper(store, pools=(), interval=15, retention_days=1)

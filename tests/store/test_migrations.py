@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from collector.store.engine import current_revision, downgrade, head_revision, make_engine, migrate
-from collector.store.schema import metadata
+from breakeven.collector.store.engine import current_revision, downgrade, head_revision, make_engine, migrate
+from breakeven.collector.store.schema import metadata
 
 
 def _columns(conn: sa.Connection, table: str) -> dict[str, tuple[str, bool]]:
@@ -144,7 +144,7 @@ def test_a_fresh_process_reads_the_revision_of_a_duckdb_ledger(tmp_path) -> None
     migrate(eng)
     eng.dispose()
     code = (
-        "from collector.store.engine import current_revision, head_revision, make_engine;"
+        "from breakeven.collector.store.engine import current_revision, head_revision, make_engine;"
         f"e = make_engine('duckdb:///{tmp_path / 'r.duckdb'}'); print(current_revision(e) == head_revision(e))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from collector.api import build_api
-from collector.store import rollup
-from collector.store.engine import make_engine, migrate
+from breakeven.collector.api.routes import build_api
+from breakeven.collector.store import rollup
+from breakeven.collector.store.engine import make_engine, migrate
 from tests.conftest import postgres_schema
 from tests.store.test_rollup import dataset, pricing, write
 

@@ -14,15 +14,15 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from collector import reprice as rp
-from collector.api import build_api
-from collector.price.config import PricingConfig, parse_pricing
-from collector.price.ledger import ledger_pricer
-from collector.records import Call
-from collector.store.engine import make_engine, migrate
-from collector.store.rows import call_from_row
-from collector.store.schema import calls, reprice_runs
-from collector.store.writer import LedgerWriter, SpanKey, WriteBatch
+from breakeven.collector.store import reprice as rp
+from breakeven.collector.api.routes import build_api
+from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import Call
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.rows import call_from_row
+from breakeven.collector.store.schema import calls, reprice_runs
+from breakeven.collector.store.writer import LedgerWriter, SpanKey, WriteBatch
 from tests.pricecalls import at, call
 
 CHAT_V1 = {

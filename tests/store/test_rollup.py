@@ -19,16 +19,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from collector.pipeline import Pipeline, Work
-from collector.price.config import PricingConfig, parse_pricing
-from collector.price.ledger import POOL, ledger_pricer
-from collector.records import Call
-from collector.reprice import plan_run, reprice
-from collector.settings import SettingsError, load_settings
-from collector.store import rollup
-from collector.store import spend as store
-from collector.store.engine import downgrade, migrate
-from collector.store.schema import (
+from breakeven.collector.calls.pipeline import Pipeline, Work
+from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.price.ledger import POOL, ledger_pricer
+from breakeven.collector.records import Call
+from breakeven.collector.store.reprice import plan_run, reprice
+from breakeven.collector.config.settings import SettingsError, load_settings
+from breakeven.collector.store import rollup
+from breakeven.collector.store import spend as store
+from breakeven.collector.store.engine import downgrade, migrate
+from breakeven.collector.store.schema import (
     call_rollups,
     call_rollups_daily,
     calls,
@@ -36,7 +36,7 @@ from collector.store.schema import (
     retention_horizon,
     rollup_dirty,
 )
-from collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter, WriteBatch
 from tests.pricecalls import at, call
 from tests.spans import llm
 

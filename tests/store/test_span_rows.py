@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from collector.auth import ANYONE
-from collector.pipeline import Pipeline, Work
-from collector.price.ledger import ledger_pricer
-from collector.receive import offload
-from collector.records import LlmSpan, PromptHashHint
-from collector.settings import validate
-from collector.store.engine import make_engine, migrate
-from collector.store.writer import LedgerWriter
+from breakeven.collector.auth import ANYONE
+from breakeven.collector.calls.pipeline import Pipeline, Work
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.ingest import offload
+from breakeven.collector.records import LlmSpan, PromptHashHint
+from breakeven.collector.config.settings import validate
+from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.writer import LedgerWriter
 from tests.otel import chat_export
 from tests.spans import llm
 

@@ -26,13 +26,13 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from collector.price.config import PricingConfig, parse_pricing
-from collector.price.ledger import POOL, CallPrice, ledger_pricer
-from collector.price.usage import TokenUsage
-from collector.store import spend as store
-from collector.store.engine import migrate
-from collector.store.schema import calls
-from collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.price.ledger import POOL, CallPrice, ledger_pricer
+from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.store import spend as store
+from breakeven.collector.store.engine import migrate
+from breakeven.collector.store.schema import calls
+from breakeven.collector.store.writer import LedgerWriter, WriteBatch
 from tests.pricecalls import at, call
 
 D = Decimal

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from collector.auth import (
+from breakeven.collector.auth import (
     ANYONE,
     AuthConfig,
     AuthConfigError,

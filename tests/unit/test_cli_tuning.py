@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from collector.cli import GIL_SWITCH_INTERVAL_SECONDS, tune_thread_switching
+from breakeven.collector.cli import GIL_SWITCH_INTERVAL_SECONDS, tune_thread_switching
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ from collections import OrderedDict
 
 import pytest
 
-from collector import crosstrace
-from collector.crosstrace import CrossTraceLinks
-from collector.failures import FailureMemory
-from collector.merge import CLOCK_SKEW_NS, call_of_span, merge_group
-from collector.records import Call
-from collector.store.writer import WriteBatch
-from collector.tracecache import TraceState
+from breakeven.collector.calls import crosstrace
+from breakeven.collector.calls.crosstrace import CrossTraceLinks
+from breakeven.collector.calls.failures import FailureMemory
+from breakeven.collector.calls.merge import CLOCK_SKEW_NS, call_of_span, merge_group
+from breakeven.collector.records import Call
+from breakeven.collector.store.writer import WriteBatch
+from breakeven.collector.calls.tracecache import TraceState
 from tests.spans import T0, llm
 
 MS = 1_000_000

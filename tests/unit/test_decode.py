@@ -10,10 +10,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from collector.decode import Limits, PayloadError, decode_traces, parse_traces
-from collector.ingest import limits_of
-from collector.records import DecodedSpan
-from collector.settings import load_settings
+from breakeven.collector.ingest.decode import Limits, PayloadError, decode_traces, parse_traces
+from breakeven.collector.ingest.outcome import limits_of
+from breakeven.collector.records import DecodedSpan
+from breakeven.collector.config.settings import load_settings
 
 SPAN_JSON = {
     "resourceSpans": [

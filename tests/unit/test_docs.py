@@ -6,7 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from collector.settings import Settings
+from breakeven.collector.config.settings import Settings
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 

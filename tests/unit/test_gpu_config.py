@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.gpu.match import GpuMetricsConfig
-from collector.settings import SettingsError, load_settings
+from breakeven.collector.price.gpu_match import GpuMetricsConfig
+from breakeven.collector.config.settings import SettingsError, load_settings
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hybrid-fleet.toml"
 POOL = """

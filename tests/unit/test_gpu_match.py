@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from collector.gpu.match import GpuMetricsConfig, host_of, pool_of
-from collector.price.config import parse_pricing
+from breakeven.collector.price.gpu_match import GpuMetricsConfig, host_of, pool_of
+from breakeven.collector.config.pricing import parse_pricing
 
 HOST = (("host.name", ("gpu-70b-*",)),)
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from collector.gpu.names import (
+from breakeven.collector.gpu.names import (
     GPU_UTILIZATION,
     KNOWN_METRICS,
     KV_CACHE_USAGE,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.merge import calls_of_trace, group_spans, same_call
+from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call
 from tests.spans import llm
 
 
@@ -206,7 +206,7 @@ def test_error_and_usage_choice() -> None:
     ],
 )
 def test_lone_span_fast_path_equals_the_general_merge(span) -> None:
-    from collector.merge import _merge_many, call_of_span
+    from breakeven.collector.calls.merge import _merge_many, call_of_span
 
     assert call_of_span(span) == _merge_many([span])
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.failures import (
+from breakeven.collector.calls.failures import (
     Failure,
     FailureMemory,
     candidates,
@@ -18,7 +18,7 @@ from collector.failures import (
     halves_of_one_call,
     is_self_traced,
 )
-from collector.records import Call
+from breakeven.collector.records import Call
 from tests.spans import T0
 
 SDK = "com.anthropic.sdk.python@2.12.0"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.merge import _has_usage, _merge_many, _outer_first
-from collector.records import TOKEN_FIELDS, Call, LlmSpan
+from breakeven.collector.calls.merge import _has_usage, _merge_many, _outer_first
+from breakeven.collector.records import TOKEN_FIELDS, Call, LlmSpan
 from tests.spans import llm
 
 

@@ -1,4 +1,4 @@
-"""The native decoder (collector/_otlp.c) gives the upb walk's DecodedTraces, or declines.
+"""The native decoder (collector/ingest/_otlp.c) gives the upb walk's DecodedTraces, or declines.
 
 Over every captured emitter payload, the benchmark's bodies and the hand-built requests
 of test_decode.py, with the settings' limits and with small ones; then every truncation
@@ -20,10 +20,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector import decode
-from collector.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body, native_available, native_traces
-from collector.ingest import body_traces_outcome, limits_of, traces_outcome
-from collector.settings import load_settings
+from breakeven.collector.ingest import decode
+from breakeven.collector.ingest.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body, native_available, native_traces
+from breakeven.collector.ingest.outcome import body_traces_outcome, limits_of, traces_outcome
+from breakeven.collector.config.settings import load_settings
 from tests.native import assert_same_traces, check_body, compiler_present, requires_native
 from tests.scripts import bench_ingest
 from tests.unit.test_decode import (
@@ -59,7 +59,7 @@ def _bench_templates(seeds: range, batch: int = 64) -> list[bytes]:
 def test_the_decoder_is_built_wherever_a_compiler_is() -> None:
     if not compiler_present():
         pytest.skip("no C compiler: the install goes on without the native decoder")
-    assert native_available(), "pip install -e . should have built collector/_otlp.c"
+    assert native_available(), "pip install -e . should have built collector/ingest/_otlp.c"
 
 
 # ---------------------------------------------------------------- real bodies

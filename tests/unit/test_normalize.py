@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from collector.normalize import normalize_span, quantization_from_model
-from collector.records import LlmSpan, Rejection, SpanEvent
-from collector.settings import load_settings
+from breakeven.collector.normalize import normalize_span, quantization_from_model
+from breakeven.collector.records import LlmSpan, Rejection, SpanEvent
+from breakeven.collector.config.settings import load_settings
 from tests.spans import T0, decoded
 
 SETTINGS = load_settings({}, environ={})

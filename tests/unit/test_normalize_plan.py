@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from collector import memo
-from collector.decode import PROTOBUF, decode_trace_body
-from collector.normalize import _mapped_texts, mapped, normalize_span, plan, quantization_from_model
-from collector.normalize import conventions as c
-from collector.normalize.providers import backend_class, remembered_backend_class
-from collector.records import DecodedSpan, LlmSpan
-from collector.redact import content_hash, redact
-from collector.settings import MAPPABLE_FIELDS, Settings, load_settings
+from breakeven.collector import memo
+from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body
+from breakeven.collector.normalize import _mapped_texts, mapped, normalize_span, plan, quantization_from_model
+from breakeven.collector.normalize import conventions as c
+from breakeven.collector.providers import backend_class, remembered_backend_class
+from breakeven.collector.records import DecodedSpan, LlmSpan
+from breakeven.collector.normalize.redact import content_hash, redact
+from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings, load_settings
 from tests.spans import decoded
 
 SETTINGS = load_settings({}, environ={})
@@ -199,7 +199,7 @@ def test_remembered_backend_class_is_backend_class(args: tuple[Any, ...], config
 
 
 def test_value_memos_are_bounded_and_keep_no_long_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from collector.normalize import _QUANTIZATION_OF
+    from breakeven.collector.normalize import _QUANTIZATION_OF
 
     monkeypatch.setattr(memo, "MEMO_ENTRIES", 10)
     for i in range(100):

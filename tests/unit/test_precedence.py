@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from collector.normalize import conventions as c
-from collector.normalize import normalize_span
-from collector.records import LlmSpan
-from collector.settings import load_settings
+from breakeven.collector.normalize import conventions as c
+from breakeven.collector.normalize import normalize_span
+from breakeven.collector.records import LlmSpan
+from breakeven.collector.config.settings import load_settings
 from tests.spans import decoded
 
 SETTINGS = load_settings({}, environ={})

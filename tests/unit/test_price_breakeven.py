@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from collector.price.breakeven import (
+from breakeven.collector.price.breakeven import (
     Candidate,
     ClassTraffic,
     alternative_cost,
@@ -14,9 +14,9 @@ from collector.price.breakeven import (
     pool_candidates,
     project_class,
 )
-from collector.price.pools import BoxCost, Capacity, pool_period
-from collector.price.pricer import Pricer
-from collector.price.usage import TokenUsage
+from breakeven.collector.price.pools import BoxCost, Capacity, pool_period
+from breakeven.collector.price.pricer import Pricer
+from breakeven.collector.price.usage import TokenUsage
 from tests.pricecalls import CHAT, JUNE, RENTED, SEARCH, at, catalog, entry
 
 # The pool's alternative sells every token at 4.00 per million (cached or not).

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from collector.price.fx import Converted, FxRate, FxTable
-from collector.price.money import presented, stored
+from breakeven.collector.price.fx import Converted, FxRate, FxTable
+from breakeven.collector.price.money import presented, stored
 from tests.pricecalls import at
 
 RATES = FxTable(

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from collector.price.periods import allocation_window, calendar_months
-from collector.price.pools import (
+from breakeven.collector.price.periods import allocation_window, calendar_months
+from breakeven.collector.price.pools import (
     BoxCost,
     FixedCost,
     Pool,
@@ -19,7 +19,7 @@ from collector.price.pools import (
     pool_for,
     pool_period,
 )
-from collector.price.usage import TokenUsage
+from breakeven.collector.price.usage import TokenUsage
 from tests.pricecalls import CHAT, JUNE, RENTED, SEARCH, at, call
 
 OWNED = BoxCost(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
-from collector.receive.http import HttpError, _read_body
+from breakeven.collector.ingest.http import HttpError, _read_body
 
 
 def test_a_client_gone_mid_body_is_a_400_not_an_unhandled_error() -> None:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from collector.records import SpanEvent
-from collector.redact import hash_messages, messages_from_log, redact
+from breakeven.collector.records import SpanEvent
+from breakeven.collector.normalize.redact import hash_messages, messages_from_log, redact
 
 PROMPT = "SECRET-PROMPT-unit"
 
@@ -89,7 +89,7 @@ def test_a_log_record_with_content_nested_too_deep_gives_no_messages() -> None:
 
 
 def test_a_redaction_placeholder_is_not_a_prompt() -> None:
-    from collector.redact import prompt_messages
+    from breakeven.collector.normalize.redact import prompt_messages
 
     assert prompt_messages({"input.value": "__REDACTED__"}) == []
     assert prompt_messages({"input.value": ["not", "hashable", {"as": "a set member"}]}) != []
@@ -210,6 +210,6 @@ def test_embeddings_input_hashes_as_its_texts_whichever_dialect(attrs: dict, inp
     ],
 )
 def test_embeddings_request_inputs(attrs: dict, messages: list[list[str]]) -> None:
-    from collector.redact import prompt_messages
+    from breakeven.collector.normalize.redact import prompt_messages
 
     assert prompt_messages(attrs) == messages

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from collector.store.rows import attributes_json
+from breakeven.collector.store.rows import attributes_json
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_what_orjson_refuses_is_written_by_json() -> None:
 def test_span_rows_are_the_same_with_attributes_made_json_in_a_decode_process() -> None:
     from dataclasses import replace
 
-    from collector.store.rows import span_columns
+    from breakeven.collector.store.rows import span_columns
     from tests.spans import llm
 
     attributes = {"gen_ai.request.model": "gpt-4o", "server.port": 443}

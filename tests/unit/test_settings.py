@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.settings import SettingsError, load_settings
+from breakeven.collector.config.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from collector import tracecache
-from collector.tracecache import SeenTraces, TraceCache, TraceState
+from breakeven.collector.calls import tracecache
+from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 
 IMPLEMENTATIONS = [
-    pytest.param("native", id="C (collector/_bloom.c)", marks=pytest.mark.skipif(
-        not tracecache.native_filter, reason="collector/_bloom.c was not built")),
+    pytest.param("native", id="C (collector/calls/_bloom.c)", marks=pytest.mark.skipif(
+        not tracecache.native_filter, reason="collector/calls/_bloom.c was not built")),
     pytest.param("python", id="Python"),
 ]  # fmt: skip
 
@@ -95,7 +95,7 @@ def test_the_cache_keeps_the_most_recently_touched() -> None:
 
 def test_the_native_loops_refuse_a_filter_smaller_than_its_bits() -> None:
     if not tracecache.native_filter:
-        pytest.skip("collector/_bloom.c was not built")
+        pytest.skip("collector/calls/_bloom.c was not built")
     with pytest.raises(ValueError, match="fewer bits"):
         tracecache._set_bits(1 << 12, 6, bytearray(10), ["a"])
     with pytest.raises(ValueError, match="fewer bits"):

@@ -1,0 +1,125 @@
+"""The API on port 8000: health, readiness, calls, ingest counters.
+
+Every JSON endpoint reads through breakeven.collector.store.queries; the dashboard pages mount
+beside it on the same app.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from breakeven.collector import __version__
+from breakeven.collector.api.admin import admin_router
+from breakeven.collector.api.money import call_costs, money_router
+from breakeven.collector.calls.pipeline import Pipeline
+from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.periods import parse_instant
+from breakeven.collector.store import queries
+from breakeven.collector.store.engine import current_revision, head_revision
+
+MAX_PAGE = 1000
+log = logging.getLogger("breakeven.api")
+
+
+def parse_time(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 date or datetime (naive means UTC); 400 naming the parameter if not."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError:
+        raise HTTPException(400, f"{name}: not an ISO 8601 date or datetime: {value!r}") from None
+
+
+def build_api(engine: sa.Engine, pipeline: Pipeline | None, pricing: PricingConfig | None = None) -> FastAPI:
+    """The FastAPI app for port 8000 (dashboard routes are added by the composition root)."""
+    app = FastAPI(title="breakeven", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
+    pricing = pricing or PricingConfig()
+    app.include_router(money_router(engine, pricing))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # A database that is down or busy is a 503 with a reason, never a 500.
+        log.warning("database error on %s: %s", request.url.path, exc.__class__.__name__)
+        return JSONResponse(
+            {"detail": f"database unavailable: {exc.__class__.__name__}"}, status_code=503, headers={"Retry-After": "5"}
+        )
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: the database answers, is migrated, and the writer runs."""
+        problems = []
+        try:
+            if current_revision(engine) != head_revision(engine):
+                problems.append("database is not migrated to head (run: breakeven migrate)")
+        except Exception as exc:
+            problems.append(f"database unreachable: {exc.__class__.__name__}")
+        if pipeline is not None and not pipeline.writer_alive:
+            problems.append("writer is not running")
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/api/v1/calls")
+    def list_calls(
+        service: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        backend: str | None = None,
+        trace_id: str | None = None,
+        prompt_hash: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+        cursor: str | None = None,
+        currency: str | None = None,
+    ) -> dict[str, Any]:
+        """Stored LLM calls, newest first, with filters and a cursor.
+
+        Each call's `cost` is a decimal string in `currency` (USD by default; null when
+        unpriced). A self-hosted call's cost is its share of its pool's cost over the whole
+        allocation period (hour, day or month) that contains it, so it moves while that
+        period is still open.
+        """
+        filters = queries.CallFilters(
+            service=service,
+            provider=provider,
+            model=model,
+            backend=backend,
+            trace_id=trace_id.lower() if trace_id else None,
+            prompt_hash=prompt_hash,
+            since=parse_time("since", since),
+            until=parse_time("until", until),
+        )
+        try:
+            with engine.connect() as conn:
+                page, next_cursor = queries.list_calls(conn, filters, limit, cursor)
+                page = call_costs(conn, pricing, page, currency)
+        except queries.CursorError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return {"calls": page, "next": next_cursor}
+
+    @app.get("/api/v1/ingest")
+    def ingest_counters() -> dict[str, Any]:
+        """Cumulative ingest counters, and the live queue depth."""
+        with engine.connect() as conn:
+            totals = queries.ingest_totals(conn)
+        if pipeline is not None:
+            totals["queue_depth"] = pipeline.depth
+            totals["cached_traces"] = len(pipeline.cache)
+        return totals
+
+    app.include_router(admin_router(engine))
+    return app

@@ -1,0 +1,177 @@
+"""One call, one record across traces: the writer's link of calls that name one provider response.
+
+Some clients trace themselves in a trace of their own beside the instrumentation's (the
+anthropic SDK's spans next to OpenLLMetry's): two roots, two traces, one provider
+response. CrossTraceLinks.drop_calls_answered_in_other_traces (below) decides, per batch,
+which calls are one; the pipeline's writer thread (collector/calls/pipeline.py) is its only user.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from breakeven.collector.calls.failures import Failure, FailureMemory, failure_of
+from breakeven.collector.calls.merge import CLOCK_SKEW_NS, merge_group
+from breakeven.collector.records import Call, LlmSpan
+from breakeven.collector.store.writer import WriteBatch
+from breakeven.collector.calls.tracecache import TraceState
+
+RESPONSES_REMEMBERED = 100_000
+
+ResponseKey = tuple[str | None, str]  # (provider, response id)
+CallKey = tuple[str, str]  # (trace id, span id)
+
+
+class CrossTraceLinks:
+    """What the writer remembers to link calls across traces and batches."""
+
+    def __init__(self) -> None:
+        # (provider, response id) -> (call key, start ns, end ns) of the call that holds it
+        self.responses: OrderedDict[ResponseKey, tuple[CallKey, int, int]] = OrderedDict()
+        self.failures = FailureMemory()  # failed calls, which have no response id
+
+    def drop_calls_answered_in_other_traces(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
+        """One response, one call, even across traces; returns how many calls were dropped.
+
+        Two calls of different traces are one call when they name the same (provider,
+        response id) AND one lies inside the other in time (within CLOCK_SKEW_NS): a
+        reused or fake id alone merges nothing. Within one batch their spans merge as one
+        call's do within a trace (collector/calls/merge.py): the outer one's identity and caller
+        fields, the client's own span for where it went, its token counts and time to
+        first token; member_span_ids lists the spans of both traces. A call stored in an
+        earlier commit keeps its place, and a later one naming its response is dropped.
+        Dropped calls' spans stay in llm_spans for audit. The last RESPONSES_REMEMBERED
+        responses are remembered.
+
+        A failed call has no response id. Its two calls are linked when each is the other's
+        only candidate under failures.halves_of_one_call (both failed, one the client's own
+        span inside the other's, same provider, request model, operation, service and
+        process) among every failure seen: merged as above within a batch, a later one
+        dropped across batches (merge.FailureMemory). A failure left alone because its
+        match was not unique is counted (failed_calls_unlinked).
+
+        Updates `states` (the dropped and merged calls) and batch.calls and counters.
+        """
+        firsts: dict[ResponseKey, Call] = {}  # each response, the first call that names it
+        repeats: dict[ResponseKey, list[Call]] = {}  # a response several calls name: all of them
+        failures: list[Failure] = []
+        for call in batch.calls:
+            if call.response_id is not None:
+                key = (call.provider, call.response_id)
+                first = firsts.setdefault(key, call)
+                if first is not call:
+                    repeats.setdefault(key, [first]).append(call)
+            elif call.status == "error":
+                failure = failure_of(call, _process_of(call, states))
+                if failure is not None:
+                    failures.append(failure)
+        if not firsts and not failures:
+            return 0
+        replaced: dict[CallKey, Call | None] = {}  # call key -> its new value, None: dropped
+        responses = self.responses
+        for key, call in firsts.items():
+            prior = responses.get(key)
+            group = repeats.get(key) if repeats else None
+            if group is None:  # the common case: one call of the batch names the response
+                owner: Call | None = call
+                if prior is not None and prior[0][0] != call.trace_id and _nested_calls(call, prior[1], prior[2]):
+                    replaced[call.key] = owner = None
+            else:
+                owner = _owner_of_group(group, prior, states, replaced)
+            if owner is not None:
+                responses[key] = (owner.key, owner.start_ns, owner.end_ns)
+                if prior is not None:  # a new key is inserted last already
+                    responses.move_to_end(key)
+        while len(responses) > RESPONSES_REMEMBERED:
+            responses.popitem(last=False)
+        if failures:
+            self._link_failures(batch, states, failures, replaced)
+        if not replaced:
+            return 0
+        return _apply(replaced, batch, states)
+
+    def _link_failures(
+        self,
+        batch: WriteBatch,
+        states: dict[str, TraceState],
+        failures: list[Failure],
+        replaced: dict[CallKey, Call | None],
+    ) -> None:
+        """The failed-call half of drop_calls_answered_in_other_traces: fills `replaced`."""
+        paired = self.failures.pair(failures)
+        for key in paired.again:  # merged before; its trace's call was recomputed since
+            replaced[key] = None
+        in_batch = {c.key: c for c in batch.calls}
+        for kept, merged_in in paired.pairs:
+            replaced[merged_in.key] = None
+            owner = in_batch.get(kept.key)
+            if owner is not None:  # both in this batch: one call of both traces' spans
+                merged = merge_group(_member_spans(owner, states) + _member_spans(in_batch[merged_in.key], states))
+                if merged.key == owner.key:
+                    replaced[owner.key] = merged
+        if paired.ambiguous:
+            counter = ("failed_calls_unlinked", "")
+            batch.counters[counter] = batch.counters.get(counter, 0) + paired.ambiguous
+
+
+def _owner_of_group(
+    group: list[Call],
+    prior: tuple[CallKey, int, int] | None,
+    states: dict[str, TraceState],
+    replaced: dict[CallKey, Call | None],
+) -> Call | None:
+    """The call of a batch that keeps a response several of its calls name (None: an earlier
+    commit's does); fills `replaced` with the ones dropped and the owner merged with them."""
+    group.sort(key=lambda c: (c.start_ns, -c.end_ns))
+    owner: Call | None = None
+    for call in group:
+        if prior is not None and prior[0][0] != call.trace_id and _nested_calls(call, prior[1], prior[2]):
+            replaced[call.key] = None
+        elif (
+            owner is not None and owner.trace_id != call.trace_id and _nested_calls(call, owner.start_ns, owner.end_ns)
+        ):
+            replaced[call.key] = None
+            merged = merge_group(_member_spans(owner, states) + _member_spans(call, states))
+            if merged.key == owner.key:  # the outer one keeps its identity
+                owner = replaced[owner.key] = merged
+        elif owner is None:
+            owner = call
+    return owner
+
+
+def _apply(replaced: dict[CallKey, Call | None], batch: WriteBatch, states: dict[str, TraceState]) -> int:
+    """Drop and replace calls in the batch and in their traces' states; returns how many were dropped."""
+    kept: list[Call] = []
+    for call in batch.calls:
+        new = replaced.get(call.key, call)
+        state = states.get(call.trace_id)
+        if new is None:
+            if state is not None:
+                state.calls.pop(call.key, None)
+            continue
+        if new is not call and state is not None:
+            state.calls[call.key] = new
+        kept.append(new)
+    dropped = len(batch.calls) - len(kept)
+    batch.calls = kept
+    return dropped
+
+
+def _member_spans(call: Call, states: dict[str, TraceState]) -> list[LlmSpan]:
+    state = states.get(call.trace_id)
+    held = state.spans if state is not None else {}
+    return [held[span_id] for span_id in call.member_span_ids if span_id in held]
+
+
+def _process_of(call: Call, states: dict[str, TraceState]) -> str | None:
+    """The process that sent the call's own span (LlmSpan.process)."""
+    state = states.get(call.trace_id)
+    span = state.spans.get(call.span_id) if state is not None else None
+    return span.process if span is not None else None
+
+
+def _nested_calls(call: Call, start_ns: int, end_ns: int) -> bool:
+    """Whether the call and the interval lie one inside the other (within clock skew)."""
+    inside = start_ns - CLOCK_SKEW_NS <= call.start_ns and call.end_ns <= end_ns + CLOCK_SKEW_NS
+    around = call.start_ns - CLOCK_SKEW_NS <= start_ns and end_ns <= call.end_ns + CLOCK_SKEW_NS
+    return inside or around

@@ -9,25 +9,24 @@ import threading
 
 import grpc
 import uvicorn
-from starlette.types import ASGIApp
-
 from breakeven.collector.alerts.runner import AlertRunner, default_dashboard_url
-from breakeven.collector.api.routes import build_api
 from breakeven.collector.api.alerts import alerts_router
-from breakeven.collector.ingest.gpu_metrics import GpuMetrics
-from breakeven.collector.gpu.scrape import Scraper
 from breakeven.collector.api.login import require_login
 from breakeven.collector.api.metrics import Metrics, metrics_router
+from breakeven.collector.api.routes import build_api
 from breakeven.collector.calls.pipeline import Pipeline, Work
-from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.config.settings import Settings, SettingsError
+from breakeven.collector.gpu.scrape import Scraper
+from breakeven.collector.ingest.gpu_metrics import GpuMetrics
 from breakeven.collector.ingest.grpc import build_grpc_server
 from breakeven.collector.ingest.http import build_otlp_app
 from breakeven.collector.ingest.offload import TraceDecoder
-from breakeven.collector.config.settings import Settings, SettingsError
+from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.store.engine import current_revision, head_revision, migrate, settings_engine
 from breakeven.collector.store.rollup import Roller
 from breakeven.collector.store.writer import LedgerWriter
 from breakeven.dashboard.routes import add_dashboard
+from starlette.types import ASGIApp
 
 log = logging.getLogger("breakeven")
 

@@ -13,9 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from markupsafe import Markup, escape
-
 from breakeven.dashboard.fmt import compact
+from markupsafe import Markup, escape
 
 # Okabe-Ito and friends: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#7f7f7f", "#332288")

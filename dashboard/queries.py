@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.price.ledger import POOL, PRICED, UNPRICED
 from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.store.prompts import prompt_rows

@@ -43,17 +43,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
 from breakeven.collector.api.routes import build_api
+from breakeven.collector.config.settings import load_settings
 from breakeven.collector.demo import STREAMS, config_text
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import Call
-from breakeven.collector.config.settings import load_settings
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.rows import call_columns
 from breakeven.collector.store.schema import calls as calls_table
 from breakeven.dashboard.routes import add_dashboard
+from fastapi.testclient import TestClient
 
 POPULAR_PROMPTS = 5_000
 PAGES = [

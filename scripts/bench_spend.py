@@ -41,9 +41,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-
 from breakeven.collector.api.money import Converter, breakeven_report, pool_figures, pool_json, spend_report
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.store import rollup
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import make_engine, migrate

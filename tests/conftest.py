@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from breakeven.collector.app import Collector
 from breakeven.collector.config.settings import load_settings
 

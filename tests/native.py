@@ -11,7 +11,6 @@ from pathlib import Path
 from shutil import which
 
 import pytest
-
 from breakeven.collector.ingest.decode import (
     PROTOBUF,
     DecodedTraces,

@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.alerts.rules import (
     CLASS_PAST_BREAKEVEN,
     INGEST_UNHEALTHY,
@@ -42,7 +41,7 @@ from breakeven.collector.alerts.rules import (
 )
 from breakeven.collector.api.money import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
 from breakeven.collector.price.breakeven import pool_candidates, size_pool
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL, UNPRICED
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc

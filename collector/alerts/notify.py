@@ -33,8 +33,8 @@ from typing import Any
 from urllib.parse import quote
 
 from breakeven.collector import __version__
-from breakeven.collector.config.alerts import AlertsConfig
 from breakeven.collector.alerts.rules import FIRING, RESOLVED, AlertState, Notification
+from breakeven.collector.config.alerts import AlertsConfig
 
 log = logging.getLogger("breakeven.alerts")
 MAX_BACKOFF = 300.0

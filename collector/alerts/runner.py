@@ -19,13 +19,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-
 from breakeven.collector.alerts import store
-from breakeven.collector.config.alerts import AlertsConfig
 from breakeven.collector.alerts.inputs import IngestSamples, rule_inputs
 from breakeven.collector.alerts.notify import Dispatcher, Notifiers
 from breakeven.collector.alerts.rules import Evaluation, evaluate
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.config.alerts import AlertsConfig
+from breakeven.collector.price.config import PricingConfig
 
 log = logging.getLogger("breakeven.alerts")
 # pg_try_advisory_xact_lock key: "brkevalr" as a 64-bit integer, unlikely to meet another app's.

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, AlertState, Evaluation
 from breakeven.collector.store.schema import alert_history, alert_states
 

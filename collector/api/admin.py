@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
-
 from breakeven.collector.store.reprice import list_runs
+from fastapi import APIRouter, Query
 
 MAX_RUNS = 1000
 

@@ -21,9 +21,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException
-
-from breakeven.collector.reports.gpu import add_gpu_figures
 from breakeven.collector.price import periods
 from breakeven.collector.price.breakeven import (
     Candidate,
@@ -36,7 +33,7 @@ from breakeven.collector.price.breakeven import (
     project_class,
     size_pool,
 )
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.entries import PriceEntry
 from breakeven.collector.price.fx import USD, FxTable
 from breakeven.collector.price.ledger import POOL, PRICED
@@ -45,9 +42,11 @@ from breakeven.collector.price.periods import month_start, utc
 from breakeven.collector.price.pools import Pool, PoolPeriod, fixed_cost, pool_period
 from breakeven.collector.price.pricer import DayCachedPricer, Pricer
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.reports.gpu import add_gpu_figures
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.rows import decimal_text
 from breakeven.collector.store.schema import calls
+from fastapi import APIRouter, HTTPException
 
 FX_RULE = (
     "each amount is converted at the rate in force on its own UTC day (the latest [[pricing.fx]] rate dated on "

@@ -11,18 +11,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
-
 from breakeven.collector import __version__
 from breakeven.collector.api.admin import admin_router
 from breakeven.collector.api.money import call_costs, money_router
 from breakeven.collector.calls.pipeline import Pipeline
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.periods import parse_instant
 from breakeven.collector.store import queries
 from breakeven.collector.store.engine import current_revision, head_revision
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 MAX_PAGE = 1000
 log = logging.getLogger("breakeven.api")

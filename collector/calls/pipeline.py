@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.merge import call_of_span, calls_of_new_trace, calls_of_trace, spans_by_trace
+from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 from breakeven.collector.price.ledger import CallPrice
 from breakeven.collector.records import Call, LlmSpan, PromptHashHint
 from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
-from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600

@@ -10,22 +10,21 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from breakeven.collector.price.gpu_match import GpuMetricsConfig
 from breakeven.collector.price.book import Discount, PriceBook
 from breakeven.collector.price.breakeven import Candidate
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.entries import TOKEN_KINDS, PriceEntry, Rate, Tier
 from breakeven.collector.price.fx import USD, FxRate, FxTable
+from breakeven.collector.price.gpu_match import GpuMetricsConfig
 from breakeven.collector.price.money import HUNDRED, ONE, ZERO
 from breakeven.collector.price.periods import ALLOCATION_PERIODS
 from breakeven.collector.price.pools import Alternative, BoxCost, Capacity, Pool, PoolMatch, Power
-from breakeven.collector.price.pricer import Pricer
 
 T = TypeVar("T")
 
@@ -48,22 +47,6 @@ _COST_KEYS = (
 _POOL_KEYS = ("name", "match", "boxes", "alternative", "gpu_metrics", *_COST_KEYS)
 _CANDIDATE_KEYS = ("name", "max_utilization", "models", *_COST_KEYS)
 _MATCH_KEYS = ("backend", "server_address", "model", "quantization")
-
-
-@dataclass(frozen=True)
-class PricingConfig:
-    """Everything pricing reads from the config. The default prices from genai-prices alone."""
-
-    currency: str = USD  # reporting currency; money is USD inside
-    allocation_period: str = "day"  # hour | day | month: the window a self-hosted call's share is taken over
-    book: PriceBook = field(default_factory=PriceBook)
-    fx: FxTable = field(default_factory=FxTable)
-    pools: tuple[Pool, ...] = ()
-    candidates: tuple[Candidate, ...] = ()
-
-    def pricer(self) -> Pricer:
-        """A Pricer over this config's price book and genai-prices."""
-        return Pricer(self.book)
 
 
 def _fail(message: str) -> NoReturn:

@@ -19,13 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from breakeven.collector.auth import AuthConfig, AuthConfigError, parse_auth
+from breakeven.collector.config.alerts import AlertsConfig, parse_alerts
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.config import PricingConfig
+from breakeven.collector.records import BACKEND_CLASSES
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-
-from breakeven.collector.config.alerts import AlertsConfig, parse_alerts
-from breakeven.collector.auth import AuthConfig, AuthConfigError, parse_auth
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
-from breakeven.collector.records import BACKEND_CLASSES
 
 ENV_PREFIX = "BREAKEVEN_"
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")

@@ -641,7 +641,6 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """Generate, send, write the config; print how to serve it. 2 on bad arguments."""
     import sqlalchemy as sa
-
     from breakeven.collector.app import Collector
     from breakeven.collector.config.settings import SettingsError, load_settings
 

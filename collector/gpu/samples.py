@@ -16,13 +16,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from prometheus_client.parser import text_string_to_metric_families
-
+from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
 from breakeven.collector.ingest.decode import attributes
 from breakeven.collector.price.gpu_match import host_of, pool_of
-from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
 from breakeven.collector.price.pools import Pool
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from prometheus_client.parser import text_string_to_metric_families
 
 OTLP, SCRAPE = "otlp", "scrape"
 SOURCES = (OTLP, SCRAPE)

@@ -13,11 +13,10 @@ import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
 from breakeven.collector.gpu.samples import OTLP, buckets, from_otlp
 from breakeven.collector.gpu.store import GpuStore
 from breakeven.collector.price.pools import Pool
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 log = logging.getLogger("breakeven.gpu")
 

@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from breakeven.collector.auth import Sender, ingest_sender
+from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
+from breakeven.collector.config.settings import Settings
+from breakeven.collector.ingest import decode
+from breakeven.collector.ingest import outcome as ingest
+from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
+from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-from breakeven.collector.ingest import decode, outcome as ingest
-from breakeven.collector.auth import Sender, ingest_sender
-from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
-from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
-from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
-from breakeven.collector.config.settings import Settings
 
 log = logging.getLogger("breakeven.receive.grpc")
 COMMIT_TIMEOUT_SECONDS = 60.0

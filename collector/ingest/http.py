@@ -19,6 +19,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anyio import to_thread
+from breakeven.collector.auth import Sender, ingest_sender
+from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
+from breakeven.collector.config.settings import Settings
+from breakeven.collector.ingest import decode
+from breakeven.collector.ingest import outcome as ingest
+from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
+from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -29,13 +36,6 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-
-from breakeven.collector.ingest import decode, outcome as ingest
-from breakeven.collector.auth import Sender, ingest_sender
-from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
-from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
-from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
-from breakeven.collector.config.settings import Settings
 
 log = logging.getLogger("breakeven.receive.http")
 PROTOBUF = "application/x-protobuf"

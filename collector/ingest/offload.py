@@ -31,13 +31,13 @@ try:
 except ImportError:  # not a Unix
     fcntl = None  # type: ignore[assignment]
 
-from breakeven.collector.ingest import outcome as ingest
 from breakeven.collector.auth import Sender
 from breakeven.collector.calls.merge import calls_of_new_trace, spans_by_trace
 from breakeven.collector.calls.pipeline import Work
+from breakeven.collector.config.settings import Settings
+from breakeven.collector.ingest import outcome as ingest
 from breakeven.collector.price.ledger import CallPrice, ledger_pricer
 from breakeven.collector.records import Call, LlmSpan
-from breakeven.collector.config.settings import Settings
 from breakeven.collector.store.rows import attributes_json
 from breakeven.collector.store.writer import call_rows_ipc, span_rows_ipc
 

@@ -9,14 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from breakeven.collector.config.settings import Settings
 from breakeven.collector.memo import remember
 from breakeven.collector.normalize import conventions as c
 from breakeven.collector.normalize.plan import Plan, mapped_names, plan_of
-from breakeven.collector.providers import canonical_provider, provider_for_host, remembered_backend_class
-from breakeven.collector.normalize.tokens import TokenError, usage_from_values
-from breakeven.collector.records import DecodedSpan, LlmSpan, Rejection
 from breakeven.collector.normalize.redact import LONG_KEY, LONG_KEY_CHARS, content_hash
-from breakeven.collector.config.settings import Settings
+from breakeven.collector.normalize.tokens import TokenError, usage_from_values
+from breakeven.collector.providers import canonical_provider, provider_for_host, remembered_backend_class
+from breakeven.collector.records import DecodedSpan, LlmSpan, Rejection
 
 SPAN_KIND_SERVER = 2
 _QUANTIZATION = re.compile(

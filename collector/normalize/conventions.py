@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from breakeven.collector.memo import remember
-from breakeven.collector.records import DecodedSpan
 from breakeven.collector.normalize.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
+from breakeven.collector.records import DecodedSpan
 
 OTEL_GENAI = "otel_genai"  # gen_ai.provider.name era (semconv >= 1.37)
 OTEL_GENAI_LEGACY = "otel_genai_legacy"  # gen_ai.system era (semconv <= 1.36)

@@ -18,12 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from breakeven.collector.normalize import conventions as c
-from breakeven.collector.providers import canonical_provider
-from breakeven.collector.normalize.tokens import USAGE_NAMES
-from breakeven.collector.records import DecodedSpan
-from breakeven.collector.normalize.redact import CONTENT, LONG_KEY, kept_names, key_flags, may_carry_prompt
 from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings
+from breakeven.collector.normalize import conventions as c
+from breakeven.collector.normalize.redact import CONTENT, LONG_KEY, kept_names, key_flags, may_carry_prompt
+from breakeven.collector.normalize.tokens import USAGE_NAMES
+from breakeven.collector.providers import canonical_provider
+from breakeven.collector.records import DecodedSpan
 
 ENGINE_DIALECTS = (c.VLLM, c.SGLANG, c.TGI)
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import NamedTuple, TypeVar
 
 from breakeven.collector.memo import remember
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.exact import IntegerPlan, integer_plan
 from breakeven.collector.price.money import stored
 from breakeven.collector.price.periods import from_ns

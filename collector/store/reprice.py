@@ -35,9 +35,8 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 import sqlalchemy as sa
-
 from breakeven.collector.price.catalog import library_source
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import PRICED, UNPRICED, CallPrice, ledger_pricer
 from breakeven.collector.price.money import STORAGE_PRECISION, STORAGE_SCALE, ZERO
 from breakeven.collector.price.periods import parse_instant

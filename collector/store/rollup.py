@@ -53,8 +53,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DBAPIError
-
 from breakeven.collector.store import counters, prompts
 from breakeven.collector.store.hours import (
     DAY,
@@ -69,7 +67,15 @@ from breakeven.collector.store.hours import (
 )
 from breakeven.collector.store.hours import hour_of_ns as hour_of_ns  # the writer's, from where it always was
 from breakeven.collector.store.hours import mark_dirty as mark_dirty  # the writer's and reprice's
-from breakeven.collector.store.schema import call_rollups, call_rollups_daily, calls, llm_spans, retention_horizon, rollup_dirty
+from breakeven.collector.store.schema import (
+    call_rollups,
+    call_rollups_daily,
+    calls,
+    llm_spans,
+    retention_horizon,
+    rollup_dirty,
+)
+from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("breakeven.rollup")
 

@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-
 from breakeven.collector.price.fx import USD
 from breakeven.collector.price.ledger import POOL, PRICED, CallPrice
 from breakeven.collector.price.money import stored

@@ -13,9 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.api.money import breakeven_report, money
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.periods import seconds_between
 from breakeven.dashboard import fmt
 from breakeven.dashboard.pages.common import converter

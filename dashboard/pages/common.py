@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from breakeven.collector.api.money import Converter, PoolFigures, money, number
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import MILLION, ONE, ZERO
 from breakeven.collector.price.periods import seconds_between
 from breakeven.collector.price.pools import fixed_cost

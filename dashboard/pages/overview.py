@@ -14,9 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.api.money import Converter, money, pool_figures, pool_json
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between

@@ -15,10 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.api.money import Converter, money, pool_figures, pool_json
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.gpu import add_gpu_figures, daily_by_source, gpu_daily
-from breakeven.collector.config.pricing import PricingConfig
 from breakeven.dashboard import fmt
 from breakeven.dashboard.pages.common import converter, pool_days, ratio
 from breakeven.dashboard.view import View

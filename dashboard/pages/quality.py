@@ -11,8 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.store import queries as store_queries
 from breakeven.dashboard import queries
 from breakeven.dashboard.pages.common import iso

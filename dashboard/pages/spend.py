@@ -14,9 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-
 from breakeven.collector.api.money import Converter, money
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO, presented
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.schema import calls

@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import Call
 from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+
 from tests.pricecalls import call
 
 POOL_ADDRESS = "10.9.9.9"

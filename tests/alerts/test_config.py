@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from breakeven.collector.config.alerts import AlertsConfig, duration
 from breakeven.collector.alerts.rules import duration_text
+from breakeven.collector.config.alerts import AlertsConfig, duration
 from breakeven.collector.config.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).parents[2]

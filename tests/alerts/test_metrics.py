@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from breakeven.collector.api.metrics import HELP
 from prometheus_client.parser import text_string_to_metric_families
 
-from breakeven.collector.api.metrics import HELP
 from tests.alerts.scenario import BACKEND_CLASSES, PRICING, SMALL_CALL, pool_span_attributes
 from tests.conftest import RunningCollector, start_collector, wait_for
 from tests.otel import chat_attributes, tracer

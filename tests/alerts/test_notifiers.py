@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from breakeven.collector.config.alerts import AlertsConfig, Webhook
 from breakeven.collector.alerts.notify import Dispatcher, Notifiers, alertmanager_alerts, post_json
 from breakeven.collector.alerts.rules import FIRING, REPEAT, RESOLVED, AlertState, Notification
+from breakeven.collector.config.alerts import AlertsConfig, Webhook
+
 from tests.alerts.receiver import receiver
 from tests.conftest import wait_for
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from breakeven.collector.alerts.rules import (
     CLASS_PAST_BREAKEVEN,
     FIRING,

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-
 from breakeven.collector.alerts import inputs, store
-from breakeven.collector.config.alerts import AlertsConfig, Webhook
 from breakeven.collector.alerts.rules import FIRING, RESOLVED, Rule
 from breakeven.collector.alerts.runner import ADVISORY_LOCK_KEY, AlertRunner
+from breakeven.collector.config.alerts import AlertsConfig, Webhook
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import LedgerWriter
+
 from tests.alerts.receiver import Receiver, receiver
 from tests.alerts.scenario import frontier_call, pool_call, pricing, store_calls
 from tests.conftest import wait_for

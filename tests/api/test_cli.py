@@ -166,6 +166,7 @@ def priced_ledger(tmp_path) -> tuple[str, str]:
     from breakeven.collector.price.ledger import ledger_pricer
     from breakeven.collector.store.engine import make_engine, migrate
     from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+
     from tests.store.test_reprice import CALLS, CHAT_V1, CLAUDE, OLD_ONLY
 
     url = f"duckdb:///{tmp_path / 'ledger.duckdb'}"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from breakeven.collector.ingest import offload
 from breakeven.collector.ingest.offload import TraceDecoder
+
 from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.otel import chat_attributes, chat_export, tracer
 from tests.scripts import bench_ingest

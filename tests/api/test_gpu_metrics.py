@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from breakeven.collector.demo import key_value
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -25,7 +26,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from breakeven.collector.demo import key_value
 from tests.conftest import DIALECTS, RunningCollector, running_collector, wait_for
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gpu"

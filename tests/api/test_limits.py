@@ -16,6 +16,7 @@ import grpc
 import httpx
 import pytest
 import sqlalchemy as sa
+from breakeven.collector.store.schema import llm_spans
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -25,7 +26,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from breakeven.collector.store.schema import llm_spans
 from tests.conftest import RunningCollector, start_collector
 from tests.otel import chat_attributes
 

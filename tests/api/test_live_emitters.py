@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import wrapt
+from breakeven.collector.normalize.redact import hash_messages
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -39,7 +40,6 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from breakeven.collector.normalize.redact import hash_messages
 from tests.conftest import RunningCollector, wait_for
 from tests.emitters import (
     ANTHROPIC_SCENARIOS,

@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
 from breakeven.collector.api.routes import build_api
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from fastapi.testclient import TestClient
+
 from tests.conftest import RunningCollector, start_collector
 from tests.otel import chat_attributes, tracer
 from tests.pricecalls import call

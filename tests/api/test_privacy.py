@@ -8,6 +8,7 @@ import uuid
 import httpx
 import pytest
 import sqlalchemy as sa
+from breakeven.collector.normalize.redact import hash_messages
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -15,7 +16,6 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from breakeven.collector.normalize.redact import hash_messages
 from tests.conftest import DIALECTS, RunningCollector, running_collector, start_collector
 from tests.otel import chat_attributes, tracer
 

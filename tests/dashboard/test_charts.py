@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 import pytest
-
 from breakeven.dashboard import charts
 from breakeven.dashboard.fmt import compact, money
 

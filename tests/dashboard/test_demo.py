@@ -7,11 +7,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
 from breakeven.collector import demo
 from breakeven.collector.cli import main
 from breakeven.collector.config.settings import load_settings
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 
 def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: Path) -> None:

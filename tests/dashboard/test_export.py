@@ -9,7 +9,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-
 from breakeven.dashboard.export import safe_cell, to_csv, to_parquet
 
 

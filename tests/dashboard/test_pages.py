@@ -14,14 +14,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
-
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import LedgerWriter, WriteBatch
 from breakeven.dashboard.routes import add_dashboard
+from fastapi.testclient import TestClient
+
 from tests.pricecalls import call
 
 HOSTILE = "<script>alert(1)</script>"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.dashboard.view import ViewError, resolve, url
 

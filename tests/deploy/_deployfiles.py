@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from breakeven.collector.cli import build_parser
 from breakeven.collector.config.settings import Settings, SettingsError, load_settings
 

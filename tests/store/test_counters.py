@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-
 from breakeven.collector.store import counters, queries, rollup
 from breakeven.collector.store.engine import downgrade, make_engine, migrate
 from breakeven.collector.store.rollup import Roller

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.store.engine import settings_engine
 

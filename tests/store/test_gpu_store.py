@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-
 from breakeven.collector.gpu.samples import Sample, buckets
 from breakeven.collector.gpu.store import GpuStore, ScrapeOutcome, daily_means, scrape_health, source_totals
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.schema import gpu_metric_minutes, gpu_scrape_targets
+
 from tests.conftest import postgres_schema
 
 NOON = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.store import rollup
 from breakeven.collector.store.engine import make_engine, migrate
+from fastapi.testclient import TestClient
+
 from tests.conftest import postgres_schema
 from tests.store.test_rollup import dataset, pricing, write
 

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-
 from breakeven.collector.calls.pipeline import Pipeline, Work
 from breakeven.collector.records import LlmSpan, PromptHashHint
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
+
 from tests.spans import T0, llm
 
 T1, T2, T3 = "1" * 32, "2" * 32, "3" * 32

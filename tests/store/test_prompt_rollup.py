@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from breakeven.collector.price.ledger import POOL, PRICED
 from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.records import Call
-from breakeven.collector.store.reprice import plan_run, reprice
 from breakeven.collector.store import hours, prompts, rollup
 from breakeven.collector.store.engine import downgrade, migrate
+from breakeven.collector.store.reprice import plan_run, reprice
 from breakeven.collector.store.schema import calls, prompt_rollups, prompt_rollups_unpaired, rollup_dirty
 from breakeven.dashboard.queries import EPOCH, RepeatedPrompt, repeated_prompts
+
 from tests.pricecalls import at, call
 from tests.store.test_rollup import late_span_re_merges, pricing, write, write_while_rolling
 

@@ -12,17 +12,18 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
-from breakeven.collector.store import reprice as rp
 from breakeven.collector.api.routes import build_api
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import Call
+from breakeven.collector.store import reprice as rp
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.rows import call_from_row
 from breakeven.collector.store.schema import calls, reprice_runs
 from breakeven.collector.store.writer import LedgerWriter, SpanKey, WriteBatch
+from fastapi.testclient import TestClient
+
 from tests.pricecalls import at, call
 
 CHAT_V1 = {

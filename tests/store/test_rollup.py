@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from breakeven.collector.calls.pipeline import Pipeline, Work
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.config.settings import SettingsError, load_settings
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL, ledger_pricer
 from breakeven.collector.records import Call
-from breakeven.collector.store.reprice import plan_run, reprice
-from breakeven.collector.config.settings import SettingsError, load_settings
 from breakeven.collector.store import rollup
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import downgrade, migrate
+from breakeven.collector.store.reprice import plan_run, reprice
 from breakeven.collector.store.schema import (
     call_rollups,
     call_rollups_daily,
@@ -37,6 +37,7 @@ from breakeven.collector.store.schema import (
     rollup_dirty,
 )
 from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+
 from tests.pricecalls import at, call
 from tests.spans import llm
 

@@ -25,14 +25,15 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-
-from breakeven.collector.config.pricing import PricingConfig, parse_pricing
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL, CallPrice, ledger_pricer
 from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.schema import calls
 from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+
 from tests.pricecalls import at, call
 
 D = Decimal

@@ -6,7 +6,6 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-
 from breakeven.collector.cli import GIL_SWITCH_INTERVAL_SECONDS, tune_thread_switching
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from breakeven.collector.price.gpu_match import GpuMetricsConfig, host_of, pool_of
 from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.price.gpu_match import GpuMetricsConfig, host_of, pool_of
 
 HOST = (("host.name", ("gpu-70b-*",)),)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from breakeven.collector.gpu.names import (
     GPU_UTILIZATION,
     KNOWN_METRICS,

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.demo import key_value
+from breakeven.collector.gpu.samples import OTLP, SCRAPE, Sample, buckets, from_exposition, from_otlp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Gauge,
@@ -20,10 +23,6 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Sum,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-
-from breakeven.collector.demo import key_value
-from breakeven.collector.gpu.samples import OTLP, SCRAPE, Sample, buckets, from_exposition, from_otlp
-from breakeven.collector.config.pricing import parse_pricing
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gpu"
 NOW = 1_749_556_800 * 10**9  # 2025-06-10T12:00:00Z

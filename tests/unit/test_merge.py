@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call
 from tests.spans import llm
 
 

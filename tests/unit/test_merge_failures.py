@@ -7,9 +7,6 @@ import dataclasses
 import itertools
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from breakeven.collector.calls.failures import (
     Failure,
     FailureMemory,
@@ -19,6 +16,9 @@ from breakeven.collector.calls.failures import (
     is_self_traced,
 )
 from breakeven.collector.records import Call
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from tests.spans import T0
 
 SDK = "com.anthropic.sdk.python@2.12.0"

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 import pytest
-
+from breakeven.collector.config.settings import load_settings
 from breakeven.collector.normalize import normalize_span, quantization_from_model
 from breakeven.collector.records import LlmSpan, Rejection, SpanEvent
-from breakeven.collector.config.settings import load_settings
+
 from tests.spans import T0, decoded
 
 SETTINGS = load_settings({}, environ={})

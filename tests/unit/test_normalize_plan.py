@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from breakeven.collector import memo
+from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings, load_settings
 from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body
 from breakeven.collector.normalize import _mapped_texts, mapped, normalize_span, plan, quantization_from_model
 from breakeven.collector.normalize import conventions as c
+from breakeven.collector.normalize.redact import content_hash, redact
 from breakeven.collector.providers import backend_class, remembered_backend_class
 from breakeven.collector.records import DecodedSpan, LlmSpan
-from breakeven.collector.normalize.redact import content_hash, redact
-from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings, load_settings
+
 from tests.spans import decoded
 
 SETTINGS = load_settings({}, environ={})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from breakeven.collector.price.breakeven import (
     Candidate,
     ClassTraffic,
@@ -17,6 +16,7 @@ from breakeven.collector.price.breakeven import (
 from breakeven.collector.price.pools import BoxCost, Capacity, pool_period
 from breakeven.collector.price.pricer import Pricer
 from breakeven.collector.price.usage import TokenUsage
+
 from tests.pricecalls import CHAT, JUNE, RENTED, SEARCH, at, catalog, entry
 
 # The pool's alternative sells every token at 4.00 per million (cached or not).

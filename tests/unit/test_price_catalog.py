@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import genai_prices
 import pytest
-
 from breakeven.collector.price.catalog import LIBRARY_PROVIDERS, library_entry, library_source
 from breakeven.collector.price.pricer import Priced, Pricer, Unpriced
 from breakeven.collector.price.usage import TokenUsage
+
 from tests.pricecalls import at
 
 PRICER = Pricer()

@@ -7,11 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-from breakeven.collector.config.pricing import PricingConfig
+from breakeven.collector.config.settings import Settings, SettingsError, load_settings
+from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import Converted
 from breakeven.collector.price.pricer import Priced
-from breakeven.collector.config.settings import Settings, SettingsError, load_settings
+
 from tests.pricecalls import at, call
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hybrid-fleet.toml"

@@ -7,12 +7,12 @@ import random
 from decimal import Decimal, localcontext
 
 import pytest
-
 from breakeven.collector.price.entries import PriceEntry, Rate, Tier
 from breakeven.collector.price.exact import IntegerPlan, integer_plan
 from breakeven.collector.price.money import stored
 from breakeven.collector.price.pricer import PricePlan
 from breakeven.collector.price.usage import TokenUsage
+
 from tests.pricecalls import entry
 
 PLAIN = entry("openai", "gpt-x", input="2.50", cache_read="1.25", output="10.00")

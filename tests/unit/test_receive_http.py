@@ -6,9 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from starlette.requests import Request
-
 from breakeven.collector.ingest.http import HttpError, _read_body
+from starlette.requests import Request
 
 
 def test_a_client_gone_mid_body_is_a_400_not_an_unhandled_error() -> None:

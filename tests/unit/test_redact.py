@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from breakeven.collector.records import SpanEvent
 from breakeven.collector.normalize.redact import hash_messages, messages_from_log, redact
+from breakeven.collector.records import SpanEvent
 
 PROMPT = "SECRET-PROMPT-unit"
 

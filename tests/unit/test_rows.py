@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import pytest
-
 from breakeven.collector.store.rows import attributes_json
 
 
@@ -42,6 +41,7 @@ def test_span_rows_are_the_same_with_attributes_made_json_in_a_decode_process() 
     from dataclasses import replace
 
     from breakeven.collector.store.rows import span_columns
+
     from tests.spans import llm
 
     attributes = {"gen_ai.request.model": "gpt-4o", "server.port": 443}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from breakeven.collector.config.settings import SettingsError, load_settings
 
 

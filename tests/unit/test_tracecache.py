@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from breakeven.collector.calls import tracecache
 from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 import sqlalchemy as sa
 from breakeven.collector.price.config import PricingConfig
+from breakeven.collector.reports.errors import ReportError
 from breakeven.dashboard import export, figures, fmt
 from breakeven.dashboard.pages import alerts, breakeven, calls, overview, pools, quality, spend
 from breakeven.dashboard.pages.common import NONE_VALUE, key_text
@@ -108,6 +109,10 @@ def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None
                 if as_json:
                     raise
                 return _error(request, exc)
+            except ReportError as exc:
+                if as_json:  # the API's handler answers 400 with the message, as for every JSON route
+                    raise
+                return _error(request, HTTPException(400, str(exc)))
             except SQLAlchemyError as exc:
                 if as_json:  # the API's handler answers 503 with the reason, as for every JSON route
                     raise

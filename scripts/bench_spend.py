@@ -41,9 +41,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from breakeven.collector.api.money import Converter, breakeven_report, pool_figures, pool_json, spend_report
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
+from breakeven.collector.reports.breakeven import breakeven_report
+from breakeven.collector.reports.currency import Converter
+from breakeven.collector.reports.pools import pool_figures, pool_json
+from breakeven.collector.reports.spend import spend_report
 from breakeven.collector.store import rollup
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import make_engine, migrate

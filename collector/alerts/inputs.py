@@ -3,7 +3,7 @@
 Rules are pure (collector/alerts/rules.py); this module reads what they need, through the
 same code the money API uses where it exists, so an alert and the dashboard agree:
 
-- pools: breakeven.collector.api.money.pool_figures (pool period, alternative cost, break-even);
+- pools: breakeven.collector.reports.pools.pool_figures (pool period, alternative cost, break-even);
 - traffic classes, spend by group, all-time totals: breakeven.collector.store.spend.spend (per-token
   cost plus allocated pool cost), sized against candidates with breakeven.collector.price.breakeven;
 - unpriced calls, services' last calls: small GROUP BYs over the calls table here;
@@ -39,12 +39,12 @@ from breakeven.collector.alerts.rules import (
     SpendGroup,
     UnpricedFigures,
 )
-from breakeven.collector.api.money import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
 from breakeven.collector.price.breakeven import pool_candidates, size_pool
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL, UNPRICED
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc
+from breakeven.collector.reports.pools import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
 from breakeven.collector.store import queries
 from breakeven.collector.store import spend as ledger
 from breakeven.collector.store.schema import calls

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import sqlalchemy as sa
 from breakeven.collector.alerts import store
 from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, Rule, duration_text
-from breakeven.collector.api.routes import parse_time
+from breakeven.collector.api.times import parse_time
 from breakeven.collector.config.alerts import AlertsConfig
 from fastapi import APIRouter, HTTPException, Query
 

@@ -7,16 +7,17 @@ beside it on the same app.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from breakeven.collector import __version__
 from breakeven.collector.api.admin import admin_router
-from breakeven.collector.api.money import call_costs, money_router
+from breakeven.collector.api.money import money_router
+from breakeven.collector.api.times import parse_time
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.periods import parse_instant
+from breakeven.collector.reports.calls import call_costs
+from breakeven.collector.reports.errors import ReportError
 from breakeven.collector.store import queries
 from breakeven.collector.store.engine import current_revision, head_revision
 from fastapi import FastAPI, HTTPException, Query, Request
@@ -27,21 +28,16 @@ MAX_PAGE = 1000
 log = logging.getLogger("breakeven.api")
 
 
-def parse_time(name: str, value: str | None) -> datetime | None:
-    """An ISO 8601 date or datetime (naive means UTC); 400 naming the parameter if not."""
-    if value is None or value == "":
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError:
-        raise HTTPException(400, f"{name}: not an ISO 8601 date or datetime: {value!r}") from None
-
-
 def build_api(engine: sa.Engine, pipeline: Pipeline | None, pricing: PricingConfig | None = None) -> FastAPI:
     """The FastAPI app for port 8000 (dashboard routes are added by the composition root)."""
     app = FastAPI(title="breakeven", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
     pricing = pricing or PricingConfig()
     app.include_router(money_router(engine, pricing))
+
+    @app.exception_handler(ReportError)
+    async def report_error(request: Request, exc: ReportError) -> JSONResponse:
+        # The one place a report's error becomes HTTP: the request asked for what cannot be built.
+        return JSONResponse({"detail": str(exc)}, status_code=400)
 
     @app.exception_handler(SQLAlchemyError)
     async def database_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:

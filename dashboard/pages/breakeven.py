@@ -1,7 +1,7 @@
 """Break-even: per traffic class bought per token, the month's run rate against the cheapest pool
 that could serve it, sorted by savings; per pool, its distance to break-even; verdicts in words.
 
-Figures are GET /api/v1/breakeven's (breakeven.collector.api.money.breakeven_report): classes are the
+Figures are GET /api/v1/breakeven's (breakeven.collector.reports.breakeven.breakeven_report): classes are the
 month `until` falls in, projected by the linear run rate; pools cover the range. A pool's
 savings over the range are also shown per month at the range's pace (x average month / range
 length), so both halves of the page speak in money per month.
@@ -13,9 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from breakeven.collector.api.money import breakeven_report, money
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.periods import seconds_between
+from breakeven.collector.reports.breakeven import breakeven_report
+from breakeven.collector.reports.fields import money
 from breakeven.dashboard import fmt
 from breakeven.dashboard.pages.common import converter
 from breakeven.dashboard.view import View

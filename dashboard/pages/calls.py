@@ -2,7 +2,7 @@
 prompt hashes (caching opportunities) with what they cost.
 
 The list is GET /api/v1/calls' (breakeven.collector.store.queries.list_calls, costs from
-breakeven.collector.api.money.call_costs). A trace id is looked up over all time (it is what an alert or
+breakeven.collector.reports.calls.call_costs). A trace id is looked up over all time (it is what an alert or
 a log line hands you); the other searches stay inside the chosen range.
 
 A call's breakdown is recomputed for display with breakeven.collector.price: the entry in force at its
@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from breakeven.collector.api.money import Converter, call_costs, money, number
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL, PRICED
 from breakeven.collector.price.money import ZERO, stored
@@ -27,6 +26,9 @@ from breakeven.collector.price.periods import allocation_window, utc
 from breakeven.collector.price.pools import fixed_cost
 from breakeven.collector.price.pricer import Priced
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.reports.calls import call_costs
+from breakeven.collector.reports.currency import Converter
+from breakeven.collector.reports.fields import money, number
 from breakeven.collector.store import queries as store_queries
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.prompts import PAIR_WINDOW

@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from breakeven.collector.api.money import Converter, PoolFigures, money, number
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import MILLION, ONE, ZERO
 from breakeven.collector.price.periods import seconds_between
 from breakeven.collector.price.pools import fixed_cost
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.reports.currency import Converter
+from breakeven.collector.reports.fields import money, number
+from breakeven.collector.reports.pools import PoolFigures
 from breakeven.collector.store import spend as store
 from breakeven.dashboard.view import View
 

@@ -14,11 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from breakeven.collector.api.money import Converter, money, pool_figures, pool_json
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import POOL
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between
+from breakeven.collector.reports.currency import Converter
+from breakeven.collector.reports.fields import money
+from breakeven.collector.reports.pools import pool_figures, pool_json
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.schema import calls
 from breakeven.dashboard.pages.common import CLASS_ORDER, by_cost, converter, pool_days, row_json

@@ -1,7 +1,7 @@
 """Pools: per self-hosted pool, utilization day by day against its break-even line, cost per
 million tokens against its alternative's, idle spend, allocation, and a verdict in words.
 
-Every figure is GET /api/v1/pools' (breakeven.collector.api.money.pool_json) for the range; the daily
+Every figure is GET /api/v1/pools' (breakeven.collector.reports.pools.pool_json) for the range; the daily
 series apply the same formulas to each UTC day. The break-even utilization is the range's
 (it depends on the traffic mix, which a single day may not show). Beside it, the GPU metric
 utilization the boxes reported (breakeven.collector.reports.gpu, as GET /api/v1/pools has it), its
@@ -15,9 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from breakeven.collector.api.money import Converter, money, pool_figures, pool_json
 from breakeven.collector.price.config import PricingConfig
+from breakeven.collector.reports.currency import Converter
+from breakeven.collector.reports.fields import money
 from breakeven.collector.reports.gpu import add_gpu_figures, daily_by_source, gpu_daily
+from breakeven.collector.reports.pools import pool_figures, pool_json
 from breakeven.dashboard import fmt
 from breakeven.dashboard.pages.common import converter, pool_days, ratio
 from breakeven.dashboard.view import View

@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from breakeven.collector.api.money import Converter, money
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO, presented
+from breakeven.collector.reports.currency import Converter
+from breakeven.collector.reports.fields import money
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.schema import calls
 from breakeven.dashboard.pages.common import NONE_VALUE, by_cost, converter, key_text, row_json

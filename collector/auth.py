@@ -13,6 +13,10 @@ Nothing here is on unless the config's `[auth]` section says so; then
 Secrets are kept as hashes: tokens as sha256 (they are long random strings), passwords
 as scrypt (`breakeven hash-password`). Comparisons are constant-time; nothing here logs a
 token or a password, and errors name the token's or user's `name`, never its secret.
+
+The records and the checks a request goes through live here, below every other layer, so
+ingest and the API can use them; the `[auth]` section is read into an AuthConfig by
+collector/config/auth.py.
 """
 
 from __future__ import annotations
@@ -22,20 +26,13 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 ROLES = ("viewer", "admin")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-
-
-class AuthConfigError(ValueError):
-    """The [auth] section is wrong; the message names the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,98 +171,3 @@ def api_user(config: AuthConfig, authorization: str | None) -> User | None:
 def may(user: User, method: str) -> bool:
     """Whether a user's role allows a request method (viewers read, admins do anything)."""
     return user.role == "admin" or method.upper() in READ_METHODS
-
-
-# ---------------------------------------------------------------- config
-
-
-def parse_auth(raw: Any, config_path: str | None = None) -> AuthConfig:
-    """The [auth] section; errors name the key (`auth.users[1].role: ...`)."""
-    table = _table(raw, "auth", ("ingest_tokens", "ingest_tokens_file", "users"))
-    tokens = [_ingest_token(item, f"auth.ingest_tokens[{i}]") for i, item in enumerate(_list(table, "ingest_tokens"))]
-    if "ingest_tokens_file" in table:
-        path = Path(str(table["ingest_tokens_file"]))
-        if not path.is_absolute() and config_path:
-            path = Path(config_path).parent / path
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise AuthConfigError(f"auth.ingest_tokens_file: file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise AuthConfigError(f"auth.ingest_tokens_file: {path} is not valid TOML: {exc}") from None
-        extra = _table(doc, str(path), ("ingest_tokens",))
-        tokens += [
-            _ingest_token(item, f"{path}: ingest_tokens[{i}]") for i, item in enumerate(_list(extra, "ingest_tokens"))
-        ]
-    users = [_user(item, f"auth.users[{i}]") for i, item in enumerate(_list(table, "users"))]
-    for label, names in (("auth.ingest_tokens", [t.name for t in tokens]), ("auth.users", [u.name for u in users])):
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise AuthConfigError(f"{label}: name {duplicates[0]!r} appears twice")
-    hashes = [t.sha256 for t in tokens]
-    if len(set(hashes)) != len(hashes):
-        raise AuthConfigError("auth.ingest_tokens: two entries have the same token")
-    return AuthConfig(tuple(tokens), tuple(users))
-
-
-def _table(raw: Any, key: str, known: tuple[str, ...]) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise AuthConfigError(f"{key}: must be a table")
-    for name in raw:
-        if name not in known:
-            raise AuthConfigError(f"{key}.{name}: unknown key (known: {', '.join(known)})")
-    return raw
-
-
-def _list(table: Mapping[str, Any], name: str) -> list[Any]:
-    value = table.get(name, [])
-    if not isinstance(value, list):
-        raise AuthConfigError(f"auth.{name}: must be a list of tables ([[auth.{name}]])")
-    return value
-
-
-def _secret_sha256(item: Mapping[str, Any], key: str, plain: str, hashed: str) -> str | None:
-    if plain in item and hashed in item:
-        raise AuthConfigError(f"{key}: give {plain} or {hashed}, not both")
-    if hashed in item:
-        value = str(item[hashed]).strip().lower()
-        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-            raise AuthConfigError(f"{key}.{hashed}: must be 64 hex digits (sha256 of the token)")
-        return value
-    if plain in item:
-        value = str(item[plain])
-        if len(value) < 16:
-            raise AuthConfigError(f"{key}.{plain}: too short; use at least 16 random characters")
-        return sha256_hex(value)
-    return None
-
-
-def _ingest_token(item: Any, key: str) -> IngestToken:
-    table = _table(item, key, ("name", "token", "token_sha256", "services"))
-    name = str(table.get("name") or "").strip()
-    if not name:
-        raise AuthConfigError(f"{key}.name: required (it names the sender in logs and counters)")
-    digest = _secret_sha256(table, key, "token", "token_sha256")
-    if digest is None:
-        raise AuthConfigError(f"{key}: needs token_sha256 (or token)")
-    services = table.get("services", [])
-    if not isinstance(services, list) or not all(isinstance(s, str) and s for s in services):
-        raise AuthConfigError(f"{key}.services: must be a list of service names")
-    return IngestToken(name, digest, frozenset(services))
-
-
-def _user(item: Any, key: str) -> User:
-    table = _table(item, key, ("name", "role", "password_scrypt", "token", "token_sha256"))
-    name = str(table.get("name") or "").strip()
-    if not name or ":" in name:
-        raise AuthConfigError(f"{key}.name: required, without ':'")
-    role = table.get("role", "viewer")
-    if role not in ROLES:
-        raise AuthConfigError(f"{key}.role: must be one of {', '.join(ROLES)}, not {role!r}")
-    password = table.get("password_scrypt")
-    if password is not None and not str(password).startswith("scrypt$"):
-        raise AuthConfigError(f"{key}.password_scrypt: not a scrypt hash (make one with: breakeven hash-password)")
-    digest = _secret_sha256(table, key, "token", "token_sha256")
-    if password is None and digest is None:
-        raise AuthConfigError(f"{key}: needs password_scrypt or token_sha256")
-    return User(name, role, None if password is None else str(password), () if digest is None else (digest,))

@@ -14,6 +14,7 @@ evaluate(rules, inputs, previous, now) does two things:
 
 Nothing here reads a clock or a database: `now` and the inputs are arguments, so the
 same call gives the same answer (tests/alerts/test_rules.py is table-driven over it).
+A Rule and the kinds of rule are the config's (collector/config/alerts.py).
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from breakeven.collector.config.alerts import (
+    CLASS_PAST_BREAKEVEN,
+    INGEST_UNHEALTHY,
+    POOL_BELOW_BREAKEVEN,
+    SPEND_DRIFT,
+    UNPRICED_TRAFFIC,
+    Rule,
+)
 from breakeven.collector.price.money import HUNDRED, ZERO
-
-POOL_BELOW_BREAKEVEN = "pool_below_breakeven"
-CLASS_PAST_BREAKEVEN = "class_past_breakeven"
-SPEND_DRIFT = "spend_drift"
-UNPRICED_TRAFFIC = "unpriced_traffic"
-INGEST_UNHEALTHY = "ingest_unhealthy"
-KINDS = (POOL_BELOW_BREAKEVEN, CLASS_PAST_BREAKEVEN, SPEND_DRIFT, UNPRICED_TRAFFIC, INGEST_UNHEALTHY)
-SEVERITIES = ("critical", "warning", "info")
-DRIFT_DIMENSIONS = ("service", "team", "provider")
 
 PENDING = "pending"
 FIRING = "firing"
@@ -42,31 +42,6 @@ REPEAT = "repeat"
 CLEARED = "cleared"
 
 Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One configured rule. margin's unit depends on the kind (README, Alerts):
-
-    pool_below_breakeven: utilization points (0.05: five points under break-even);
-    class_past_breakeven and spend_drift: percent; unpriced_traffic: calls tolerated in the
-    window; ingest_unhealthy: rejected or refused spans per minute tolerated.
-    """
-
-    name: str
-    kind: str
-    severity: str = "warning"
-    labels: Labels = ()
-    window: timedelta = timedelta(hours=1)
-    margin: Decimal = ZERO
-    for_: timedelta = timedelta(0)
-    repeat_interval: timedelta = timedelta(hours=4)
-    pools: tuple[str, ...] = ()  # pool_below_breakeven: only these pools (empty: every pool)
-    budget_usd: Decimal | None = None  # class_past_breakeven: a monthly budget per class instead of the pool cost
-    backend_classes: tuple[str, ...] = ("frontier", "managed")  # class_past_breakeven
-    group_by: str = "provider"  # spend_drift: service, team or provider
-    baseline: timedelta = timedelta(days=7)  # spend_drift: trailing baseline; ingest_unhealthy: "usually sends"
-    min_spend_usd: Decimal = ZERO  # spend_drift: ignore groups spending less than this in the window
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -12,15 +12,15 @@ import functools
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from breakeven.collector.auth import AuthConfig, AuthConfigError, parse_auth
+from breakeven.collector.auth import AuthConfig
 from breakeven.collector.config.alerts import AlertsConfig, parse_alerts
+from breakeven.collector.config.auth import parse_auth
+from breakeven.collector.config.checks import SettingsError, read_toml
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.records import BACKEND_CLASSES
@@ -36,10 +36,6 @@ _KUBERNETES_SERVICE_LINK = re.compile(
 )
 # Canonical fields whose source attribute a user may name in [attributes].
 MAPPABLE_FIELDS = ("service", "environment", "team", "feature", "prompt_hash", "backend", "quantization")
-
-
-class SettingsError(ValueError):
-    """A setting is missing or invalid; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -142,13 +138,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _from_config_file(path: Path) -> dict[str, Any]:
-    try:
-        # Decimal, not float: the [pricing] section holds money and rates.
-        data = tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
-    except FileNotFoundError:
-        raise SettingsError(f"config: file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config: {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "config")  # floats as Decimal: the [pricing] section holds money and rates
     known = _SCALAR_SETTINGS | set(_TABLE_SETTINGS)
     for key in data:
         if key not in known:
@@ -173,10 +163,7 @@ def validate(values: Mapping[str, Any]) -> Settings:
         elif name == "alerts":
             clean[name] = parse_alerts(raw)
         elif name == "auth":
-            try:
-                clean[name] = parse_auth(raw, values.get("config"))
-            except AuthConfigError as exc:
-                raise SettingsError(str(exc)) from None
+            clean[name] = parse_auth(raw, values.get("config"))
         else:
             clean[name] = str(raw)
     settings = Settings(**clean)

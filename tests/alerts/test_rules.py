@@ -9,26 +9,28 @@ from typing import Any
 
 import pytest
 from breakeven.collector.alerts.rules import (
-    CLASS_PAST_BREAKEVEN,
     FIRING,
-    INGEST_UNHEALTHY,
     PENDING,
-    POOL_BELOW_BREAKEVEN,
     RESOLVED,
-    SPEND_DRIFT,
-    UNPRICED_TRAFFIC,
     AlertState,
     ClassFigures,
     IngestFigures,
     Inputs,
     PoolFigures,
-    Rule,
     SpendGroup,
     UnpricedFigures,
     conditions_of,
     duration_text,
     evaluate,
     fingerprint,
+)
+from breakeven.collector.config.alerts import (
+    CLASS_PAST_BREAKEVEN,
+    INGEST_UNHEALTHY,
+    POOL_BELOW_BREAKEVEN,
+    SPEND_DRIFT,
+    UNPRICED_TRAFFIC,
+    Rule,
 )
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from breakeven.collector.alerts import inputs, store
-from breakeven.collector.alerts.rules import FIRING, RESOLVED, Rule
+from breakeven.collector.alerts.rules import FIRING, RESOLVED
 from breakeven.collector.alerts.runner import ADVISORY_LOCK_KEY, AlertRunner
-from breakeven.collector.config.alerts import AlertsConfig, Webhook
+from breakeven.collector.config.alerts import AlertsConfig, Rule, Webhook
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import LedgerWriter
 

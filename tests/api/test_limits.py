@@ -171,7 +171,8 @@ def test_an_export_past_max_spans_per_request_is_refused_whole(limited: RunningC
 
 
 def test_the_limits_are_settings(tmp_path: Path) -> None:
-    from breakeven.collector.config.settings import SettingsError, load_settings
+    from breakeven.collector.config.checks import SettingsError
+    from breakeven.collector.config.settings import load_settings
 
     settings = load_settings({}, environ={"BREAKEVEN_MAX_ATTRIBUTES_PER_SPAN": "64", "BREAKEVEN_MAX_ARRAY_ITEMS": "32"})
     assert (settings.max_attributes_per_span, settings.max_array_items) == (64, 32)

@@ -218,7 +218,8 @@ def test_tls_on_every_listener(tmp_path: Path, certificate: tuple[Path, Path], m
     ],
 )
 def test_bad_tls_settings_name_the_setting(overrides: dict[str, str], named: str) -> None:
-    from breakeven.collector.config.settings import SettingsError, load_settings
+    from breakeven.collector.config.checks import SettingsError
+    from breakeven.collector.config.settings import load_settings
 
     with pytest.raises(SettingsError, match=named):
         load_settings(overrides, {})

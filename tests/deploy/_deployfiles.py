@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 from breakeven.collector.cli import build_parser
-from breakeven.collector.config.settings import Settings, SettingsError, load_settings
+from breakeven.collector.config.checks import SettingsError
+from breakeven.collector.config.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

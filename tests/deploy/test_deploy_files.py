@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from breakeven.collector.config.settings import Settings, SettingsError, load_settings
+from breakeven.collector.config.checks import SettingsError
+from breakeven.collector.config.settings import Settings, load_settings
 
 from tests.conftest import require_program
 from tests.deploy._deployfiles import (

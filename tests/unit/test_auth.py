@@ -8,16 +8,15 @@ import pytest
 from breakeven.collector.auth import (
     ANYONE,
     AuthConfig,
-    AuthConfigError,
     api_user,
     bearer,
     check_password,
     hash_password,
     ingest_sender,
     may,
-    parse_auth,
     sha256_hex,
 )
+from breakeven.collector.config.auth import AuthConfigError, parse_auth
 
 TOKEN = "tok-checkout-0123456789abcdef"
 CONFIG = parse_auth(

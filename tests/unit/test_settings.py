@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from breakeven.collector.config.settings import SettingsError, load_settings
+from breakeven.collector.config.checks import SettingsError
+from breakeven.collector.config.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from breakeven.collector import demo
 from breakeven.collector.cli import main
 from breakeven.collector.config.settings import load_settings
+from breakeven.collector.demo.command import DB_NAME
+from breakeven.collector.demo.config import CONFIG_NAME, config_text
+from breakeven.collector.demo.plan import Plan, plan_month
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 
 def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: Path) -> None:
-    path = tmp_path / demo.CONFIG_NAME
-    path.write_text(demo.config_text(f"duckdb:///{tmp_path / 'x.duckdb'}", 8123, date(2026, 10, 25)))
+    path = tmp_path / CONFIG_NAME
+    path.write_text(config_text(f"duckdb:///{tmp_path / 'x.duckdb'}", 8123, date(2026, 10, 25)))
     settings = load_settings({"config": str(path)}, environ={})
     pricing = settings.pricing
     assert [p.name for p in pricing.pools] == ["llama-70b-fp8", "llama-8b-owned"]
@@ -28,22 +31,43 @@ def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: P
     assert gpu["llama-8b-owned"] is not None and gpu["llama-8b-owned"].scrape == ()  # pushed only: nothing to scrape
 
 
+@pytest.mark.parametrize(
+    ("db_url", "port", "first_day"),
+    [
+        ("duckdb:///{tmp}/breakeven-demo.duckdb", 8000, date(2026, 10, 25)),
+        ("duckdb:///{tmp}/with spaces/demo.duckdb", 8123, date(2024, 2, 29)),  # a leap day: FX a year before it
+        ("postgresql://demo:pa$$word@db.internal:5432/breakeven", 65535, date(2026, 1, 1)),  # `$` in a value
+        ("duckdb:///{tmp}/d.duckdb", 1, date(2025, 12, 31)),
+    ],
+)
+def test_the_rendered_template_loads_with_the_db_and_port_given(
+    tmp_path: Path, db_url: str, port: int, first_day: date
+) -> None:
+    db_url = db_url.format(tmp=tmp_path)
+    path = tmp_path / CONFIG_NAME
+    path.write_text(config_text(db_url, port, first_day))
+    assert "$" not in path.read_text().replace(db_url, "")  # every placeholder filled
+    settings = load_settings({"config": str(path)}, environ={})
+    assert (settings.db, settings.http_port) == (db_url, port)
+    assert settings.pricing.pools[1].cost.purchased_on == first_day - timedelta(days=200)  # dates follow first_day
+
+
 NOW = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def plan() -> demo.Plan:
-    return demo.plan_month(3, NOW, seed=1)
+def plan() -> Plan:
+    return plan_month(3, NOW, seed=1)
 
 
-def test_the_month_plan_covers_every_day_and_stream(plan: demo.Plan) -> None:
+def test_the_month_plan_covers_every_day_and_stream(plan: Plan) -> None:
     assert plan.bodies and plan.spans > plan.calls > 1000
-    again = demo.plan_month(3, NOW, seed=1)
+    again = plan_month(3, NOW, seed=1)
     assert again.bodies == plan.bodies  # the same seed, the same month
     assert again.metric_bodies == plan.metric_bodies
 
 
-def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffic(plan: demo.Plan) -> None:
+def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffic(plan: Plan) -> None:
     assert len(plan.metric_bodies) == 3  # a day per export
     series: dict[str, list[float]] = {}
     for body in plan.metric_bodies:
@@ -63,10 +87,10 @@ def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffi
 
 
 def test_refuses_to_overwrite_an_existing_demo_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / demo.DB_NAME).write_bytes(b"not empty")
+    (tmp_path / DB_NAME).write_bytes(b"not empty")
     assert main(["demo", "--out", str(tmp_path), "--days", "1"]) == 2
     assert "pass --force" in capsys.readouterr().err
-    assert (tmp_path / demo.DB_NAME).read_bytes() == b"not empty"
+    assert (tmp_path / DB_NAME).read_bytes() == b"not empty"
 
 
 def test_bad_days_are_refused() -> None:

@@ -14,14 +14,16 @@ from breakeven.collector.api.alerts import alerts_router
 from breakeven.collector.api.login import require_login
 from breakeven.collector.api.metrics import Metrics, metrics_router
 from breakeven.collector.api.routes import build_api
-from breakeven.collector.calls.pipeline import Pipeline, Work
-from breakeven.collector.config.settings import Settings, SettingsError
+from breakeven.collector.calls.pipeline import Pipeline
+from breakeven.collector.config.checks import SettingsError
+from breakeven.collector.config.settings import Settings
 from breakeven.collector.gpu.scrape import Scraper
 from breakeven.collector.ingest.gpu_metrics import GpuMetrics
 from breakeven.collector.ingest.grpc import build_grpc_server
 from breakeven.collector.ingest.http import build_otlp_app
 from breakeven.collector.ingest.offload import TraceDecoder
 from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import Work
 from breakeven.collector.store.engine import current_revision, head_revision, migrate, settings_engine
 from breakeven.collector.store.rollup import Roller
 from breakeven.collector.store.writer import LedgerWriter

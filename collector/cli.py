@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from breakeven.collector import __version__, demo
-from breakeven.collector.config.settings import Settings, SettingsError, load_settings
+from breakeven.collector.config.checks import SettingsError
+from breakeven.collector.config.settings import Settings, load_settings
+from breakeven.collector.ingest.tuning import tune_garbage_collector, tune_thread_switching
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -86,38 +88,6 @@ def _logging(settings: Settings) -> None:
     )
     # Alembic narrates every plugin at INFO; its migrations still log at WARNING and above.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
-GC_YOUNG_THRESHOLD = 50_000  # allocations between young collections (CPython's default: 700)
-GIL_SWITCH_INTERVAL_SECONDS = 0.0002  # CPython's default: 0.005
-
-
-def tune_garbage_collector() -> None:
-    """Fewer, cheaper cycle collections for a long-running collector.
-
-    Ingest allocates a few dicts and records per span, nearly all freed by reference
-    counting; at CPython's default threshold the cycle collector runs every few spans and
-    its older generations walk the whole trace cache (~6-8 us of CPU per span, measured).
-    What start-up built (modules, settings, price tables) is frozen out of every
-    collection; the young threshold is raised so a collection comes every few hundred spans.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
-def tune_thread_switching() -> None:
-    """Hand the GIL over after 0.2 ms rather than 5 ms when another thread waits for it.
-
-    DuckDB's bindings release the GIL while a statement runs and take it back many times
-    before it ends; each take waits out the running thread's slice. Beside a busy Python
-    thread (the event loop, the decode processes' result thread) a 512-row insert that
-    takes 2 ms alone took 51 ms at 5 ms, 5 ms at 0.2 ms (scripts/bench_gil_handoff.py).
-    The writer's commits are the server's critical path, so `serve` shortens the slice:
-    5-9% more spans/s in alternating runs.
-    """
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 
 
 def serve(settings: Settings) -> int:

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from breakeven.collector.price.ledger import POOL, PRICED, UNPRICED
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import POOL, PRICED, UNPRICED
 from breakeven.collector.store.prompts import prompt_rows
 from breakeven.collector.store.schema import calls, llm_spans
 

@@ -45,7 +45,8 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.settings import load_settings
-from breakeven.collector.demo import STREAMS, config_text
+from breakeven.collector.demo.config import config_text
+from breakeven.collector.demo.traffic import STREAMS
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import Call
 from breakeven.collector.store.engine import make_engine, migrate

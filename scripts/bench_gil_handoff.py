@@ -6,7 +6,7 @@ interval (CPython's default: 5 ms) before it hands over, so each take may wait t
 This script times the writer's two statements, an Arrow insert of 512 rows into
 `llm_spans` (through a replacement scan, as collector/store/writer.py does) and the
 commit, alone and beside a thread that only spins in Python, for the default interval
-and the one `breakeven serve` sets (collector/cli.py, tune_thread_switching).
+and the one `breakeven serve` sets (collector/ingest/tuning.py, tune_thread_switching).
 
     python scripts/bench_gil_handoff.py --rows 512 --commits 40
 """
@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyarrow as pa
-from breakeven.collector.cli import GIL_SWITCH_INTERVAL_SECONDS
+from breakeven.collector.ingest.tuning import GIL_SWITCH_INTERVAL_SECONDS
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import _SCHEMAS
 

@@ -28,15 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ingest import build_template
-from breakeven.collector.calls.pipeline import Pipeline, Work
-from breakeven.collector.cli import tune_garbage_collector
+from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body, native_available
+from breakeven.collector.ingest.exports import limits_of
 from breakeven.collector.ingest.offload import ready_for_the_writer
-from breakeven.collector.ingest.outcome import limits_of
+from breakeven.collector.ingest.tuning import tune_garbage_collector
 from breakeven.collector.normalize import normalize_span
 from breakeven.collector.price.ledger import ledger_pricer
-from breakeven.collector.records import LlmSpan
+from breakeven.collector.records import LlmSpan, Work
 from breakeven.collector.store.engine import migrate, settings_engine
 from breakeven.collector.store.writer import LedgerWriter
 

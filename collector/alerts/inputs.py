@@ -25,25 +25,27 @@ from typing import Any
 
 import sqlalchemy as sa
 from breakeven.collector.alerts.rules import (
+    ClassFigures,
+    IngestFigures,
+    Inputs,
+    PoolFigures,
+    SpendGroup,
+    UnpricedFigures,
+)
+from breakeven.collector.config.alerts import (
     CLASS_PAST_BREAKEVEN,
     INGEST_UNHEALTHY,
     KINDS,
     POOL_BELOW_BREAKEVEN,
     SPEND_DRIFT,
     UNPRICED_TRAFFIC,
-    ClassFigures,
-    IngestFigures,
-    Inputs,
-    PoolFigures,
     Rule,
-    SpendGroup,
-    UnpricedFigures,
 )
 from breakeven.collector.price.breakeven import pool_candidates, size_pool
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL, UNPRICED
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc
+from breakeven.collector.records import POOL, UNPRICED
 from breakeven.collector.reports.pools import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
 from breakeven.collector.store import queries
 from breakeven.collector.store import spend as ledger

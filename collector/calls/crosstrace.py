@@ -13,8 +13,7 @@ from collections import OrderedDict
 from breakeven.collector.calls.failures import Failure, FailureMemory, failure_of
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, merge_group
 from breakeven.collector.calls.tracecache import TraceState
-from breakeven.collector.records import Call, LlmSpan
-from breakeven.collector.store.writer import WriteBatch
+from breakeven.collector.records import Call, LlmSpan, WriteBatch
 
 RESPONSES_REMEMBERED = 100_000
 

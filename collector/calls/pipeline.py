@@ -15,14 +15,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.merge import call_of_span, calls_of_new_trace, calls_of_trace, spans_by_trace
 from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
-from breakeven.collector.price.ledger import CallPrice
-from breakeven.collector.records import Call, LlmSpan, PromptHashHint
-from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, SpanKey, WriteBatch
+from breakeven.collector.records import Call, CallPrice, LlmSpan, PromptHashHint, SpanKey, Work, WriteBatch
+from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600
@@ -34,22 +33,6 @@ class QueueFull(Exception):
 
 class PipelineStopped(Exception):
     """The pipeline is shutting down and takes no more work."""
-
-
-@dataclass(slots=True)
-class Work:
-    """What one export hands to the writer."""
-
-    spans: list[LlmSpan] = field(default_factory=list)
-    hints: list[PromptHashHint] = field(default_factory=list)
-    counters: dict[tuple[str, str], int] = field(default_factory=dict)
-    span_rows: bytes | None = None  # the spans' rows, made by a decode process (writer.span_rows_ipc)
-    call_rows: bytes | None = None  # their calls' rows, were their traces new (offload._call_rows)
-
-    @property
-    def weight(self) -> int:
-        """Its size against the queue bound."""
-        return max(1, len(self.spans) + len(self.hints))
 
 
 @dataclass(slots=True)

@@ -1,7 +1,8 @@
-"""OTLP metric exports and Prometheus expositions -> GPU samples of a pool -> per-minute buckets.
+"""GPU samples of a pool -> per-minute buckets; Prometheus expositions -> samples.
 
-Pure: no I/O. A sample is one point of a known metric (breakeven.collector.gpu.names) that a pool
-claims, as a ratio. Only gauges are read (a DCGM or hw.gpu.utilization point is a gauge;
+Pure: no I/O. OTLP metric exports become samples at the receivers (ingest/gpu_metrics.py).
+A sample is one point of a known metric (breakeven.collector.gpu.names) that a pool claims,
+as a ratio. Only gauges are read (a DCGM or hw.gpu.utilization point is a gauge;
 a sum or histogram under such a name is not a utilization and is skipped). Samples are
 stored as buckets, one per (UTC minute, pool, source, metric, host): how many samples,
 their sum and maximum, how many distinct GPUs (or engines) the host reported, the last
@@ -10,17 +11,13 @@ sample's time. So storage grows with boxes x minutes, never with samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
 from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
-from breakeven.collector.ingest.decode import attributes
-from breakeven.collector.price.gpu_match import host_of, pool_of
-from breakeven.collector.price.pools import Pool
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 OTLP, SCRAPE = "otlp", "scrape"
@@ -78,43 +75,6 @@ class Bucket:
     value_max: Decimal
     gpus: int  # distinct devices the host reported in the minute
     last_sample_at: datetime
-
-
-def from_otlp(request: ExportMetricsServiceRequest, pools: Sequence[Pool], now_ns: int) -> Extracted:
-    """The GPU samples of an OTLP metrics export that the pools' gpu_metrics.match claim."""
-    out = Extracted()
-    claiming = [pool for pool in pools if pool.gpu_metrics is not None and pool.gpu_metrics.match]
-    for rm in request.resource_metrics:
-        resource: dict[str, object] | None = None  # decoded on the first known metric only
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                known = known_metric(metric.name)
-                if known is None or metric.WhichOneof("data") != "gauge":
-                    continue
-                if resource is None:
-                    resource = attributes(rm.resource.attributes)
-                for point in metric.gauge.data_points:
-                    attrs = attributes(point.attributes)
-                    if not counts(known, attrs):
-                        continue
-                    pool = pool_of(claiming, attrs, resource)
-                    if pool is None:
-                        out.unmatched += 1
-                        continue
-                    kind = point.WhichOneof("value")
-                    raw = point.as_double if kind == "as_double" else point.as_int if kind == "as_int" else None
-                    value = None if raw is None else ratio_of(known, raw, metric.unit)
-                    at_ns = point.time_unix_nano or now_ns
-                    if value is None or at_ns > now_ns + FUTURE_SLACK_NS:
-                        out.invalid += 1
-                        continue
-                    out.samples.append(
-                        Sample(
-                            pool, OTLP, known.name, known.kind, host_of(attrs, resource), device_of(known, attrs),
-                            at_ns, value,
-                        )
-                    )  # fmt: skip
-    return out
 
 
 def from_exposition(text: str, pool: str, url: str, now_ns: int) -> Extracted:

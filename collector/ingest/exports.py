@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from breakeven.collector.auth import ANYONE, Sender
-from breakeven.collector.calls.pipeline import Work
 from breakeven.collector.config.settings import Settings
 from breakeven.collector.ingest.decode import (
     DecodedTraces,
@@ -28,7 +27,7 @@ from breakeven.collector.ingest.decode import (
 from breakeven.collector.ingest.decode import TooLarge as TooLarge  # raised here too; receivers catch ingest.TooLarge
 from breakeven.collector.normalize import normalize_span, read_attribute_names
 from breakeven.collector.normalize.redact import hash_messages, messages_from_log
-from breakeven.collector.records import PromptHashHint, Rejection
+from breakeven.collector.records import PromptHashHint, Rejection, Work
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest

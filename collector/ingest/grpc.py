@@ -20,8 +20,7 @@ import grpc
 from breakeven.collector.auth import Sender, ingest_sender
 from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
 from breakeven.collector.config.settings import Settings
-from breakeven.collector.ingest import decode
-from breakeven.collector.ingest import outcome as ingest
+from breakeven.collector.ingest import decode, exports
 from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
 from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 from google.protobuf import duration_pb2
@@ -54,14 +53,14 @@ def _sender(settings: Settings, context: grpc.ServicerContext) -> Sender:
 
 def _export(
     pipeline: Pipeline,
-    outcome_of: Callable[[], ingest.Outcome],
+    outcome_of: Callable[[], exports.Outcome],
     context: grpc.ServicerContext,
     response: Any,
     partial_field: str,
 ) -> Any:
     try:
         outcome = outcome_of()
-    except (ingest.TooLarge, decode.PayloadError) as exc:
+    except (exports.TooLarge, decode.PayloadError) as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except DecoderUnavailable as exc:
         _retry_later(context)
@@ -120,7 +119,7 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         return _export(
             self.pipeline,
-            lambda: ingest.logs_outcome(request, _sender(self.settings, context)),
+            lambda: exports.logs_outcome(request, _sender(self.settings, context)),
             context,
             logs_service_pb2.ExportLogsServiceResponse(),
             "rejected_log_records",
@@ -141,8 +140,8 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
             "rejected_data_points",
         )
 
-    def _outcome(self, request: Any, context: grpc.ServicerContext) -> ingest.Outcome:
-        outcome = ingest.metrics_outcome(request)
+    def _outcome(self, request: Any, context: grpc.ServicerContext) -> exports.Outcome:
+        outcome = exports.metrics_outcome(request)
         if self.gpu is not None:
             try:
                 outcome.work.counters.update(self.gpu.ingest_otlp(request))

@@ -22,8 +22,7 @@ from anyio import to_thread
 from breakeven.collector.auth import Sender, ingest_sender
 from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
 from breakeven.collector.config.settings import Settings
-from breakeven.collector.ingest import decode
-from breakeven.collector.ingest import outcome as ingest
+from breakeven.collector.ingest import decode, exports
 from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
 from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 from google.protobuf import json_format
@@ -115,7 +114,7 @@ def _error_response(err: HttpError, content_type: str) -> Response:
     return Response(_encode(status, content_type), err.status, err.headers, media_type=content_type)
 
 
-Handler = Callable[[bytes, str, Sender], Awaitable[ingest.Outcome]]
+Handler = Callable[[bytes, str, Sender], Awaitable[exports.Outcome]]
 
 
 def _make_endpoint(
@@ -150,8 +149,8 @@ def _make_endpoint(
             if err.status >= 500:
                 log.warning("export refused (%d): %s", err.status, err.message)
             return _error_response(err, reply_type)
-        except (decode.PayloadError, ingest.TooLarge) as exc:
-            status = 413 if isinstance(exc, ingest.TooLarge) else 400
+        except (decode.PayloadError, exports.TooLarge) as exc:
+            status = 413 if isinstance(exc, exports.TooLarge) else 400
             return _error_response(HttpError(status, str(exc)), reply_type)
         reply = response_type()
         if outcome.rejected:
@@ -172,21 +171,21 @@ def build_otlp_app(
     threads of this process.
     """
 
-    def traces(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
+    def traces(body: bytes, content_type: str, sender: Sender) -> Awaitable[exports.Outcome]:
         return decoder.outcome_async(body, content_type, sender)
 
-    def logs(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
+    def logs(body: bytes, content_type: str, sender: Sender) -> Awaitable[exports.Outcome]:
         return to_thread.run_sync(_logs, body, content_type, sender)
 
-    def _logs(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
-        return ingest.logs_outcome(decode.parse_logs(body, content_type), sender)
+    def _logs(body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
+        return exports.logs_outcome(decode.parse_logs(body, content_type), sender)
 
-    def metrics(body: bytes, content_type: str, sender: Sender) -> Awaitable[ingest.Outcome]:
+    def metrics(body: bytes, content_type: str, sender: Sender) -> Awaitable[exports.Outcome]:
         return to_thread.run_sync(_metrics, body, content_type, sender)
 
-    def _metrics(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+    def _metrics(body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
         request = decode.parse_metrics(body, content_type)
-        outcome = ingest.metrics_outcome(request)
+        outcome = exports.metrics_outcome(request)
         if gpu is not None:
             try:
                 outcome.work.counters.update(gpu.ingest_otlp(request))

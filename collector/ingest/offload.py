@@ -33,11 +33,11 @@ except ImportError:  # not a Unix
 
 from breakeven.collector.auth import Sender
 from breakeven.collector.calls.merge import calls_of_new_trace, spans_by_trace
-from breakeven.collector.calls.pipeline import Work
 from breakeven.collector.config.settings import Settings
-from breakeven.collector.ingest import outcome as ingest
-from breakeven.collector.price.ledger import CallPrice, ledger_pricer
-from breakeven.collector.records import Call, LlmSpan
+from breakeven.collector.ingest import exports
+from breakeven.collector.ingest.tuning import tune_garbage_collector
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import Call, CallPrice, LlmSpan, Work
 from breakeven.collector.store.rows import attributes_json
 from breakeven.collector.store.writer import call_rows_ipc, span_rows_ipc
 
@@ -59,8 +59,6 @@ class DecoderUnavailable(Exception):
 def _start_worker(settings: Settings) -> None:
     """A decode process's start: the settings, the cycle collector tuned as `serve` tunes
     it, and a watch on the server's process."""
-    from breakeven.collector.cli import tune_garbage_collector
-
     global _settings, _price
     if _settings is None:
         _lower_priority()
@@ -145,13 +143,13 @@ def _exit_with_the_server() -> None:
     threading.Thread(target=watch, name="breakeven-decode-watch", daemon=True).start()
 
 
-def _decode_traces(body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+def _decode_traces(body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
     """In a decode process: the export's Outcome, audit attributes made JSON for the writer,
     and on DuckDB the rows of its spans and of their calls too (the writer inserts them as
     they are, unless its traces were not all new or a span changed on its way:
     collector/calls/pipeline.py, _rows_as_received and _build_new)."""
     assert _settings is not None
-    outcome = ingest.body_traces_outcome(body, content_type, _settings, sender)
+    outcome = exports.body_traces_outcome(body, content_type, _settings, sender)
     # PostgreSQL's COPYs from spans and calls
     ready_for_the_writer(outcome.work, make_rows=_settings.db_dialect == "duckdb", price=_price)
     return outcome
@@ -222,19 +220,19 @@ class TraceDecoder:
                 pool, self._pool, self.processes = self._pool, None, 0
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def submit(self, body: bytes, content_type: str, sender: Sender) -> Future[ingest.Outcome]:
+    def submit(self, body: bytes, content_type: str, sender: Sender) -> Future[exports.Outcome]:
         """The export's Outcome, to come; raises DecoderUnavailable when the pool broke."""
         return self._submit(body, content_type, sender)[0]
 
     def _submit(
         self, body: bytes, content_type: str, sender: Sender
-    ) -> tuple[Future[ingest.Outcome], ProcessPoolExecutor | None]:
+    ) -> tuple[Future[exports.Outcome], ProcessPoolExecutor | None]:
         """submit(), and the pool the export went to (None: decoded here, on this thread)."""
-        future: Future[ingest.Outcome]
+        future: Future[exports.Outcome]
         if self._pool is None:
             future = Future()
             try:
-                future.set_result(ingest.body_traces_outcome(body, content_type, self.settings, sender))
+                future.set_result(exports.body_traces_outcome(body, content_type, self.settings, sender))
             except Exception as exc:  # the caller sees the same errors either way
                 future.set_exception(exc)
             return future, None
@@ -246,7 +244,7 @@ class TraceDecoder:
                 self._replace(pool)
                 raise DecoderUnavailable("a decode process died; retry") from None
 
-    def outcome(self, body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+    def outcome(self, body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
         """Blocking: the export's Outcome (gRPC's threads)."""
         future, pool = self._submit(body, content_type, sender)
         try:
@@ -254,10 +252,10 @@ class TraceDecoder:
         except BrokenProcessPool:
             raise self._died_decoding(pool) from None
 
-    async def outcome_async(self, body: bytes, content_type: str, sender: Sender) -> ingest.Outcome:
+    async def outcome_async(self, body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
         """The export's Outcome, awaited (the HTTP receiver's event loop)."""
         if self._pool is None:
-            return await asyncio.to_thread(ingest.body_traces_outcome, body, content_type, self.settings, sender)
+            return await asyncio.to_thread(exports.body_traces_outcome, body, content_type, self.settings, sender)
         future, pool = self._submit(body, content_type, sender)
         try:
             return await asyncio.wrap_future(future)

@@ -10,10 +10,12 @@ Modules, in the order data flows through them:
 - pricer.py     one call -> Priced (cost, breakdown, entry, source) or Unpriced (reason)
 - fx.py         reporting currency: dated exchange rates, conversion that names its rate
 - periods.py    UTC period arithmetic: calendar-month proration, allocation windows
-- pools.py      self-hosted pools: fixed cost, busy seconds, utilization, idle, allocation
+- gpu_match.py  a pool's GPU metric series: which pushed points and scraped endpoints are its own
+- pools.py      self-hosted pools: fixed cost, busy seconds, utilization, idle, allocation, matching
 - breakeven.py  pool break-even and traffic-class (service x model) projections
-- config.py     PricingConfig: the `[pricing]` config section, parsed and validated
+- config.py     PricingConfig: the `[pricing]` section as this stage reads it (config/pricing.py parses it)
+- ledger.py     the price step of ingest: each new call's stored price (CallPrice), or its pool
 
 Nothing here does I/O except catalog.py reading the installed package's bundled data
-(never the network) and config.py reading an optional price-book file named in the config.
+(never the network).
 """

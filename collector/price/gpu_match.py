@@ -13,12 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from breakeven.collector.price.pools import Pool
+from typing import Any
 
 # The box a series comes from: the first of these a point (then its resource) carries.
 HOST_KEYS = ("host.name", "Hostname", "hostname", "host.id", "k8s.node.name", "instance", "service.instance.id")
@@ -60,11 +55,3 @@ def host_of(attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str:
         if value:
             return value
     return ""
-
-
-def pool_of(pools: Iterable[Pool], attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str | None:
-    """The first pool (config order) whose gpu_metrics.match takes a pushed point, or None."""
-    for pool in pools:
-        if pool.gpu_metrics is not None and pool.gpu_metrics.matches(attributes, resource):
-            return pool.name
-    return None

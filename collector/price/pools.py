@@ -24,11 +24,11 @@ Decisions where DOMAIN.md is silent (README, Pricing configuration, says the sam
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from breakeven.collector.price.gpu_match import GpuMetricsConfig
 from breakeven.collector.price.money import MILLION, ONE, ZERO
@@ -250,3 +250,11 @@ def allocate(pool: Pool, since: datetime, until: datetime, items: Iterable[tuple
     return {
         key: (fixed * busy[key] / all_busy if all_busy else ZERO) + variable * tokens[key] / MILLION for key in busy
     }
+
+
+def pool_of(pools: Iterable[Pool], attributes: Mapping[str, Any], resource: Mapping[str, Any]) -> str | None:
+    """The first pool (config order) whose gpu_metrics.match takes a pushed point, or None."""
+    for pool in pools:
+        if pool.gpu_metrics is not None and pool.gpu_metrics.matches(attributes, resource):
+            return pool.name
+    return None

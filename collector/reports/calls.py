@@ -11,9 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL, PRICED
 from breakeven.collector.price.periods import parse_instant, utc
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import POOL, PRICED
 from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.fields import money
 from breakeven.collector.store import spend as store

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from breakeven.collector.price.breakeven import PoolBreakEven, alternative_cost, pool_break_even
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.entries import PriceEntry
-from breakeven.collector.price.ledger import POOL
 from breakeven.collector.price.money import MILLION, ONE, ZERO
 from breakeven.collector.price.pools import Pool, PoolPeriod, fixed_cost, pool_period
 from breakeven.collector.price.pricer import DayCachedPricer, Pricer
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import POOL
 from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.fields import money, number, tokens
 from breakeven.collector.store import spend as store

@@ -11,9 +11,8 @@ from typing import Any
 
 import orjson
 from breakeven.collector.price.fx import USD
-from breakeven.collector.price.ledger import POOL, PRICED, CallPrice
 from breakeven.collector.price.money import stored
-from breakeven.collector.records import TOKEN_FIELDS, Call, LlmSpan
+from breakeven.collector.records import POOL, PRICED, TOKEN_FIELDS, Call, CallPrice, LlmSpan
 from breakeven.collector.store.schema import calls, llm_spans
 
 CALL_COLUMNS = tuple(c.name for c in calls.columns)

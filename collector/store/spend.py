@@ -37,10 +37,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL, PRICED
 from breakeven.collector.price.periods import allocation_window, utc
 from breakeven.collector.price.pools import Pool, allocate, fixed_cost
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import POOL, PRICED
 from breakeven.collector.store import hours
 from breakeven.collector.store import rollup as rollups
 from breakeven.collector.store.schema import call_rollups, call_rollups_daily, calls

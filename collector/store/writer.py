@@ -11,14 +11,12 @@ share one database.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
-from breakeven.collector.price.ledger import NOT_PRICED, CallPrice
-from breakeven.collector.records import Call, LlmSpan
+from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, SpanKey, WriteBatch
 from breakeven.collector.store.hours import hours_of_ns, mark_dirty
 from breakeven.collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
 from breakeven.collector.store.schema import calls, ingest_counters, llm_spans
@@ -27,35 +25,6 @@ from sqlalchemy.dialects import postgresql
 # A late span is looked up among the spans of its trace that started within this much of
 # it: spans of one call overlap in time, so this bounds the lookup, not the merge.
 TRACE_LOOKUP_WINDOW_NS = 3600 * 10**9
-
-
-@dataclass(slots=True)
-class SpanKey:
-    """A stored row's identity and start time (which bounds the search for it)."""
-
-    trace_id: str
-    span_id: str
-    start_ns: int
-
-
-@dataclass(slots=True)
-class WriteBatch:
-    """Everything one commit writes."""
-
-    new_spans: list[LlmSpan] = field(default_factory=list)
-    replaced_calls: list[SpanKey] = field(default_factory=list)  # call rows to delete first
-    calls: list[Call] = field(default_factory=list)
-    prices: list[CallPrice] = field(default_factory=list)  # one per call, same order
-    span_hashes: list[tuple[SpanKey, str]] = field(default_factory=list)  # stored spans given a prompt hash
-    counters: dict[tuple[str, str], int] = field(default_factory=dict)
-    # DuckDB: new_spans' rows but their audit attributes, in new_spans' order, made by the
-    # decode processes (span_rows_ipc), when they are exactly those spans as received
-    # (pipeline._build checks); None: made here from new_spans.
-    span_rows: list[bytes] | None = None
-    # DuckDB: the calls' rows, priced, in calls' order, made by the decode processes
-    # (call_rows_ipc), when the calls are exactly the ones they made (pipeline._build_new
-    # checks); None: made here from calls and prices.
-    call_rows: list[bytes] | None = None
 
 
 _ARROW_TYPES = {

@@ -20,12 +20,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL, PRICED
 from breakeven.collector.price.money import ZERO, stored
 from breakeven.collector.price.periods import allocation_window, utc
 from breakeven.collector.price.pools import fixed_cost
 from breakeven.collector.price.pricer import Priced
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import POOL, PRICED
 from breakeven.collector.reports.calls import call_costs
 from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.fields import money, number

@@ -15,9 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between
+from breakeven.collector.records import POOL
 from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.fields import money
 from breakeven.collector.reports.pools import pool_figures, pool_json

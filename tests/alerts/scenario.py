@@ -14,8 +14,8 @@ from typing import Any
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
-from breakeven.collector.records import Call
-from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.records import Call, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 
 from tests.pricecalls import call
 

@@ -15,7 +15,7 @@ from tests.alerts.scenario import BACKEND_CLASSES, PRICING, SMALL_CALL, pool_spa
 from tests.conftest import RunningCollector, start_collector, wait_for
 from tests.otel import chat_attributes, tracer
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+METRICS_PAGE = (Path(__file__).parents[2] / "docs" / "metrics.md").read_text()
 ALERTS = {"interval": "100ms", "rules": [{"name": "PoolBelowBreakEven", "kind": "pool_below_breakeven"}]}
 # Unit suffixes Prometheus' naming guide and STYLE.md ask for; a counter's _total comes after its unit.
 # Gauges without a unit are counts of the thing they name (alerts, deliveries queued) or 0/1 (_up).
@@ -91,7 +91,7 @@ def test_names_prefix_units_and_docs(running: RunningCollector) -> None:
         else:
             exposed = name
             assert name.endswith(UNITS), f"{name}: no unit suffix"
-        assert f"`{exposed}`" in README, f"README's Metrics table does not list {exposed}"
+        assert f"`{exposed}`" in METRICS_PAGE, f"docs/metrics.md does not list {exposed}"
     assert {f"breakeven_{n}" for n in HELP} == set(families) - {"breakeven_ingest_commit_duration_seconds"}
 
 

@@ -164,8 +164,9 @@ def priced_ledger(tmp_path) -> tuple[str, str]:
     """A DuckDB ledger priced with the old book, and a config holding the new one: (db URL, config path)."""
     from breakeven.collector.config.pricing import parse_pricing
     from breakeven.collector.price.ledger import ledger_pricer
+    from breakeven.collector.records import WriteBatch
     from breakeven.collector.store.engine import make_engine, migrate
-    from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+    from breakeven.collector.store.writer import LedgerWriter
 
     from tests.store.test_reprice import CALLS, CHAT_V1, CLAUDE, OLD_ONLY
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from breakeven.collector.demo import key_value
+from breakeven.collector.demo.spans import key_value
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.metrics import CallbackOptions, Observation

@@ -16,8 +16,9 @@ from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import WriteBatch
 from breakeven.collector.store.engine import make_engine, migrate
-from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 from fastapi.testclient import TestClient
 
 from tests.conftest import RunningCollector, start_collector

@@ -37,7 +37,7 @@ from breakeven.collector.ingest.decode import (
     parse_metrics,
     parse_traces,
 )
-from breakeven.collector.ingest.outcome import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
+from breakeven.collector.ingest.exports import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
 from breakeven.collector.normalize import conventions as c
 from breakeven.collector.normalize import redact
 from breakeven.collector.price.ledger import ledger_pricer

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from breakeven.collector.records import WriteBatch
 from breakeven.collector.store import counters, queries, rollup
 from breakeven.collector.store.engine import downgrade, make_engine, migrate
 from breakeven.collector.store.rollup import Roller
-from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 
 COMMITS = [
     {("spans_received", ""): 3, ("log_records_received", ""): 2, ("non_llm_dropped", ""): 1},

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.calls.pipeline import Pipeline, Work
-from breakeven.collector.records import LlmSpan, PromptHashHint
+from breakeven.collector.calls.pipeline import Pipeline
+from breakeven.collector.records import LlmSpan, PromptHashHint, Work
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
 

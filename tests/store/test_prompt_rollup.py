@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.price.ledger import POOL, PRICED
 from breakeven.collector.price.usage import TokenUsage
-from breakeven.collector.records import Call
+from breakeven.collector.records import POOL, PRICED, Call
 from breakeven.collector.store import hours, prompts, rollup
 from breakeven.collector.store.engine import downgrade, migrate
 from breakeven.collector.store.reprice import plan_run, reprice

@@ -16,12 +16,12 @@ from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
-from breakeven.collector.records import Call
+from breakeven.collector.records import Call, SpanKey, WriteBatch
 from breakeven.collector.store import reprice as rp
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.rows import call_from_row
 from breakeven.collector.store.schema import calls, reprice_runs
-from breakeven.collector.store.writer import LedgerWriter, SpanKey, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 from fastapi.testclient import TestClient
 
 from tests.pricecalls import at, call

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.calls.pipeline import Pipeline, Work
+from breakeven.collector.calls.pipeline import Pipeline
+from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.pricing import parse_pricing
-from breakeven.collector.config.settings import SettingsError, load_settings
+from breakeven.collector.config.settings import load_settings
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL, ledger_pricer
-from breakeven.collector.records import Call
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import POOL, Call, Work, WriteBatch
 from breakeven.collector.store import rollup
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import downgrade, migrate
@@ -36,7 +37,7 @@ from breakeven.collector.store.schema import (
     retention_horizon,
     rollup_dirty,
 )
-from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 
 from tests.pricecalls import at, call
 from tests.spans import llm

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from breakeven.collector.auth import ANYONE
-from breakeven.collector.calls.pipeline import Pipeline, Work
+from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import validate
 from breakeven.collector.ingest import offload
 from breakeven.collector.price.ledger import ledger_pricer
-from breakeven.collector.records import LlmSpan, PromptHashHint
+from breakeven.collector.records import LlmSpan, PromptHashHint, Work
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import LedgerWriter
 

@@ -27,12 +27,13 @@ import pytest
 import sqlalchemy as sa
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.ledger import POOL, CallPrice, ledger_pricer
+from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.price.usage import TokenUsage
+from breakeven.collector.records import POOL, CallPrice, WriteBatch
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.schema import calls
-from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 
 from tests.pricecalls import at, call
 

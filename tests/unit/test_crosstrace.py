@@ -12,8 +12,7 @@ from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.failures import FailureMemory
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, call_of_span, merge_group
 from breakeven.collector.calls.tracecache import TraceState
-from breakeven.collector.records import Call
-from breakeven.collector.store.writer import WriteBatch
+from breakeven.collector.records import Call, WriteBatch
 
 from tests.spans import T0, llm
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.ingest.decode import Limits, PayloadError, decode_traces, parse_traces
-from breakeven.collector.ingest.outcome import limits_of
+from breakeven.collector.ingest.exports import limits_of
 from breakeven.collector.records import DecodedSpan
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue

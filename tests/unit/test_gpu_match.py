@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 from breakeven.collector.config.pricing import parse_pricing
-from breakeven.collector.price.gpu_match import GpuMetricsConfig, host_of, pool_of
+from breakeven.collector.price.gpu_match import GpuMetricsConfig, host_of
+from breakeven.collector.price.pools import pool_of
 
 HOST = (("host.name", ("gpu-70b-*",)),)
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from breakeven.collector.config.pricing import parse_pricing
-from breakeven.collector.demo import key_value
-from breakeven.collector.gpu.samples import OTLP, SCRAPE, Sample, buckets, from_exposition, from_otlp
+from breakeven.collector.demo.spans import key_value
+from breakeven.collector.gpu.samples import OTLP, SCRAPE, Sample, buckets, from_exposition
+from breakeven.collector.ingest.gpu_metrics import from_otlp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Gauge,

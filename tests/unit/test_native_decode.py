@@ -26,7 +26,7 @@ from breakeven.collector.ingest.decode import (
     native_available,
     native_traces,
 )
-from breakeven.collector.ingest.outcome import body_traces_outcome, limits_of, traces_outcome
+from breakeven.collector.ingest.exports import body_traces_outcome, limits_of, traces_outcome
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status

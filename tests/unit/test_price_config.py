@@ -7,7 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from breakeven.collector.config.settings import Settings, SettingsError, load_settings
+from breakeven.collector.config.checks import SettingsError
+from breakeven.collector.config.settings import Settings, load_settings
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import Converted
 from breakeven.collector.price.pricer import Priced
@@ -15,7 +16,7 @@ from breakeven.collector.price.pricer import Priced
 from tests.pricecalls import at, call
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hybrid-fleet.toml"
-README = (Path(__file__).parents[2] / "README.md").read_text()
+PRICING_PAGE = (Path(__file__).parents[2] / "docs" / "pricing.md").read_text()
 
 # A minimal valid pool, for error cases to break one key of.
 POOL = """
@@ -70,8 +71,8 @@ def test_worked_example_loads_and_prices() -> None:
     )
 
 
-def test_readme_shows_the_worked_example_verbatim() -> None:
-    assert EXAMPLE.read_text().strip() in README
+def test_the_pricing_page_shows_the_worked_example_verbatim() -> None:
+    assert EXAMPLE.read_text().strip() in PRICING_PAGE
 
 
 @pytest.mark.parametrize(

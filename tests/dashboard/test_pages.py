@@ -17,8 +17,9 @@ import pytest
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import WriteBatch
 from breakeven.collector.store.engine import make_engine, migrate
-from breakeven.collector.store.writer import LedgerWriter, WriteBatch
+from breakeven.collector.store.writer import LedgerWriter
 from breakeven.dashboard.routes import add_dashboard
 from fastapi.testclient import TestClient
 

@@ -9,6 +9,8 @@ import threading
 
 import grpc
 import uvicorn
+from starlette.types import ASGIApp
+
 from breakeven.collector.alerts.runner import AlertRunner, default_dashboard_url
 from breakeven.collector.api.alerts import alerts_router
 from breakeven.collector.api.login import require_login
@@ -28,7 +30,6 @@ from breakeven.collector.store.engine import current_revision, head_revision, mi
 from breakeven.collector.store.rollup import Roller
 from breakeven.collector.store.writer import LedgerWriter
 from breakeven.dashboard.routes import add_dashboard
-from starlette.types import ASGIApp
 
 log = logging.getLogger("breakeven")
 

@@ -118,8 +118,9 @@ def serve(settings: Settings) -> int:
 
 def reprice(settings: Settings, args: argparse.Namespace) -> int:
     """Reprice a date range: progress on stderr, the summary on stdout; 2 on bad input, 130 when interrupted."""
-    from breakeven.collector.store import reprice as rp
     from sqlalchemy.exc import SQLAlchemyError
+
+    from breakeven.collector.store import reprice as rp
 
     try:
         since = rp.parse_bound("--since", args.since)

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from breakeven.dashboard.fmt import compact
 from markupsafe import Markup, escape
+
+from breakeven.dashboard.fmt import compact
 
 # Okabe-Ito and friends: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#7f7f7f", "#332288")
@@ -48,8 +49,8 @@ def _nice_step(span: float, ticks: int = 5) -> float:
     magnitude = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * magnitude:
-            return factor * magnitude
-    return 10 * magnitude
+            return float(factor * magnitude)
+    return float(10 * magnitude)
 
 
 def _axis(top: float) -> tuple[float, list[float]]:

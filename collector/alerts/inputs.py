@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.alerts.rules import (
     ClassFigures,
     IngestFigures,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+
 from breakeven.collector.alerts import store
 from breakeven.collector.alerts.inputs import IngestSamples, rule_inputs
 from breakeven.collector.alerts.notify import Dispatcher, Notifiers

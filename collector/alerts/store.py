@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, AlertState, Evaluation
 from breakeven.collector.store.schema import alert_history, alert_states
 
@@ -22,7 +23,8 @@ def _utc(value: datetime | None) -> datetime | None:
 
 def _state_of(row: Any) -> AlertState:
     active_since, updated_at = _utc(row.active_since), _utc(row.updated_at)
-    assert active_since is not None and updated_at is not None  # NOT NULL columns
+    assert active_since is not None
+    assert updated_at is not None
     return AlertState(
         fingerprint=row.fingerprint,
         rule=row.rule,

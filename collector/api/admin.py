@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from breakeven.collector.store.reprice import list_runs
 from fastapi import APIRouter, Query
+
+from breakeven.collector.store.reprice import list_runs
 
 MAX_RUNS = 1000
 

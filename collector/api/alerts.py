@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query
+
 from breakeven.collector.alerts import store
 from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, duration_text
 from breakeven.collector.api.times import parse_time
 from breakeven.collector.config.alerts import AlertsConfig, Rule
-from fastapi import APIRouter, HTTPException, Query
 
 if TYPE_CHECKING:
     from breakeven.collector.alerts.runner import AlertRunner

@@ -8,11 +8,12 @@ Nothing here logs the Authorization header.
 
 from __future__ import annotations
 
-from breakeven.collector.auth import OPEN_PATHS, AuthConfig, api_user, may
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
+
+from breakeven.collector.auth import OPEN_PATHS, AuthConfig, api_user, may
 
 
 class LoginMiddleware(BaseHTTPMiddleware):

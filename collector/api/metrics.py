@@ -25,6 +25,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector as PrometheusCollector
+
 from breakeven.collector.alerts import inputs, store
 from breakeven.collector.alerts.notify import OUTCOMES
 from breakeven.collector.alerts.rules import FIRING, PENDING
@@ -32,10 +37,6 @@ from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import Settings
 from breakeven.collector.providers import PROVIDER_ALIASES
 from breakeven.collector.store import queries
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector as PrometheusCollector
 
 if TYPE_CHECKING:
     from breakeven.collector.alerts.runner import AlertRunner

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import APIRouter
+
 from breakeven.collector.api.times import time_range
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.breakeven import breakeven_report
@@ -17,7 +19,6 @@ from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.gpu import add_gpu_figures
 from breakeven.collector.reports.pools import pool_figures, pool_json
 from breakeven.collector.reports.spend import spend_report
-from fastapi import APIRouter
 
 
 def money_router(engine: sa.Engine, pricing: PricingConfig) -> APIRouter:

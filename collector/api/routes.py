@@ -10,6 +10,10 @@ import logging
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
 from breakeven.collector import __version__
 from breakeven.collector.api.admin import admin_router
 from breakeven.collector.api.money import money_router
@@ -20,9 +24,6 @@ from breakeven.collector.reports.calls import call_costs
 from breakeven.collector.reports.errors import ReportError
 from breakeven.collector.store import queries
 from breakeven.collector.store.engine import current_revision, head_revision
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 MAX_PAGE = 1000
 log = logging.getLogger("breakeven.api")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from breakeven.collector.price.periods import month_start, parse_instant, utc
 from fastapi import HTTPException
+
+from breakeven.collector.price.periods import month_start, parse_instant, utc
 
 _MICROSECOND = timedelta(microseconds=1)
 

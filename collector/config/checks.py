@@ -137,7 +137,7 @@ def integer(raw: Any, key: str, *, minimum: int, one_message: bool = False) -> i
         fail(f"{key}: expected a whole number, got {raw!r}")
     if raw < minimum:
         fail(f"{key}: expected at least {minimum}, got {raw}")
-    return raw
+    return int(raw)
 
 
 def boolean(raw: Any, key: str) -> bool:

@@ -127,7 +127,8 @@ def _entry(raw: Any, key: str, source: str) -> PriceEntry:
             checks.fail(f"{key}.{kind}: a tier prices {kind}, so the entry needs a base {kind} rate")
         rates[kind] = None if base is None else Rate(base, kind_tiers)
     input_rate, output_rate = rates["input"], rates["output"]
-    assert input_rate is not None and output_rate is not None  # required above
+    assert input_rate is not None
+    assert output_rate is not None
     return PriceEntry(
         entry_id=f"book:{provider}/{model}@{effective_from.isoformat()}",
         source=source,

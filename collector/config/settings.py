@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from breakeven.collector.auth import AuthConfig
 from breakeven.collector.config.alerts import AlertsConfig, parse_alerts
 from breakeven.collector.config.auth import parse_auth
@@ -24,8 +27,6 @@ from breakeven.collector.config.checks import SettingsError, read_toml
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.records import BACKEND_CLASSES
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "BREAKEVEN_"
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.demo.config import CONFIG_NAME, config_text

@@ -7,11 +7,12 @@ exporter forwards it.
 
 from __future__ import annotations
 
-from breakeven.collector.demo.spans import key_value
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from breakeven.collector.demo.spans import key_value
 
 
 def gpu_body(day_points: dict[str, list[tuple[int, float, float]]]) -> bytes:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from breakeven.collector.demo.traffic import BUSINESS_HOURS, FAQ, Stream, Usage, call_start
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from breakeven.collector.demo.traffic import BUSINESS_HOURS, FAQ, Stream, Usage, call_start
 
 NS = 1_000_000_000
 

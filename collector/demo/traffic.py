@@ -128,7 +128,7 @@ def pool_of(s: Stream) -> str | None:
 def day_factor(s: Stream, day: date, index: int, days: int) -> float:
     """A stream's volume on the index-th of `days` days, relative to its per_day: weekends and growth."""
     weekend = s.weekend if day.weekday() >= 5 else 1.0
-    return weekend * (1 + s.growth) ** (index - days / 2)
+    return float(weekend * (1 + s.growth) ** (index - days / 2))
 
 
 def call_start(rng: random.Random, day_start: datetime, hours: list[int], latest: datetime) -> datetime | None:

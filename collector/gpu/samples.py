@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
 
-from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
 from prometheus_client.parser import text_string_to_metric_families
+
+from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
 
 OTLP, SCRAPE = "otlp", "scrape"
 SOURCES = (OTLP, SCRAPE)

@@ -44,7 +44,7 @@ def fetch(url: str, timeout: float) -> str:
     """The endpoint's exposition text; raises OSError (or ValueError) saying why not."""
     request = urllib.request.Request(url, headers={"Accept": _ACCEPT, "User-Agent": f"breakeven/{__version__}"})
     with urllib.request.urlopen(request, timeout=timeout) as reply:  # http(s) only: checked at start
-        body = reply.read(MAX_BODY_BYTES + 1)
+        body: bytes = reply.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
         raise ValueError(f"exposition larger than {MAX_BODY_BYTES} bytes")
     return body.decode("utf-8", errors="replace")

@@ -16,11 +16,12 @@ from decimal import Decimal
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
 from breakeven.collector.gpu.samples import EPOCH, Bucket
-from breakeven.collector.store.rollup import bucket_start
+from breakeven.collector.store.hours import bucket_start
 from breakeven.collector.store.schema import gpu_metric_minutes as minutes
 from breakeven.collector.store.schema import gpu_scrape_targets as targets
-from sqlalchemy.dialects import postgresql
 
 _KEY = ("minute", "pool", "source", "metric", "host")
 _PG_ROWS_PER_STATEMENT = 2000  # 11 parameters a row, under PostgreSQL's 65,535

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from collector.records import DecodedSpan, Rejection
+from breakeven.collector.records import DecodedSpan, Rejection
 
 def setup(
     span: type, span_fields: tuple[str, ...], event: type, event_fields: tuple[str, ...], rejection: type

@@ -24,12 +24,10 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
-from breakeven.collector.normalize.redact import is_content
-from breakeven.collector.records import Attributes, DecodedSpan, Rejection, SpanEvent
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -37,6 +35,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from breakeven.collector.normalize.redact import is_content
+from breakeven.collector.records import Attributes, DecodedSpan, Rejection, SpanEvent
+
+M = TypeVar("M", bound=Message)  # an OTLP export message type
 _ZERO_TRACE = b"\x00" * 16
 _ZERO_SPAN = b"\x00" * 8
 
@@ -118,7 +120,7 @@ def parse_metrics(body: bytes, content_type: str) -> ExportMetricsServiceRequest
     return _parse(ExportMetricsServiceRequest, body, content_type, lambda doc: None)
 
 
-def _parse(message_type: Any, body: bytes, content_type: str, fix_ids: Any) -> Any:
+def _parse(message_type: type[M], body: bytes, content_type: str, fix_ids: Callable[[dict[str, Any]], None]) -> M:
     if content_type == "application/x-protobuf":
         try:
             return message_type.FromString(body)

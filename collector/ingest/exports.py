@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from breakeven.collector.auth import ANYONE, Sender
 from breakeven.collector.config.settings import Settings
 from breakeven.collector.ingest.decode import (
@@ -28,9 +32,6 @@ from breakeven.collector.ingest.decode import TooLarge as TooLarge  # raised her
 from breakeven.collector.normalize import normalize_span, read_attribute_names
 from breakeven.collector.normalize.redact import hash_messages, messages_from_log
 from breakeven.collector.records import PromptHashHint, Rejection, Work
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 MAX_DETAIL_CHARS = 300  # a rejection's detail quotes what was sent; the answer stays short
 _LIMITS: dict[int, tuple[Settings, Limits]] = {}

@@ -15,13 +15,14 @@ import time
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
 from breakeven.collector.gpu.names import counts, device_of, known_metric, ratio_of
 from breakeven.collector.gpu.samples import FUTURE_SLACK_NS, OTLP, Extracted, Sample, buckets
 from breakeven.collector.gpu.store import GpuStore
 from breakeven.collector.ingest.decode import attributes
 from breakeven.collector.price.gpu_match import host_of
 from breakeven.collector.price.pools import Pool, pool_of
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 log = logging.getLogger("breakeven.gpu")
 

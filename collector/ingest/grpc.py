@@ -17,17 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
 from breakeven.collector.auth import Sender, ingest_sender
 from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
 from breakeven.collector.config.settings import Settings
 from breakeven.collector.ingest import decode, exports
 from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
 from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
-from google.protobuf import duration_pb2
-from google.rpc import error_details_pb2
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 log = logging.getLogger("breakeven.receive.grpc")
 COMMIT_TIMEOUT_SECONDS = 60.0
@@ -104,10 +105,12 @@ class _Traces:
 
 def traces_handler(settings: Settings, pipeline: Pipeline, decoder: TraceDecoder) -> grpc.GenericRpcHandler:
     """TraceService with Export handed the raw request bytes (request_deserializer None)."""
-    export = grpc.unary_unary_rpc_method_handler(
-        _Traces(settings, pipeline, decoder).export,
-        request_deserializer=None,
-        response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+    export: grpc.RpcMethodHandler[bytes, trace_service_pb2.ExportTraceServiceResponse] = (
+        grpc.unary_unary_rpc_method_handler(
+            _Traces(settings, pipeline, decoder).export,
+            request_deserializer=None,
+            response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+        )
     )
     return grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": export})
 

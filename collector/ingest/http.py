@@ -19,12 +19,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anyio import to_thread
-from breakeven.collector.auth import Sender, ingest_sender
-from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
-from breakeven.collector.config.settings import Settings
-from breakeven.collector.ingest import decode, exports
-from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
-from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -35,6 +29,13 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from breakeven.collector.auth import Sender, ingest_sender
+from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
+from breakeven.collector.config.settings import Settings
+from breakeven.collector.ingest import decode, exports
+from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
+from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 
 log = logging.getLogger("breakeven.receive.http")
 PROTOBUF = "application/x-protobuf"

@@ -126,7 +126,8 @@ def _whole(value: Decimal, per_unit: int) -> int:
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     coefficient = int("".join(map(str, digits))) * (-1 if sign else 1)
-    return coefficient * 10**exponent * per_unit if exponent >= 0 else coefficient * per_unit // 10**-exponent
+    scaled: int = coefficient * 10**exponent * per_unit if exponent >= 0 else coefficient * per_unit // 10**-exponent
+    return scaled
 
 
 def _exponent(value: Decimal) -> int:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.periods import parse_instant, utc
 from breakeven.collector.price.usage import TokenUsage

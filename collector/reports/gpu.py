@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.gpu.names import GPU_UTILIZATION
 from breakeven.collector.gpu.samples import SCRAPE
 from breakeven.collector.gpu.store import SourceTotals, TargetHealth, daily_means, scrape_health, source_totals

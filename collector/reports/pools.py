@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.breakeven import PoolBreakEven, alternative_cost, pool_break_even
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.entries import PriceEntry

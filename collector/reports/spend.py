@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.reports.currency import Converter, header

@@ -10,6 +10,7 @@ from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
 from breakeven.collector.config.settings import Settings
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+
 from breakeven.collector.store.schema import rollup_dirty
 
 HOUR = timedelta(hours=1)

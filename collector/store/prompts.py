@@ -39,6 +39,11 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
 from breakeven.collector.store.hours import (
     HOUR,
     bucket_start,
@@ -50,10 +55,6 @@ from breakeven.collector.store.hours import (
     utc,
 )
 from breakeven.collector.store.schema import calls, prompt_rollups, prompt_rollups_unpaired
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 # Rows of one key at most this far apart are paired: the longest window the page reads
 # without the unpaired ones.

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.store.rows import public_call
 from breakeven.collector.store.schema import calls, ingest_counters
 

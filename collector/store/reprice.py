@@ -35,6 +35,7 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 import sqlalchemy as sa
+
 from breakeven.collector.price.catalog import library_source
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
@@ -42,7 +43,7 @@ from breakeven.collector.price.money import STORAGE_PRECISION, STORAGE_SCALE, ZE
 from breakeven.collector.price.periods import parse_instant
 from breakeven.collector.records import PRICED, UNPRICED, Call, CallPrice
 from breakeven.collector.store.engine import head_revision, make_engine
-from breakeven.collector.store.rollup import floor_hour, mark_dirty
+from breakeven.collector.store.hours import floor_hour, mark_dirty
 from breakeven.collector.store.rows import PRICE_COLUMNS, call_from_row, decimal_text
 from breakeven.collector.store.schema import calls, reprice_runs
 

@@ -53,6 +53,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
 from breakeven.collector.store import counters, prompts
 from breakeven.collector.store.hours import (
     DAY,
@@ -65,8 +67,6 @@ from breakeven.collector.store.hours import (
     ranges,
     utc,
 )
-from breakeven.collector.store.hours import hour_of_ns as hour_of_ns  # the writer's, from where it always was
-from breakeven.collector.store.hours import mark_dirty as mark_dirty  # the writer's and reprice's
 from breakeven.collector.store.schema import (
     call_rollups,
     call_rollups_daily,
@@ -75,7 +75,6 @@ from breakeven.collector.store.schema import (
     retention_horizon,
     rollup_dirty,
 )
-from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger("breakeven.rollup")
 

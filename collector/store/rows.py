@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+
 from breakeven.collector.price.fx import USD
 from breakeven.collector.price.money import stored
 from breakeven.collector.records import POOL, PRICED, TOKEN_FIELDS, Call, CallPrice, LlmSpan

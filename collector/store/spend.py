@@ -36,6 +36,8 @@ from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.visitors import replacement_traverse
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.periods import allocation_window, utc
 from breakeven.collector.price.pools import Pool, allocate, fixed_cost
@@ -44,7 +46,6 @@ from breakeven.collector.records import POOL, PRICED
 from breakeven.collector.store import hours
 from breakeven.collector.store import rollup as rollups
 from breakeven.collector.store.schema import call_rollups, call_rollups_daily, calls
-from sqlalchemy.sql.visitors import replacement_traverse
 
 GROUP_KEYS = (
     "backend_class", "provider", "model", "model_version", "quantization", "service", "team", "feature", "pool",

@@ -16,11 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
 from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, SpanKey, WriteBatch
 from breakeven.collector.store.hours import hours_of_ns, mark_dirty
 from breakeven.collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
 from breakeven.collector.store.schema import calls, ingest_counters, llm_spans
-from sqlalchemy.dialects import postgresql
 
 # A late span is looked up among the spans of its trace that started within this much of
 # it: spans of one call overlap in time, so this bounds the lookup, not the merge.

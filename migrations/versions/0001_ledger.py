@@ -5,6 +5,8 @@ Revises:
 Create Date: 2026-11-23
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -16,7 +18,7 @@ depends_on = None
 TS = sa.DateTime(timezone=True)
 
 
-def _shared() -> list[sa.Column]:
+def _shared() -> list[sa.Column[Any]]:
     return [
         sa.Column("parent_span_id", sa.String(16)),
         sa.Column("start_time", TS, nullable=False),
@@ -44,7 +46,7 @@ def _shared() -> list[sa.Column]:
     ]
 
 
-def _tokens(nullable: bool) -> list[sa.Column]:
+def _tokens(nullable: bool) -> list[sa.Column[Any]]:
     names = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
     return [sa.Column(name, sa.BigInteger, nullable=nullable) for name in names]
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from markupsafe import Markup
+
 from breakeven.dashboard import charts
 from breakeven.dashboard.fmt import dec
 from breakeven.dashboard.pages.common import key_text
-from markupsafe import Markup
 
 HALF = 560  # drawing width of a chart that shares the page's width with another
 SHOWN_NAMES = {"self_hosted": "self-hosted (busy)", "self_hosted idle": "self-hosted idle GPU"}

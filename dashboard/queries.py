@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.records import POOL, PRICED, UNPRICED
 from breakeven.collector.store.prompts import prompt_rows

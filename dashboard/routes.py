@@ -17,16 +17,17 @@ from typing import Any
 
 import jinja2
 import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.errors import ReportError
 from breakeven.dashboard import export, figures, fmt
 from breakeven.dashboard.pages import alerts, breakeven, calls, overview, pools, quality, spend
 from breakeven.dashboard.pages.common import NONE_VALUE, key_text
 from breakeven.dashboard.view import COOKIE, COOKIE_MAX_AGE, PRESETS, VIEW_PARAMS, View, url, view_of
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.templating import Jinja2Templates
-from sqlalchemy.exc import SQLAlchemyError
 
 HERE = Path(__file__).parent
 log = logging.getLogger("breakeven.dashboard")

@@ -14,10 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from fastapi import HTTPException, Request
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import USD
 from breakeven.collector.price.periods import month_start
-from fastapi import HTTPException, Request
 
 COOKIE = "breakeven_view"
 COOKIE_MAX_AGE = 365 * 86_400

@@ -43,6 +43,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.demo.config import config_text
@@ -53,7 +55,6 @@ from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.rows import call_columns
 from breakeven.collector.store.schema import calls as calls_table
 from breakeven.dashboard.routes import add_dashboard
-from fastapi.testclient import TestClient
 
 POPULAR_PROMPTS = 5_000
 PAGES = [

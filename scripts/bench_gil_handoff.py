@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyarrow as pa
+
 from breakeven.collector.ingest.tuning import GIL_SWITCH_INTERVAL_SECONDS
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import _SCHEMAS

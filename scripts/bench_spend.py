@@ -41,6 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
+
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.breakeven import breakeven_report

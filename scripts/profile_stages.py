@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_ingest import build_template
+
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body, native_available

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from breakeven.collector.app import Collector
 from breakeven.collector.config.settings import load_settings
 

@@ -132,7 +132,8 @@ def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, sce
     if call["streaming"] is not None:
         assert call["streaming"] == expected["streaming"]
     text = json.dumps(call)
-    assert "SECRET-PROMPT" not in text and "SECRET-COMPLETION" not in text
+    assert "SECRET-PROMPT" not in text
+    assert "SECRET-COMPLETION" not in text
     if content_sent:
         assert call["prompt_hash"], "content was sent, so a prompt hash must be computed"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from shutil import which
 
 import pytest
+
 from breakeven.collector.ingest.decode import (
     PROTOBUF,
     DecodedTraces,

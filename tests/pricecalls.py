@@ -100,7 +100,8 @@ def entry(
         return Rate(Decimal(base), tuple(Tier(above, Decimal(r)) for above, r in tiers.get(kind, [])))
 
     input_rate, output_rate = rate("input", input), rate("output", output)
-    assert input_rate is not None and output_rate is not None
+    assert input_rate is not None
+    assert output_rate is not None
     return PriceEntry(
         entry_id=f"test:{provider}/{model}@{effective_from}",
         source=source,

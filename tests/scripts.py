@@ -16,7 +16,8 @@ def bench_ingest() -> Any:
     if loaded is not None:
         return loaded
     spec = importlib.util.spec_from_file_location("bench_ingest", SCRIPTS / "bench_ingest.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     sys.modules["bench_ingest"] = bench
     spec.loader.exec_module(bench)

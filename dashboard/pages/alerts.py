@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.alerts import store
 from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED
 from breakeven.dashboard.view import View

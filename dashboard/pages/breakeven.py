@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.periods import seconds_between
 from breakeven.collector.reports.breakeven import breakeven_report

@@ -19,6 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import HTTPException
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO, stored
 from breakeven.collector.price.periods import allocation_window, utc
@@ -36,7 +38,6 @@ from breakeven.collector.store.schema import calls
 from breakeven.dashboard import queries
 from breakeven.dashboard.pages.common import converter, iso, tokens_json
 from breakeven.dashboard.view import View
-from fastapi import HTTPException
 
 PAGE_SIZE = 50
 NARROW = timedelta(days=1)

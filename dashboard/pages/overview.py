@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between

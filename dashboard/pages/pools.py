@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.fields import money

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.store import queries as store_queries
 from breakeven.dashboard import queries

@@ -16,7 +16,6 @@ from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import Call, WriteBatch
 from breakeven.collector.store.writer import LedgerWriter
-
 from tests.pricecalls import call
 
 POOL_ADDRESS = "10.9.9.9"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from breakeven.collector.alerts.rules import duration_text
 from breakeven.collector.config.alerts import AlertsConfig, duration
 from breakeven.collector.config.checks import SettingsError
@@ -27,7 +28,9 @@ def load(tmp_path: Path, text: str) -> Settings:
 
 def test_default_has_no_rules_and_sends_nowhere() -> None:
     alerts = load_settings({}, environ={}).alerts
-    assert alerts == AlertsConfig() and alerts.rules == () and alerts.webhooks == ()
+    assert alerts == AlertsConfig()
+    assert alerts.rules == ()
+    assert alerts.webhooks == ()
     assert (alerts.alertmanager_url, alerts.slack_webhook_url, alerts.pagerduty_routing_key) == (None, None, None)
     assert alerts.interval == timedelta(minutes=1)
 
@@ -42,7 +45,8 @@ def test_example_loads_and_is_on_the_alerts_page() -> None:
         timedelta(hours=1), Decimal("0.05"), timedelta(hours=2), timedelta(hours=4)
     )  # fmt: skip
     assert alerts.alertmanager_url == "http://alertmanager:9093"
-    assert alerts.webhooks[0].secret == "change-me" and alerts.slack_webhook_url
+    assert alerts.webhooks[0].secret == "change-me"
+    assert alerts.slack_webhook_url
     alerts_page = (ROOT / "docs" / "alerts.md").read_text()
     assert EXAMPLE.read_text().strip() in alerts_page, "docs/alerts.md shows examples/alerts.toml verbatim"
 
@@ -61,7 +65,8 @@ def test_shipped_prometheus_rules_are_the_example_rules() -> None:
     assert f"+ {by_name['PoolBelowBreakEven'].margin}" in exprs["PoolBelowBreakEven"]
     assert f"[{duration_text(by_name['ClassPastBreakEven'].window)}]" in exprs["ClassPastBreakEven"]
     drift = by_name["SpendDrift"]
-    assert f"> {1 + drift.margin / 100} *" in exprs["SpendDrift"] and f">= {drift.min_spend_usd}" in exprs["SpendDrift"]
+    assert f"> {1 + drift.margin / 100} *" in exprs["SpendDrift"]
+    assert f">= {drift.min_spend_usd}" in exprs["SpendDrift"]
     ingest = [r["expr"] for r in shipped if r["alert"] == "IngestUnhealthy"]
     assert any(
         f"[{duration_text(by_name['IngestUnhealthy'].window)}]" in e

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from breakeven.collector.api.metrics import HELP
 from prometheus_client.parser import text_string_to_metric_families
 
+from breakeven.collector.api.metrics import HELP
 from tests.alerts.scenario import BACKEND_CLASSES, PRICING, SMALL_CALL, pool_span_attributes
 from tests.conftest import RunningCollector, start_collector, wait_for
 from tests.otel import chat_attributes, tracer
@@ -42,7 +42,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollect
 
 def scrape(app: RunningCollector) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     response = httpx.get(f"{app.api}/metrics", timeout=10)
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakeven.collector.alerts.notify import Dispatcher, Notifiers, alertmanager_alerts, post_json
 from breakeven.collector.alerts.rules import FIRING, REPEAT, RESOLVED, AlertState, Notification
 from breakeven.collector.config.alerts import AlertsConfig, Webhook
-
 from tests.alerts.receiver import receiver
 from tests.conftest import wait_for
 
@@ -56,8 +56,10 @@ def test_generic_webhook_carries_the_alert_and_a_verifiable_hmac_signature() -> 
     assert signed.headers["Content-Type"] == "application/json"
     body = signed.json()
     assert (body["version"], body["event"], body["status"]) == ("1", "firing", "firing")
-    assert body["alert"]["labels"] == ALERT.labels and body["alert"]["annotations"] == ALERT.annotations
-    assert body["alert"]["starts_at"] == "2026-03-02T12:00:00.000Z" and body["alert"]["ends_at"] is None
+    assert body["alert"]["labels"] == ALERT.labels
+    assert body["alert"]["annotations"] == ALERT.annotations
+    assert body["alert"]["starts_at"] == "2026-03-02T12:00:00.000Z"
+    assert body["alert"]["ends_at"] is None
     assert body["alert"]["url"] == f"{DASHBOARD}/alerts?alert=PoolBelowBreakEven%7Bpool%3D%22gpu%22%7D"
     (plain,) = rx.posts("/plain")
     assert "X-Breakeven-Signature" not in plain.headers
@@ -77,7 +79,8 @@ def test_slack_message_per_event() -> None:
     assert [b["text"].split("]")[0] for b in bodies] == ["[FIRING", "[STILL FIRING", "[RESOLVED"]
     assert bodies[0]["text"] == "[FIRING] PoolBelowBreakEven (pool=gpu): Pool gpu ran at 10.0% utilization."
     attachment = bodies[0]["attachments"][0]
-    assert attachment["color"] == "#d62728" and bodies[2]["attachments"][0]["color"] == "#2ca02c"
+    assert attachment["color"] == "#d62728"
+    assert bodies[2]["attachments"][0]["color"] == "#2ca02c"
     assert attachment["title_link"].startswith(f"{DASHBOARD}/alerts?alert=")
     assert attachment["fields"] == [{"title": "severity", "value": "warning", "short": True}]
 
@@ -97,7 +100,8 @@ def test_pagerduty_events_v2_trigger_then_resolve_by_dedup_key() -> None:
         "R0UT1NG",
         ALERT.fingerprint,
     )
-    assert trigger["payload"]["severity"] == "warning" and trigger["payload"]["source"] == "breakeven"
+    assert trigger["payload"]["severity"] == "warning"
+    assert trigger["payload"]["source"] == "breakeven"
     assert resolve == {"routing_key": "R0UT1NG", "event_action": "resolve", "dedup_key": ALERT.fingerprint}
 
 
@@ -182,7 +186,8 @@ def test_post_json_reports_http_errors_as_retryable_or_not() -> None:
             post_json(f"{rx.url}/a", b"{}", {}, 5)
         with pytest.raises(DeliveryError) as missing:
             post_json(f"{rx.url}/a", b"{}", {}, 5)
-    assert busy.value.retry and not missing.value.retry
+    assert busy.value.retry
+    assert not missing.value.retry
 
 
 def test_slack_text_from_spans_is_escaped() -> None:
@@ -196,5 +201,6 @@ def test_slack_text_from_spans_is_escaped() -> None:
     )
     body = slack_body(Notification(FIRING, hostile), DASHBOARD)
     text = body["text"] + body["attachments"][0]["title"] + body["attachments"][0]["text"]
-    assert "<" not in text and ">" not in text
+    assert "<" not in text
+    assert ">" not in text
     assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in body["text"]

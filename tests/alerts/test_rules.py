@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from breakeven.collector.alerts.rules import (
     FIRING,
     PENDING,
@@ -254,7 +255,8 @@ def test_conditions(rule: Rule, inputs: Inputs, expected: list[dict[str, str]]) 
     assert conditions is not None
     assert [dict(c.labels) for c in conditions] == expected
     for c in conditions:
-        assert c.summary.endswith(".") and "None" not in c.summary
+        assert c.summary.endswith(".")
+        assert "None" not in c.summary
 
 
 @pytest.mark.parametrize(
@@ -271,7 +273,8 @@ def test_pool_alert_says_what_buying_would_have_cost_and_the_idle_spend() -> Non
         "traffic from together/llama would have cost 20.00 USD against 100.00 USD; idle spend 90.00 USD."
     )
     details = dict(c.details)
-    assert details["alternative_cost_usd"] == "20.000000" and details["idle_usd"] == "90.000000"
+    assert details["alternative_cost_usd"] == "20.000000"
+    assert details["idle_usd"] == "90.000000"
 
 
 # ----------------------------------------------------------------------------- the state machine
@@ -374,7 +377,8 @@ def test_firing_alert_carries_labels_times_and_the_latest_figures() -> None:
     assert alert.labels == {"alertname": "P", "severity": "critical", "team": "ml", "pool": "gpu"}
     assert (alert.state, alert.active_since, alert.fired_at, alert.last_notified_at) == (FIRING, T0, T0, T0)
     assert alert.annotations["utilization"] == "0.200000"
-    assert later.notifications == [] and later.changed(first.states) == [alert]
+    assert later.notifications == []
+    assert later.changed(first.states) == [alert]
 
 
 def test_alerts_of_a_rule_no_longer_configured_resolve() -> None:
@@ -393,7 +397,9 @@ def test_evaluation_is_pure() -> None:
     b = evaluate(
         [Rule("P", POOL_BELOW_BREAKEVEN, for_=timedelta(minutes=5))], UNDER, previous, T0 + timedelta(minutes=5)
     )
-    assert previous == snapshot and a.states == b.states and a.notifications == b.notifications
+    assert previous == snapshot
+    assert a.states == b.states
+    assert a.notifications == b.notifications
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,13 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.alerts import inputs, store
 from breakeven.collector.alerts.rules import FIRING, RESOLVED
 from breakeven.collector.alerts.runner import ADVISORY_LOCK_KEY, AlertRunner
 from breakeven.collector.config.alerts import AlertsConfig, Rule, Webhook
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import LedgerWriter
-
 from tests.alerts.receiver import Receiver, receiver
 from tests.alerts.scenario import frontier_call, pool_call, pricing, store_calls
 from tests.conftest import wait_for
@@ -46,13 +46,16 @@ def test_inputs_read_from_the_ledger(ledger: sa.Engine) -> None:
     with ledger.connect() as conn:
         (pool,) = inputs.pool_figures(conn, p, NOW - HOUR, NOW)
         assert (pool.pool, pool.calls, pool.tokens) == ("gpu-a", 1, 1100)
-        assert pool.cost_usd == Decimal(1) and pool.alternative_usd == Decimal("0.0011")
+        assert pool.cost_usd == Decimal(1)
+        assert pool.alternative_usd == Decimal("0.0011")
         assert pool.utilization == Decimal(2) / 3600  # 1000/1000 + 100/100 box-seconds
-        assert pool.break_even_utilization is not None and pool.break_even_utilization > Decimal("0.5")
+        assert pool.break_even_utilization is not None
+        assert pool.break_even_utilization > Decimal("0.5")
         assert pool.idle_usd == Decimal(1) * (1 - pool.utilization)
         (klass,) = inputs.class_figures(conn, p, NOW - HOUR, NOW)
         assert (klass.service, klass.model, klass.spend_usd) == ("chat", "acme-frontier-1", Decimal(1))
-        assert klass.projected_monthly_usd > 600 and klass.self_hosted_monthly_usd == Decimal(1000)
+        assert klass.projected_monthly_usd > 600
+        assert klass.self_hosted_monthly_usd == Decimal(1000)
         unpriced = inputs.unpriced_figures(conn, p, NOW - HOUR, NOW)
         assert (unpriced.calls, unpriced.by_reason, unpriced.by_model) == (
             1,
@@ -61,10 +64,12 @@ def test_inputs_read_from_the_ledger(ledger: sa.Engine) -> None:
         )
         groups = inputs.spend_groups(conn, p, "service", NOW, HOUR, timedelta(hours=10))
         chat = next(g for g in groups if g.value == "chat")
-        assert chat.current_usd > Decimal(1) and chat.baseline_usd == Decimal("0.01")  # 0.10 over ten hours
+        assert chat.current_usd > Decimal(1)
+        assert chat.baseline_usd == Decimal("0.01")
         assert inputs.silent_services(conn, NOW, HOUR, timedelta(days=1)) == (("batch", NOW - timedelta(hours=5)),)
         totals = {(t.backend_class, t.provider): t for t in inputs.spend_totals(conn, p, NOW)}
-        assert totals[("frontier", "openai")].calls == 4 and totals[("frontier", "openai")].unpriced_calls == 1
+        assert totals[("frontier", "openai")].calls == 4
+        assert totals[("frontier", "openai")].unpriced_calls == 1
         assert totals[("self_hosted", "openai")].cost_usd > 0
         assert inputs.unpriced_totals(conn) == {"no_price": 1}
         assert set(inputs.last_calls(conn, NOW - timedelta(days=1))) == {"chat", "batch"}
@@ -121,7 +126,8 @@ def test_states_persist_so_a_restart_neither_repages_nor_forgets(ledger: sa.Engi
     with ledger.connect() as conn:
         (alert,) = store.list_alerts(conn)
         history = store.list_history(conn)
-    assert alert["state"] == RESOLVED and alert["annotations"]["resolved_because"]
+    assert alert["state"] == RESOLVED
+    assert alert["annotations"]["resolved_because"]
     assert [h["event"] for h in history] == ["resolved", "firing"]
     assert history[1]["labels"] == {"alertname": "PoolBelowBreakEven", "pool": "gpu-a", "severity": "warning"}
 

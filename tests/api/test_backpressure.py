@@ -61,7 +61,8 @@ def test_a_full_queue_says_retry_later_on_both_protocols(held: tuple[RunningColl
         wait_for(lambda depth=depth: pipeline.depth == depth)
 
     refused = _post(running, "c")
-    assert refused.status_code == 429 and refused.headers["Retry-After"] == "2"
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "2"
     with grpc.insecure_channel(running.otlp_grpc) as channel:
         with pytest.raises(grpc.RpcError) as raised:
             trace_service_pb2_grpc.TraceServiceStub(channel).Export(_export("d"), timeout=10)

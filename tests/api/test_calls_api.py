@@ -65,7 +65,9 @@ def test_pages_follow_the_cursor_newest_first(seeded: tuple[RunningCollector, st
         cursor = page["next"]
         if cursor is None:
             break
-    assert pages == 3 and len(seen) == 25 and len(set(seen)) == 25
+    assert pages == 3
+    assert len(seen) == 25
+    assert len(set(seen)) == 25
     assert seen == sorted(seen, reverse=True)
 
 
@@ -104,4 +106,5 @@ def test_health_and_readiness_and_home(shared_collector: RunningCollector) -> No
     assert httpx.get(f"{shared_collector.api}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{shared_collector.api}/readyz").json() == {"status": "ready"}
     home = httpx.get(f"{shared_collector.api}/")
-    assert home.status_code == 200 and "breakeven" in home.text
+    assert home.status_code == 200
+    assert "breakeven" in home.text

@@ -38,7 +38,8 @@ def test_bad_setting_stops_startup_with_its_name(args: list[str], env: dict, nam
         [*BREAKEVEN, "serve", *args], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("breakeven: error: ") and named in proc.stderr
+    assert proc.stderr.startswith("breakeven: error: ")
+    assert named in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -64,7 +65,8 @@ def test_busy_port_is_a_named_error(tmp_path) -> None:
             text=True,
             timeout=60,
         )
-    assert proc.returncode == 2 and "http_port" in proc.stderr
+    assert proc.returncode == 2
+    assert "http_port" in proc.stderr
 
 
 @pytest.mark.slow
@@ -167,7 +169,6 @@ def priced_ledger(tmp_path) -> tuple[str, str]:
     from breakeven.collector.records import WriteBatch
     from breakeven.collector.store.engine import make_engine, migrate
     from breakeven.collector.store.writer import LedgerWriter
-
     from tests.store.test_reprice import CALLS, CHAT_V1, CLAUDE, OLD_ONLY
 
     url = f"duckdb:///{tmp_path / 'ledger.duckdb'}"
@@ -193,11 +194,15 @@ def test_reprice_shows_progress_and_a_summary_and_exits_zero(priced_ledger: tupl
     )
     assert proc.returncode == 0, proc.stderr
     progress = proc.stderr.splitlines()  # not a terminal: a line every 10%, the last at 100%
-    assert progress[-1] == "reprice: 100% (7 of 7 calls)" and all(line.startswith("reprice: ") for line in progress)
+    assert progress[-1] == "reprice: 100% (7 of 7 calls)"
+    assert all(line.startswith("reprice: ") for line in progress)
     out = proc.stdout
-    assert "calls examined  7\n" in out and "calls repriced  5\n" in out
-    assert "newly priced    1\n" in out and "newly unpriced  1\n" in out
-    assert "total before    12.545674 USD" in out and "total after     7.2207336 USD (-5.3249404)" in out
+    assert "calls examined  7\n" in out
+    assert "calls repriced  5\n" in out
+    assert "newly priced    1\n" in out
+    assert "newly unpriced  1\n" in out
+    assert "total before    12.545674 USD" in out
+    assert "total after     7.2207336 USD (-5.3249404)" in out
     assert re.search(r"^run id          [0-9a-f]{32}$", out, re.M)
 
 
@@ -221,7 +226,8 @@ def test_reprice_bad_flags_exit_2_naming_the_flag(
 
     assert main(["reprice", "--db", priced_ledger[0], *args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"breakeven: error: {named}") and "Traceback" not in err
+    assert err.startswith(f"breakeven: error: {named}")
+    assert "Traceback" not in err
 
 
 def test_reprice_against_a_duckdb_file_a_collector_holds_exits_2_saying_so(
@@ -242,9 +248,11 @@ def test_reprice_against_a_duckdb_file_a_collector_holds_exits_2_saying_so(
         text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "open\n"
         assert main(["reprice", "--since", "2025-06-01", "--db", priced_ledger[0]]) == 2
     finally:
         holder.communicate("", timeout=30)
     err = capsys.readouterr().err
-    assert f"in use by a running collector (PID {holder.pid}); stop it" in err and "Traceback" not in err
+    assert f"in use by a running collector (PID {holder.pid}); stop it" in err
+    assert "Traceback" not in err

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from breakeven.collector.ingest import offload
 from breakeven.collector.ingest.offload import TraceDecoder
-
 from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.otel import chat_attributes, chat_export, tracer
 from tests.scripts import bench_ingest
@@ -47,19 +47,22 @@ def _replay_all(running: RunningCollector) -> list[dict]:
 @pytest.mark.slow  # every capture replayed twice: some 40 s
 def test_decode_processes_store_what_threads_store(tmp_path: Path) -> None:
     with running_collector(tmp_path / "threads", "duckdb", decode_processes=0) as threads:
-        assert threads.app.decoder is not None and threads.app.decoder.processes == 0
+        assert threads.app.decoder is not None
+        assert threads.app.decoder.processes == 0
         by_threads = _replay_all(threads)
         ingest_threads = threads.ingest()
     with running_collector(tmp_path / "processes", "duckdb", decode_processes=2) as processes:
         by_processes = _replay_all(processes)
         ingest_processes = processes.ingest()
-    assert len(by_threads) >= len(FIXTURES) - 5 and by_processes == by_threads
+    assert len(by_threads) >= len(FIXTURES) - 5
+    assert by_processes == by_threads
     assert ingest_processes == ingest_threads
 
 
 def _decode_pids(running: RunningCollector) -> list[int]:
     decoder = running.app.decoder
-    assert isinstance(decoder, TraceDecoder) and decoder._pool is not None
+    assert isinstance(decoder, TraceDecoder)
+    assert decoder._pool is not None
     return list(decoder._pool._processes or {})
 
 
@@ -75,7 +78,8 @@ def test_a_dead_decode_process_costs_a_retry_not_a_span(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         # The export that meets the broken pool is refused with a retry hint, never acknowledged...
         reply = wait_for(lambda: (r := _export(running, "refused")).status_code == 503 and r)
-        assert reply.headers["Retry-After"] == "2" and "decode process" in reply.text
+        assert reply.headers["Retry-After"] == "2"
+        assert "decode process" in reply.text
         assert running.calls(service="refused") == []
         # ...and a fresh pool takes the next: the SDK exporter's own retry gets through.
         service = f"svc-{uuid.uuid4().hex[:8]}"
@@ -135,7 +139,8 @@ def test_decode_processes_that_cannot_start_fall_back_to_threads(
 
     monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", cannot_start)
     with running_collector(tmp_path, "duckdb") as running:
-        assert running.app.decoder is not None and running.app.decoder.processes == 0
+        assert running.app.decoder is not None
+        assert running.app.decoder.processes == 0
         assert _export(running, "threads").status_code == 200
         assert len(running.calls(service="threads")) == 1
         assert "breakeven_ingest_decode_processes 0.0" in httpx.get(f"{running.api}/metrics", timeout=10).text

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from breakeven.collector.demo.spans import key_value
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -26,6 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from breakeven.collector.demo.spans import key_value
 from tests.conftest import DIALECTS, RunningCollector, running_collector, wait_for
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gpu"
@@ -169,13 +169,16 @@ def test_sdk_exporters_over_http_and_grpc_reach_their_pools(gpu: RunningCollecto
     big = {(s["source"], s["metric"]): s for s in pools["big"]["gpu_metrics"]["sources"]}
     pushed = big[("otlp", "hw.gpu.utilization")]
     assert (pushed["utilization"], pushed["peak"], pushed["gpus"], pushed["hosts"]) == ("0.52", "0.62", 2, 1)
-    assert pushed["samples"] >= 2 and pushed["last_sample"].endswith("Z")
+    assert pushed["samples"] >= 2
+    assert pushed["last_sample"].endswith("Z")
     small = pools["small"]["gpu_metrics"]
     assert (small["utilization"], small["source"], small["metric"]) == ("0.35", "otlp", "DCGM_FI_DEV_GPU_UTIL")
-    assert small["sources"][0]["gpus"] == 1 and small["kv_cache"] == []
+    assert small["sources"][0]["gpus"] == 1
+    assert small["kv_cache"] == []
     assert pools["flaky"]["gpu_metrics"] is None  # nothing collected: null, not zero
     ingest = gpu.ingest()
-    assert ingest["gpu_points"]["stored"]["otlp"] >= 3 and ingest["gpu_points"]["unmatched"]["otlp"] >= 1
+    assert ingest["gpu_points"]["stored"]["otlp"] >= 3
+    assert ingest["gpu_points"]["unmatched"]["otlp"] >= 1
     assert ingest["metric_points_received"] >= 4
 
 
@@ -203,7 +206,8 @@ def test_scraped_dcgm_and_vllm_beside_busy_seconds(gpu: RunningCollector) -> Non
     assert (big["utilization"], big["calls"]) == ("0", 0)
     health = {t["url"].rsplit("/", 1)[1]: t for t in big["gpu_scrape"]}
     assert (health["dcgm"]["up"], health["dcgm"]["last_samples"], health["vllm"]["last_samples"]) == (True, 4, 1)
-    assert health["dcgm"]["last_success"] is not None and health["dcgm"]["last_error"] is None
+    assert health["dcgm"]["last_success"] is not None
+    assert health["dcgm"]["last_error"] is None
 
 
 def test_broken_targets_are_counted_and_shown_and_break_nothing(gpu: RunningCollector) -> None:
@@ -232,10 +236,13 @@ def test_pools_page_shows_the_gpu_figure(gpu: RunningCollector) -> None:
     assert page.status_code == 200
     html = page.text
     card = html[html.index('id="gpu-big"') : html.index("</div>", html.index('id="gpu-big"'))]
-    assert "GPU metric utilization" in card and "%" in card and "DCGM_FI_DEV_GPU_UTIL (scrape)" in card
+    assert "GPU metric utilization" in card
+    assert "%" in card
+    assert "DCGM_FI_DEV_GPU_UTIL (scrape)" in card
     assert "KV cache 42.2% (vllm:kv_cache_usage_perc, scrape)" in card
     flaky = html[html.index('id="gpu-flaky"') : html.index("</div>", html.index('id="gpu-flaky"'))]
-    assert "not collected" in flaky and "failing: HTTP 500" in flaky
+    assert "not collected" in flaky
+    assert "failing: HTTP 500" in flaky
     assert "GPU metric DCGM_FI_DEV_GPU_UTIL (scrape)" in html  # the chart's line, in its legend
     twin = httpx.get(f"{gpu.api}/pools.json", timeout=10).json()
     big = next(p for p in twin["pools"] if p["name"] == "big")
@@ -269,7 +276,8 @@ def test_an_export_whose_gpu_samples_cannot_commit_is_refused(gpu: RunningCollec
     finally:
         with engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE gpu_metric_minutes_away RENAME TO gpu_metric_minutes")
-    assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "2"
     accepted = httpx.post(f"{gpu.otlp_http}/v1/metrics", content=body, headers=headers, timeout=10)
     assert accepted.status_code == 200
     assert pushed_samples() == before + 1  # stored once: after the retry, not before

@@ -16,7 +16,6 @@ import grpc
 import httpx
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.store.schema import llm_spans
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -26,6 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from breakeven.collector.store.schema import llm_spans
 from tests.conftest import RunningCollector, start_collector
 from tests.otel import chat_attributes
 
@@ -130,7 +130,8 @@ def test_a_span_past_a_limit_is_rejected_and_the_rest_of_its_export_stored(
     else:
         partial = _grpc_export(limited, request).partial_success
     assert partial.rejected_spans == 1
-    assert f"1 {reason}" in partial.error_message and len(partial.error_message) < 500
+    assert f"1 {reason}" in partial.error_message
+    assert len(partial.error_message) < 500
     (call,) = limited.calls(trace_id=trace_id)
     assert call["span_id"] == (1).to_bytes(8, "big").hex()
     assert limited.ingest()["rejected"][reason] >= 1
@@ -144,7 +145,8 @@ def test_audit_only_values_are_cut_and_the_call_is_kept(limited: RunningCollecto
     assert reply.status_code == 200
     assert not ExportTraceServiceResponse.FromString(reply.content).HasField("partial_success")
     (call,) = limited.calls(trace_id=trace_id)
-    assert call["input_tokens"] == 1200 and call["request_model"] == "gpt-4o"
+    assert call["input_tokens"] == 1200
+    assert call["request_model"] == "gpt-4o"
     assert call["ttft_ms"] == pytest.approx(100.0)  # the first chunk event is among the 4 kept
     with limited.app.engine.connect() as conn:
         stored = conn.execute(sa.select(llm_spans.c.attributes).where(llm_spans.c.trace_id == trace_id)).scalar_one()
@@ -159,7 +161,8 @@ def test_an_export_past_max_spans_per_request_is_refused_whole(limited: RunningC
     request = _export(trace_id, *(_span(n, chat_attributes()) for n in range(1, 22)))
     if protocol == "http":
         reply = _post(limited, request)
-        assert reply.status_code == 413 and b"max_spans_per_request" in reply.content
+        assert reply.status_code == 413
+        assert b"max_spans_per_request" in reply.content
     else:
         with pytest.raises(grpc.RpcError) as err:
             _grpc_export(limited, request)

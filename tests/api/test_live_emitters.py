@@ -28,7 +28,6 @@ from typing import Any
 
 import pytest
 import wrapt
-from breakeven.collector.normalize.redact import hash_messages
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -40,6 +39,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from breakeven.collector.normalize.redact import hash_messages
 from tests.conftest import RunningCollector, wait_for
 from tests.emitters import (
     ANTHROPIC_SCENARIOS,
@@ -409,7 +409,8 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
     assert call["span_id"] == format(span.context.span_id, "016x")
     assert call["parent_span_id"] is None
     scope = span.instrumentation_scope
-    assert scope is not None and scope.name == emitter.scope
+    assert scope is not None
+    assert scope.name == emitter.scope
     assert call["emitter"] == scope.name + (f"@{scope.version}" if scope.version else "")
     assert call["conventions"] == emitter.conventions
     assert call["quantization"] is None
@@ -424,7 +425,8 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
         assert call["prompt_hash"] == hash_messages(sent_prompt(emitter.provider, live.scenario))
     if not live.content_sent:
         assert call["prompt_hash"] is None
-    assert span.start_time is not None and span.end_time is not None
+    assert span.start_time is not None
+    assert span.end_time is not None
     assert abs(_ns(call["start_time"]) - span.start_time) < 1_000
     assert abs(_ns(call["end_time"]) - span.end_time) < 1_000
     assert call["duration_ms"] == pytest.approx((span.end_time - span.start_time) / 1e6, abs=0.01)
@@ -557,7 +559,8 @@ def test_failed_call_across_traces_is_one_call(
     assert sorted(call["member_span_ids"]) == sorted(format(s.context.span_id, "016x") for s in live.spans)
     assert call["span_count"] == 2
     assert (call["status"], call["error_type"]) == ("error", "InternalServerError")
-    assert sdk_span.attributes is not None and sdk_span.attributes.get("server.address") == "127.0.0.1"
+    assert sdk_span.attributes is not None
+    assert sdk_span.attributes.get("server.address") == "127.0.0.1"
     assert call["server_address"] == "127.0.0.1"  # only the SDK's span knows where it went
 
 
@@ -575,6 +578,7 @@ def test_call_across_traces_keeps_what_the_sdk_span_knows(
         f"127.0.0.1:{fake_provider.port}",
         "unknown",
     )
-    assert sdk_span.attributes is not None and sdk_span.attributes.get("gen_ai.request.stream") is True
+    assert sdk_span.attributes is not None
+    assert sdk_span.attributes.get("gen_ai.request.stream") is True
     assert call["streaming"] is True
     assert call["ttft_ms"] is not None

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
@@ -19,8 +21,6 @@ from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import WriteBatch
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import LedgerWriter
-from fastapi.testclient import TestClient
-
 from tests.conftest import RunningCollector, start_collector
 from tests.otel import chat_attributes, tracer
 from tests.pricecalls import call
@@ -184,7 +184,8 @@ def test_pools(fleet: RunningCollector) -> None:
 
 def test_breakeven(fleet: RunningCollector) -> None:
     body = _get(fleet, "/api/v1/breakeven", until="2025-06-16")  # half of June: the run rate doubles
-    assert body["month"] == "2025-06" and body["since"] == "2025-06-01T00:00:00Z"
+    assert body["month"] == "2025-06"
+    assert body["since"] == "2025-06-01T00:00:00Z"
     got = [
         (c["service"], c["model"], c["month_to_date"], c["projected"], c["cheapest_pool"], c["savings"])
         for c in body["classes"]
@@ -239,7 +240,8 @@ def test_calls_carry_their_cost(fleet: RunningCollector) -> None:
     assert sorted(c["cost"] for c in dollars if c["cost"]) == ["11.20", "18.00", "24.00", "5.40", "6.00"]
     gpt = pounds[("gpt-e2e", 4_000_000)]
     assert (gpt["price_source"], gpt["price_status"]) == (f"price book {fleet.app.settings.config}", "priced")
-    assert "cost_usd" not in gpt and "list_cost_usd" not in gpt
+    assert "cost_usd" not in gpt
+    assert "list_cost_usd" not in gpt
 
 
 @pytest.mark.parametrize(

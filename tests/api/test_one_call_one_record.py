@@ -65,11 +65,17 @@ def test_client_router_engine_in_any_order(shared_collector: RunningCollector, o
             )
             span.end(end_time=start + end * 1_000_000)
     (call,) = shared_collector.calls(trace_id=f"{trace_id:032x}")
-    assert call["service"] == app and call["team"] == "growth" and call["request_model"] == "llama-70b"
-    assert call["backend"] == "vllm-70b" and call["backend_class"] == "self_hosted" and call["provider"] == "vllm"
-    assert call["response_model"] == "meta-llama/Llama-3.3-70B-Instruct-FP8" and call["quantization"] == "fp8"
+    assert call["service"] == app
+    assert call["team"] == "growth"
+    assert call["request_model"] == "llama-70b"
+    assert call["backend"] == "vllm-70b"
+    assert call["backend_class"] == "self_hosted"
+    assert call["provider"] == "vllm"
+    assert call["response_model"] == "meta-llama/Llama-3.3-70B-Instruct-FP8"
+    assert call["quantization"] == "fp8"
     assert call["ttft_ms"] == pytest.approx(40.0)
-    assert call["span_count"] == 3 and call["input_tokens"] == 900
+    assert call["span_count"] == 3
+    assert call["input_tokens"] == 900
 
 
 def test_instrumentation_and_sdk_span_in_one_export(shared_collector: RunningCollector) -> None:

@@ -43,8 +43,11 @@ def test_sdk_exporter_spans_are_stored_before_the_answer(
                 pass
         # SimpleSpanProcessor exported synchronously and the 200 means committed: no waiting.
         (call,) = shared_collector.calls(service=service)
-    assert call["input_tokens"] == 200 and call["cache_read_tokens"] == 1000 and call["output_tokens"] == 300
-    assert call["backend_class"] == "frontier" and call["provider"] == "openai"
+    assert call["input_tokens"] == 200
+    assert call["cache_read_tokens"] == 1000
+    assert call["output_tokens"] == 300
+    assert call["backend_class"] == "frontier"
+    assert call["provider"] == "openai"
     assert call["response_model"] == "gpt-4o-2024-08-06"
 
 
@@ -85,10 +88,12 @@ def test_otlp_json_with_hex_ids_and_string_int64(shared_collector: RunningCollec
     reply = httpx.post(
         f"{shared_collector.otlp_http}/v1/traces", content=body, headers={"Content-Type": "application/json"}
     )
-    assert reply.status_code == 200 and reply.headers["content-type"].startswith("application/json")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("application/json")
     assert reply.json() == {}
     (call,) = shared_collector.calls(trace_id=trace_id)
-    assert call["span_id"] == "00f067aa0ba902b7" and call["start_time"].startswith("2026-09-21")
+    assert call["span_id"] == "00f067aa0ba902b7"
+    assert call["start_time"].startswith("2026-09-21")
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
@@ -126,10 +131,12 @@ def test_partial_success_names_the_rejected_spans(shared_collector: RunningColle
     assert reply.status_code == 200
     partial = reply.json()["partialSuccess"]
     assert partial["rejectedSpans"] == "2"
-    assert "invalid_trace_id" in partial["errorMessage"] and "invalid_tokens" in partial["errorMessage"]
+    assert "invalid_trace_id" in partial["errorMessage"]
+    assert "invalid_tokens" in partial["errorMessage"]
     assert len(shared_collector.calls(trace_id=good)) == 1
     counters = shared_collector.ingest()
-    assert counters["rejected"]["invalid_trace_id"] >= 1 and counters["rejected"]["invalid_tokens"] >= 1
+    assert counters["rejected"]["invalid_trace_id"] >= 1
+    assert counters["rejected"]["invalid_tokens"] >= 1
 
 
 BAD_REQUESTS = [
@@ -189,11 +196,13 @@ def test_oversized_body_and_decompression_bomb_get_413(tmp_path) -> None:
     try:
         url = f"{running.otlp_http}/v1/traces"
         big = httpx.post(url, content=b"\0" * (65 * 1024), headers=PROTOBUF)
-        assert big.status_code == 413 and b"max_body_bytes" in big.content
+        assert big.status_code == 413
+        assert b"max_body_bytes" in big.content
         bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))  # 50 MiB of zeros in ~50 KiB
         assert len(bomb) < 64 * 1024
         reply = httpx.post(url, content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"})
-        assert reply.status_code == 413 and b"max_decompressed_bytes" in reply.content
+        assert reply.status_code == 413
+        assert b"max_decompressed_bytes" in reply.content
         assert httpx.get(f"{running.api}/healthz").status_code == 200
     finally:
         running.app.stop()

@@ -11,7 +11,6 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from breakeven.collector.auth import hash_password, sha256_hex
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -19,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind
 
+from breakeven.collector.auth import hash_password, sha256_hex
 from tests.conftest import RunningCollector, require_program, start_collector
 from tests.otel import chat_attributes
 
@@ -102,7 +102,8 @@ def test_ingest_answers_401_and_unauthenticated_with_a_reason(guarded: RunningCo
     response = httpx.post(
         f"{guarded.otlp_http}/v1/traces", content=b"", headers={"Content-Type": "application/x-protobuf"}
     )
-    assert response.status_code == 401 and "ingest token" in response.text
+    assert response.status_code == 401
+    assert "ingest token" in response.text
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -143,7 +144,8 @@ def test_dashboard_and_api_need_a_login(
 def test_viewers_read_and_only_admins_change(guarded: RunningCollector) -> None:
     viewer = httpx.post(f"{guarded.api}/api/v1/calls", auth=("finance", "ledger-reader"), timeout=10)
     admin = httpx.post(f"{guarded.api}/api/v1/calls", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
-    assert viewer.status_code == 403 and "may only read" in viewer.text
+    assert viewer.status_code == 403
+    assert "may only read" in viewer.text
     assert admin.status_code == 405  # let through; the route itself takes no POST
 
 
@@ -153,7 +155,9 @@ def test_secrets_never_reach_the_logs(guarded: RunningCollector, caplog: pytest.
         HttpSpanExporter(endpoint=f"{guarded.otlp_http}/v1/traces", headers={"authorization": "Bearer x" * 3}), "a", "m"
     )
     text = caplog.text
-    assert "ledger-reader" not in text and CHECKOUT_TOKEN not in text and ADMIN_TOKEN not in text
+    assert "ledger-reader" not in text
+    assert CHECKOUT_TOKEN not in text
+    assert ADMIN_TOKEN not in text
 
 
 @pytest.fixture(scope="module")

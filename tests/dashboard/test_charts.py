@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 import pytest
+
 from breakeven.dashboard import charts
 from breakeven.dashboard.fmt import compact, money
 
@@ -34,9 +35,11 @@ def test_stacked_bars_draw_a_bar_per_nonzero_value_and_label_each_day_total() ->
     assert len(bars) == 4  # zero and missing values draw nothing
     texts = _texts(root)
     assert {"£13.50", "£3.00", "£2.25"} <= set(texts)  # each day's total, on its bar
-    assert "Spend (GBP per day)" in texts and "GBP per day" in texts  # title and y axis say the unit
+    assert "Spend (GBP per day)" in texts
+    assert "GBP per day" in texts
     assert any(t.startswith("frontier £15.50") for t in texts)  # the legend carries each series' total
-    assert "11-01" in texts and "UTC day (month-day)" in texts
+    assert "11-01" in texts
+    assert "UTC day (month-day)" in texts
 
 
 def test_lines_draw_a_polyline_with_labelled_points_and_a_dashed_break_even_line() -> None:
@@ -51,7 +54,9 @@ def test_lines_draw_a_polyline_with_labelled_points_and_a_dashed_break_even_line
     (ref,) = [r for r in root.iter(f"{SVG}line") if r.get("class") == "reference"]
     assert ref.get("stroke-dasharray")
     texts = _texts(root)
-    assert "break-even 4.5%" in texts and "6.0%" in texts and "Pool p (% of capacity)" in texts
+    assert "break-even 4.5%" in texts
+    assert "6.0%" in texts
+    assert "Pool p (% of capacity)" in texts
 
 
 def test_horizontal_bars_put_negative_values_left_of_zero_with_their_label() -> None:

@@ -7,13 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
 from breakeven.collector import demo
 from breakeven.collector.cli import main
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.demo.command import DB_NAME
 from breakeven.collector.demo.config import CONFIG_NAME, config_text
 from breakeven.collector.demo.plan import Plan, plan_month
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 
 def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: Path) -> None:
@@ -27,8 +28,10 @@ def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: P
     assert settings.http_port == 8123
     assert settings.attributes["team"] == ("app.team",)
     gpu = {p.name: p.gpu_metrics for p in pricing.pools}
-    assert gpu["llama-70b-fp8"] is not None and gpu["llama-70b-fp8"].match == (("host.name", ("gpu-70b-*",)),)
-    assert gpu["llama-8b-owned"] is not None and gpu["llama-8b-owned"].scrape == ()  # pushed only: nothing to scrape
+    assert gpu["llama-70b-fp8"] is not None
+    assert gpu["llama-70b-fp8"].match == (("host.name", ("gpu-70b-*",)),)
+    assert gpu["llama-8b-owned"] is not None
+    assert gpu["llama-8b-owned"].scrape == ()
 
 
 @pytest.mark.parametrize(
@@ -61,7 +64,8 @@ def plan() -> Plan:
 
 
 def test_the_month_plan_covers_every_day_and_stream(plan: Plan) -> None:
-    assert plan.bodies and plan.spans > plan.calls > 1000
+    assert plan.bodies
+    assert plan.spans > plan.calls > 1000
     again = plan_month(3, NOW, seed=1)
     assert again.bodies == plan.bodies  # the same seed, the same month
     assert again.metric_bodies == plan.metric_bodies
@@ -80,9 +84,8 @@ def test_the_boxes_report_gpu_utilization_every_5_minutes_following_their_traffi
         "hw.gpu.utilization": slots, "vllm:kv_cache_usage_perc": slots, "DCGM_FI_DEV_GPU_UTIL": slots,
     }  # fmt: skip
     assert plan.metric_points == 3 * slots
-    assert all(0 < v < 1 for v in series["hw.gpu.utilization"]) and all(
-        0 <= v <= 100 for v in series["DCGM_FI_DEV_GPU_UTIL"]
-    )
+    assert all(0 < v < 1 for v in series["hw.gpu.utilization"])
+    assert all(0 <= v <= 100 for v in series["DCGM_FI_DEV_GPU_UTIL"])
     assert max(series["hw.gpu.utilization"]) > 2 * min(series["hw.gpu.utilization"])  # busy nights, quiet days
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+
 from breakeven.dashboard.export import safe_cell, to_csv, to_parquet
 
 
@@ -48,11 +49,14 @@ def _context() -> dict[str, Any]:
 def test_csv_escapes_text_cells_and_keeps_money_exact() -> None:
     body = to_csv(_context()).decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(body)))
-    assert rows[0][:3] == ["service", "model", "calls"] and rows[0][-2:] == ["cost", "currency"]
+    assert rows[0][:3] == ["service", "model", "calls"]
+    assert rows[0][-2:] == ["cost", "currency"]
     assert rows[1][0] == "'=cmd|' /C calc'!A0"
     assert rows[1][-2:] == ["1.2345678912", "GBP"]
-    assert rows[2][0] == "" and rows[2][-2] == ""  # no service; unpriced is empty, never 0
-    assert rows[3][0] == "idle pool cost: llama" and rows[3][-2] == "250.00"
+    assert rows[2][0] == ""
+    assert rows[2][-2] == ""
+    assert rows[3][0] == "idle pool cost: llama"
+    assert rows[3][-2] == "250.00"
 
 
 def test_parquet_round_trips_with_decimal_money_and_integer_tokens() -> None:
@@ -61,6 +65,7 @@ def test_parquet_round_trips_with_decimal_money_and_integer_tokens() -> None:
     assert str(table.schema.field("cost").type) == "decimal128(38, 10)"
     assert str(table.schema.field("input_tokens").type) == "int64"
     data = table.to_pylist()
-    assert data[0]["cost"] == Decimal("1.2345678912") and data[1]["cost"] is None
+    assert data[0]["cost"] == Decimal("1.2345678912")
+    assert data[1]["cost"] is None
     assert data[0]["service"] == "=cmd|' /C calc'!A0"  # Parquet is data, not a spreadsheet: kept as sent
     assert sum(r["cost"] or 0 for r in data) == Decimal("251.2345678912")

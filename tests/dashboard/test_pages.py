@@ -14,6 +14,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
+
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.ledger import ledger_pricer
@@ -21,8 +23,6 @@ from breakeven.collector.records import WriteBatch
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import LedgerWriter
 from breakeven.dashboard.routes import add_dashboard
-from fastapi.testclient import TestClient
-
 from tests.pricecalls import call
 
 HOSTILE = "<script>alert(1)</script>"
@@ -91,7 +91,8 @@ def test_every_page_and_its_json_twin_answer_with_the_hostile_values_escaped(cli
     assert not re.search(r'(src|href)="(https?:)?//', page.text)  # nothing is fetched from elsewhere
     twin = "/overview.json" if path == "/" else f"{path}.json"
     body = _json(client, twin, **VIEW)
-    assert body["view"]["currency"] == "GBP" and body["view"]["range"] == "custom"
+    assert body["view"]["currency"] == "GBP"
+    assert body["view"]["range"] == "custom"
 
 
 def test_spend_explorer_agrees_with_the_money_api(client: TestClient) -> None:
@@ -107,20 +108,24 @@ def test_spend_explorer_agrees_with_the_money_api(client: TestClient) -> None:
 
 def test_spend_groups_by_model_version_and_quantization_and_filters(client: TestClient) -> None:
     body = _json(client, "/spend.json", g1="model_version", g2="team", team="support", **VIEW)
-    assert body["group_by"] == ["model_version", "team"] and body["filters"] == {"team": "support"}
+    assert body["group_by"] == ["model_version", "team"]
+    assert body["filters"] == {"team": "support"}
     assert [(r["key"]["model_version"], r["calls"]) for r in body["rows"]] == [("claude-e2e", 2)]
-    assert body["idle_pool_cost"] == {} and body["idle_pool_cost_shown"] is False  # a team's quiet hours are not idle
+    assert body["idle_pool_cost"] == {}
+    assert body["idle_pool_cost_shown"] is False
     none = _json(client, "/spend.json", g1="quantization", team="(none)", **VIEW)
     assert [(r["key"]["quantization"], r["calls"]) for r in none["rows"]] == [(None, 3)]
     bad = client.get("/spend.json", params={"g1": "colour", **VIEW})
-    assert bad.status_code == 400 and "colour" in bad.json()["detail"]
+    assert bad.status_code == 400
+    assert "colour" in bad.json()["detail"]
 
 
 def test_exports_are_the_current_view(client: TestClient) -> None:
     params = {"g1": "team", "g2": "model", **VIEW}
     view = _json(client, "/spend.json", **params)
     reply = client.get("/spend.csv", params=params)
-    assert reply.status_code == 200 and "attachment" in reply.headers["content-disposition"]
+    assert reply.status_code == 200
+    assert "attachment" in reply.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(reply.content.decode("utf-8-sig"))))
     assert len(rows) == len(view["rows"]) + len(view["idle_pool_cost"])
     assert any(r["team"] == "'" + FORMULA for r in rows)  # formula injection defused
@@ -146,7 +151,8 @@ def test_pools_and_breakeven_are_the_money_apis_figures(client: TestClient) -> N
     (pool,) = _json(client, "/pools.json", currency="USD", **VIEW)["pools"]
     (api,) = _json(client, "/api/v1/pools", currency="USD", **API_RANGE)["pools"]
     assert {k: pool[k] for k in api} == api
-    assert pool["daily"]["days"][0] == "2025-06-01" and len(pool["daily"]["days"]) == 15
+    assert pool["daily"]["days"][0] == "2025-06-01"
+    assert len(pool["daily"]["days"]) == 15
     assert Decimal(pool["daily"]["cost"][9]) == Decimal(24)  # 06-10: 24 hours at 1 USD
     assert "below break-even" in pool["verdict"]
     page = _json(client, "/breakeven.json", currency="USD", **VIEW)
@@ -193,7 +199,8 @@ def test_repeated_prompts_show_what_the_repeats_cost(client: TestClient) -> None
     month = Decimal("5.40") * Decimal("2629746") / Decimal(7 * 86_400)  # the week's pace, for an average month
     assert Decimal(prompt["cost_of_repeats_per_month"]) == month.quantize(Decimal("1e-10"))
     whole = _json(client, "/calls/repeated.json", window="range", **VIEW)
-    assert whole["window"]["whole_range"] is True and whole["window"]["since"] == "2025-06-01T00:00:00Z"
+    assert whole["window"]["whole_range"] is True
+    assert whole["window"]["since"] == "2025-06-01T00:00:00Z"
 
 
 def test_data_quality_names_unpriced_models(client: TestClient) -> None:
@@ -218,16 +225,20 @@ def test_bad_parameters_are_error_pages_with_the_reason(
     client: TestClient, path: str, params: dict[str, str], status: int, reason: str
 ) -> None:
     page = client.get(path, params=params)
-    assert page.status_code == status and reason in page.text and 'id="error"' in page.text
+    assert page.status_code == status
+    assert reason in page.text
+    assert 'id="error"' in page.text
     assert client.get(f"{path}.json", params=params).status_code == status
 
 
 def test_static_assets_are_content_hashed_and_cached(client: TestClient, tmp_path: Path) -> None:
     html = client.get("/overview", params=VIEW).text
     href = html.split('rel="stylesheet" href="', 1)[1].split('"', 1)[0]
-    assert href.startswith("/static/dashboard-") and href.endswith(".css")
+    assert href.startswith("/static/dashboard-")
+    assert href.endswith(".css")
     reply = client.get(href)
-    assert reply.status_code == 200 and "immutable" in reply.headers["cache-control"]
+    assert reply.status_code == 200
+    assert "immutable" in reply.headers["cache-control"]
     assert client.get("/static/dashboard.css").status_code == 404
 
 
@@ -280,7 +291,9 @@ def test_a_database_error_is_a_503_page_with_retry_after(tmp_path: Path) -> None
     add_dashboard(app, engine, parse_pricing(PRICING))
     with TestClient(app) as broken:
         page = broken.get("/pools", params=VIEW)
-        assert page.status_code == 503 and page.headers["retry-after"] == "5"
-        assert "database unavailable" in page.text and page.headers["content-type"].startswith("text/html")
+        assert page.status_code == 503
+        assert page.headers["retry-after"] == "5"
+        assert "database unavailable" in page.text
+        assert page.headers["content-type"].startswith("text/html")
         assert broken.get("/pools.json", params=VIEW).status_code == 503
     engine.dispose()

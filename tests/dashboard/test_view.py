@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.dashboard.view import ViewError, resolve, url
 
@@ -99,7 +100,8 @@ def test_resolve(
 
 def test_custom_until_today_stops_at_now_and_until_before_since_is_refused() -> None:
     view = resolve({"since": "2026-11-20", "until": "2026-11-23"}, None, PRICING, NOW)
-    assert view.until == NOW and len(view.days()) == 4
+    assert view.until == NOW
+    assert len(view.days()) == 4
     with pytest.raises(ViewError, match="must be before"):
         resolve({"since": "2026-11-20", "until": "2026-11-10"}, None, PRICING, NOW)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from breakeven.collector.cli import build_parser
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import Settings, load_settings

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import Settings, load_settings
-
 from tests.conftest import require_program
 from tests.deploy._deployfiles import (
     ALERTMANAGER,
@@ -175,7 +175,9 @@ def test_dockerfile_runs_breakeven_as_non_root_with_its_ports_and_a_readiness_he
     assert exposed == set(DEFAULT_PORTS.values())
     options, _, check = words["HEALTHCHECK"].partition("CMD ")
     probe = " ".join(exec_form(check))
-    assert "/readyz" in probe and f"'{DEFAULT_PORTS['http_port']}'" in probe and "BREAKEVEN_HTTP_PORT" in probe
+    assert "/readyz" in probe
+    assert f"'{DEFAULT_PORTS['http_port']}'" in probe
+    assert "BREAKEVEN_HTTP_PORT" in probe
     assert "--timeout=" in options
     assert words["STOPSIGNAL"] == "SIGTERM"
 
@@ -392,7 +394,8 @@ def test_systemd_unit_serves_from_its_state_directory_hardened_and_draining(tmp_
     assert value("DynamicUser") == "yes" or unit_values(unit, "Service", "User"), "never as root"
     for key, expected in {"ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes"}.items():
         assert value(key) == expected, key
-    assert value("KillSignal") == "SIGTERM" and value("Restart") == "on-failure"
+    assert value("KillSignal") == "SIGTERM"
+    assert value("Restart") == "on-failure"
     assert _seconds(value("TimeoutStopSec") + "s") >= DRAIN_SECONDS
 
 
@@ -483,7 +486,8 @@ def test_otelcol_filters_keep_genai_and_are_well_formed() -> None:
         # The processor drops what matches: "keep GenAI" must be written as a negation.
         assert condition.lstrip().startswith("not ("), condition
     assert all(marker in " ".join(spans) for marker in ('"gen_ai.', '"llm.', "gen_ai.provider.name", "gen_ai.system"))
-    assert "gen_ai" in " ".join(logs) and "event_name" in " ".join(logs)
+    assert "gen_ai" in " ".join(logs)
+    assert "event_name" in " ".join(logs)
 
 
 # ----------------------------------------------------------------------------- Prometheus and Alertmanager
@@ -512,7 +516,8 @@ def test_prometheus_scrapes_breakeven_metrics_on_the_api_port_and_alerts_through
     assert config["rule_files"] == ["rules/*.yml"]
     (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     host, port = target.split(":")
-    assert host in compose["services"] and any(p.endswith(f":{port}") for p in compose["services"][host]["ports"])
+    assert host in compose["services"]
+    assert any(p.endswith(f":{port}") for p in compose["services"][host]["ports"])
 
 
 def test_amtool_accepts_the_alertmanager_config() -> None:

@@ -27,22 +27,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from breakeven.collector.calls.merge import calls_of_trace
-from breakeven.collector.config.settings import load_settings
-from breakeven.collector.ingest.decode import (
-    PayloadError,
-    count_spans,
-    decode_traces,
-    parse_logs,
-    parse_metrics,
-    parse_traces,
-)
-from breakeven.collector.ingest.exports import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
-from breakeven.collector.normalize import conventions as c
-from breakeven.collector.normalize import redact
-from breakeven.collector.price.ledger import ledger_pricer
-from breakeven.collector.records import TOKEN_FIELDS, LlmSpan
-from breakeven.collector.store.rows import call_columns, span_columns
 from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -60,6 +44,22 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeL
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from breakeven.collector.calls.merge import calls_of_trace
+from breakeven.collector.config.settings import load_settings
+from breakeven.collector.ingest.decode import (
+    PayloadError,
+    count_spans,
+    decode_traces,
+    parse_logs,
+    parse_metrics,
+    parse_traces,
+)
+from breakeven.collector.ingest.exports import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
+from breakeven.collector.normalize import conventions as c
+from breakeven.collector.normalize import redact
+from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.records import TOKEN_FIELDS, LlmSpan
+from breakeven.collector.store.rows import call_columns, span_columns
 from tests.conftest import RunningCollector, running_collector
 
 pytestmark = pytest.mark.slow  # seconds per test: not the fast part

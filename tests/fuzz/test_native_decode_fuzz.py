@@ -9,7 +9,6 @@ within the limits must not be declined at all, or the fast path would quietly go
 from __future__ import annotations
 
 import pytest
-from breakeven.collector.ingest.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body
 from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -17,6 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, Instr
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from breakeven.collector.ingest.decode import DEFAULT_LIMITS, PROTOBUF, Limits, decode_trace_body
 from tests.fuzz.test_decoders_fuzz import (
     BODIES,
     DOUBLES,

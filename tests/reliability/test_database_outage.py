@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.store.engine import make_engine
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from breakeven.collector.store.engine import make_engine
 from tests.conftest import PG_URL, postgres_schema, require_program
 from tests.reliability.server import ServerProcess
 from tests.reliability.test_crash import RecordingExporter, _load

@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.store.engine import make_engine
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -27,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from breakeven.collector.store.engine import make_engine
 from tests.conftest import postgres_schema
 from tests.otel import chat_attributes
 

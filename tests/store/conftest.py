@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from breakeven.collector.store.engine import make_engine
 
+from breakeven.collector.store.engine import make_engine
 from tests.conftest import postgres_schema
 
 

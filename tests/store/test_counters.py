@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.records import WriteBatch
 from breakeven.collector.store import counters, queries, rollup
 from breakeven.collector.store.engine import downgrade, make_engine, migrate
@@ -101,7 +102,8 @@ def test_the_roller_folds_the_counters_even_when_rolling_up_fails(tmp_path, monk
     monkeypatch.setattr(rollup, "roll_all", broken)
     roller = Roller(eng)
     roller.run_once()
-    assert roller.failures == 1 and _rows(eng) == 1
+    assert roller.failures == 1
+    assert _rows(eng) == 1
     eng.dispose()
 
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.gpu.samples import Sample, buckets
 from breakeven.collector.gpu.store import GpuStore, ScrapeOutcome, daily_means, scrape_health, source_totals
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.schema import gpu_metric_minutes, gpu_scrape_targets
-
 from tests.conftest import postgres_schema
 
 NOON = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -132,13 +132,15 @@ def test_old_minutes_merge_into_hours_and_figures_stay(store: GpuStore) -> None:
     before = totals(store)
     assert rows(store) == 18 * 2 + 1
     merged = store.merge_old_minutes(NOON + timedelta(hours=2))
-    assert merged == 36 and rows(store) == 2 * 2 + 1  # two hours x two hosts, and the late minute
+    assert merged == 36
+    assert rows(store) == 2 * 2 + 1
     after = totals(store)
     assert after == before  # the same samples, sums, peaks, hosts, GPUs, first minute and last sample
     assert store.merge_old_minutes(NOON + timedelta(hours=2)) == 0  # nothing left to merge
     late = sample(NOON + timedelta(minutes=30), "1")  # a late point for a merged hour merges next time
     store.write(buckets([late]))
-    assert store.merge_old_minutes(NOON + timedelta(hours=2)) > 0 and rows(store) == 5
+    assert store.merge_old_minutes(NOON + timedelta(hours=2)) > 0
+    assert rows(store) == 5
 
 
 def test_scrape_health(store: GpuStore) -> None:
@@ -163,8 +165,10 @@ def test_the_scraper_thread_merges_what_retention_days_puts_past_the_horizon(sto
 
     store.write(buckets([sample(NOON + timedelta(minutes=m), "0.5") for m in range(0, 180, 10)]))  # 12:00 to 14:50
     scraper = Scraper(store, pools=(), interval=15, retention_days=1)
-    assert scraper.needed and scraper.targets == []  # nothing to scrape, minutes to merge
+    assert scraper.needed
+    assert scraper.targets == []
     merged = scraper.merge_old_minutes(
         now=NOON + timedelta(days=1, hours=2, minutes=30)
     )  # horizon: 14:00 the day before
-    assert merged == 12 and rows(store) == 2 + 6  # 12:00 and 13:00 merged; 14:00-14:50 kept as minutes
+    assert merged == 12
+    assert rows(store) == 2 + 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+
 from breakeven.collector.store.engine import current_revision, downgrade, head_revision, make_engine, migrate
 from breakeven.collector.store.schema import metadata
 

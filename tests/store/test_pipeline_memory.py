@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.records import LlmSpan, PromptHashHint, Work
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
-
 from tests.spans import T0, llm
 
 T1, T2, T3 = "1" * 32, "2" * 32, "3" * 32
@@ -135,7 +135,8 @@ def test_one_response_in_two_traces_is_one_call_outer_kept_with_inner_counts(
     later = _span(T3, "c" * 16, start=1, end=995, response_id="msg_1")  # a third view, in a later export
     _send(pipeline, later)
     assert _rows(engine, "SELECT count(*) FROM calls") == [(1,)]
-    assert _counter(engine, "calls_stored") == 1 and _counter(engine, "spans_merged") == 2
+    assert _counter(engine, "calls_stored") == 1
+    assert _counter(engine, "spans_merged") == 2
 
 
 def test_a_reused_response_id_alone_merges_nothing(pipeline: Pipeline, engine: sa.Engine) -> None:
@@ -173,7 +174,8 @@ def test_a_failed_call_in_two_traces_is_one_call(pipeline: Pipeline, engine: sa.
         (T1, "a" * 16, "error", "InternalServerError", "127.0.0.1", 2)
     ]
     assert _rows(engine, "SELECT count(*) FROM llm_spans") == [(2,)]
-    assert _counter(engine, "calls_stored") == 1 and _counter(engine, "spans_merged") == 1
+    assert _counter(engine, "calls_stored") == 1
+    assert _counter(engine, "spans_merged") == 1
 
 
 def test_a_failed_call_split_across_exports_is_one_call(pipeline: Pipeline, engine: sa.Engine) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
 from breakeven.collector.api.routes import build_api
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
@@ -22,8 +24,6 @@ from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.rows import call_from_row
 from breakeven.collector.store.schema import calls, reprice_runs
 from breakeven.collector.store.writer import LedgerWriter
-from fastapi.testclient import TestClient
-
 from tests.pricecalls import at, call
 
 CHAT_V1 = {
@@ -181,7 +181,8 @@ def test_reprice_rewrites_changed_prices_in_the_range_and_nothing_outside(ledger
 def test_the_audit_row_names_the_run_and_its_totals(ledger: sa.Engine) -> None:
     run = _run(ledger)
     [row] = _audit(ledger)
-    assert row["run_id"] == run.run_id and len(run.run_id) == 32
+    assert row["run_id"] == run.run_id
+    assert len(run.run_id) == 32
     assert row["actor"] == "finance-bot"
     assert (row["since"], row["until"]) == JUNE
     assert row["started_at"] <= row["finished_at"]
@@ -216,21 +217,25 @@ def test_an_interrupted_run_keeps_its_committed_batches_and_an_unfinished_audit_
         rp.reprice(ledger, NEW_BOOK, run, batch_size=2, progress=interrupt)
     [row] = _audit(ledger)
     assert row["finished_at"] is None
-    assert 1 <= run.repriced < 5 and run.examined < 7
+    assert 1 <= run.repriced < 5
+    assert run.examined < 7
     assert (row["calls_repriced"], row["total_before_usd"], row["total_after_usd"]) == (
         run.repriced,
         run.total_before_usd,
         run.total_after_usd,
     )
     rest = _run(ledger)
-    assert rest.repriced == 5 - run.repriced and _prices(ledger) == _expected(AFTER)
+    assert rest.repriced == 5 - run.repriced
+    assert _prices(ledger) == _expected(AFTER)
 
 
 def test_progress_reaches_the_whole_range_batch_by_batch(ledger: sa.Engine) -> None:
     seen: list[tuple[int, int]] = []
     _run(ledger, progress=lambda done, total: seen.append((done, total)))
     done = [d for d, _ in seen]
-    assert done == sorted(set(done)) and done[-1] == 7 and {t for _, t in seen} == {7}
+    assert done == sorted(set(done))
+    assert done[-1] == 7
+    assert {t for _, t in seen} == {7}
     assert all(0 < b - a <= 2 for a, b in zip([0, *done], done, strict=False))  # batches of at most 2
 
 
@@ -239,9 +244,13 @@ def test_reprice_runs_api_lists_runs_newest_first_with_money_as_decimal_strings(
     body = TestClient(build_api(ledger, None)).get("/api/v1/reprice-runs").json()
     assert [r["run_id"] for r in body["runs"]] == [second.run_id, first.run_id]
     older = body["runs"][1]
-    assert older["total_before_usd"] == "12.545674" and older["total_after_usd"] == "7.2207336"
-    assert older["since"] == "2025-06-01T00:00:00Z" and older["until"] == "2025-07-01T00:00:00Z"
-    assert older["calls_repriced"] == 5 and older["actor"] == "finance-bot" and older["finished_at"].endswith("Z")
+    assert older["total_before_usd"] == "12.545674"
+    assert older["total_after_usd"] == "7.2207336"
+    assert older["since"] == "2025-06-01T00:00:00Z"
+    assert older["until"] == "2025-07-01T00:00:00Z"
+    assert older["calls_repriced"] == 5
+    assert older["actor"] == "finance-bot"
+    assert older["finished_at"].endswith("Z")
 
 
 def test_a_call_read_back_from_its_row_is_the_call_that_was_stored(ledger: sa.Engine) -> None:
@@ -285,7 +294,8 @@ def test_a_call_replaced_by_a_collector_mid_run_keeps_the_collectors_price(
 
 def test_price_version_digests_the_prices_not_their_spelling() -> None:
     version = rp.price_version(NEW_BOOK)
-    assert version.startswith("genai-prices ") and "; book sha256:" in version
+    assert version.startswith("genai-prices ")
+    assert "; book sha256:" in version
     assert len(version.rsplit(":", 1)[1]) == 12
     respelled = parse_pricing(
         {
@@ -335,4 +345,5 @@ def test_the_progress_bar_redraws_on_a_terminal_and_writes_lines_elsewhere() -> 
     bar.close()
     frames = term.getvalue().split("\r")[1:]
     assert frames[0].startswith("reprice [##........]  25%  25/100 calls")
-    assert frames[-1].startswith("reprice [##########] 100%  100/100 calls") and frames[-1].endswith("\n")
+    assert frames[-1].startswith("reprice [##########] 100%  100/100 calls")
+    assert frames[-1].endswith("\n")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.pricing import parse_pricing
@@ -25,7 +26,7 @@ from breakeven.collector.config.settings import load_settings
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import POOL, Call, Work, WriteBatch
-from breakeven.collector.store import rollup
+from breakeven.collector.store import hours, rollup
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import downgrade, migrate
 from breakeven.collector.store.reprice import plan_run, reprice
@@ -38,7 +39,6 @@ from breakeven.collector.store.schema import (
     rollup_dirty,
 )
 from breakeven.collector.store.writer import LedgerWriter
-
 from tests.pricecalls import at, call
 from tests.spans import llm
 
@@ -240,13 +240,15 @@ def assert_days_sum_hours(engine: sa.Engine) -> None:
         with engine.connect() as conn:
             rows = conn.execute(sa.select(at_column, *dims, *sums).group_by(at_column, *dims))
             shapes.append(sorted((tuple(str(v) for v in r) for r in rows), key=str))
-    assert shapes[0] == shapes[1] and shapes[0]
+    assert shapes[0] == shapes[1]
+    assert shapes[0]
 
 
 @pytest.mark.parametrize("period", ["hour", "day", "month"])
 def test_spend_is_exact_before_during_and_after_the_roll(ledger: sa.Engine, period: str) -> None:
     config = pricing(period)
-    assert dirty(ledger) > 0 and rollup_rows(ledger) == []  # nothing rolled: every hour is read raw
+    assert dirty(ledger) > 0
+    assert rollup_rows(ledger) == []
     assert_exact(ledger, config)
     assert rollup.roll_pass(ledger, max_hours=20) == 20  # some hours rolled, the rest dirty
     assert_exact(ledger, config)
@@ -270,7 +272,7 @@ def test_clean_hours_are_read_from_the_rollups(ledger: sa.Engine) -> None:
         raw = store.spend(conn, config, *day, where=[RAW])
     assert served.rows[0].usage.input < raw.rows[0].usage.input
     with ledger.begin() as conn:  # what the writer and reprice do in the transaction that changes calls
-        rollup.mark_dirty(conn, [hour])
+        hours.mark_dirty(conn, [hour])
     assert_exact(ledger, config, [day])
     rollup.roll_all(ledger)
     assert_exact(ledger, config, [day])
@@ -298,12 +300,14 @@ def test_reprice_marks_what_it_rewrites(ledger: sa.Engine) -> None:
     with ledger.connect() as conn:
         before = store.spend(conn, dearer, at("2025-06-09"), at("2025-06-13"), ("model",))
     run = reprice(ledger, dearer, plan_run(dearer, at("2025-06-10"), at("2025-06-11"), actor="test"), batch_size=50)
-    assert run.repriced > 0 and dirty(ledger) > 0
+    assert run.repriced > 0
+    assert dirty(ledger) > 0
     assert_exact(ledger, dearer)
     with ledger.connect() as conn:
         after = store.spend(conn, dearer, at("2025-06-09"), at("2025-06-13"), ("model",))
     gpt = [(b, a) for b, a in zip(before.rows, after.rows, strict=True) if b.key == ("gpt-t",)]
-    assert gpt and all(store.days_of(a.cost_usd) > store.days_of(b.cost_usd) for b, a in gpt)
+    assert gpt
+    assert all(store.days_of(a.cost_usd) > store.days_of(b.cost_usd) for b, a in gpt)
     rollup.roll_all(ledger)
     assert rollup_rows(ledger) == calls_grouped(ledger)
     assert_exact(ledger, dearer)
@@ -330,7 +334,8 @@ def test_the_roller_thread_rolls_up_by_itself(ledger: sa.Engine) -> None:
             time.sleep(0.05)
     finally:
         roller.stop()
-    assert dirty(ledger) == 0 and roller.failures == 0
+    assert dirty(ledger) == 0
+    assert roller.failures == 0
     assert rollup_rows(ledger) == calls_grouped(ledger)
 
 

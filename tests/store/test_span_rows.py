@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.auth import ANYONE
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import validate
@@ -25,7 +26,6 @@ from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import LlmSpan, PromptHashHint, Work
 from breakeven.collector.store.engine import make_engine, migrate
 from breakeven.collector.store.writer import LedgerWriter
-
 from tests.otel import chat_export
 from tests.spans import llm
 
@@ -149,7 +149,8 @@ def test_rows_from_the_decode_processes_store_what_the_writer_makes(tmp_path: Pa
     stored, used_with = _stored(tmp_path, "sent", exports(), before, rows=True)
     assert (used_without, used_with) == ((False, False), (span_rows_used, call_rows_used))
     assert stored == expected
-    assert len(stored["llm_spans"]) >= 3 and len(stored["calls"]) >= 2
+    assert len(stored["llm_spans"]) >= 3
+    assert len(stored["calls"]) >= 2
     assert dict(stored["priced"])["priced"] >= 1
 
 
@@ -161,7 +162,8 @@ def test_a_group_where_one_export_brought_no_rows_makes_them_all_here(tmp_path: 
     with_rows = Work(spans=first)
     offload.ready_for_the_writer(with_rows, make_rows=True, price=PRICE)
     batch, _ = pipeline._build([with_rows, Work(spans=second)])
-    assert (batch.span_rows, batch.call_rows) == (None, None) and len(batch.new_spans) == 3
+    assert (batch.span_rows, batch.call_rows) == (None, None)
+    assert len(batch.new_spans) == 3
     engine.dispose()
 
 
@@ -179,5 +181,6 @@ def test_decode_processes_make_rows_for_duckdb_only(db: str, rows_made: bool, mo
     monkeypatch.setattr(offload, "_settings", validate({"db": db}))
     monkeypatch.setattr(offload, "_price", PRICE)
     work = offload._decode_traces(chat_export().SerializeToString(), "application/x-protobuf", ANYONE).work
-    assert len(work.spans) == 1 and work.spans[0].attributes == {}
+    assert len(work.spans) == 1
+    assert work.spans[0].attributes == {}
     assert (work.span_rows is not None, work.call_rows is not None) == (rows_made, rows_made)

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
@@ -34,7 +35,6 @@ from breakeven.collector.store import spend as store
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.schema import calls
 from breakeven.collector.store.writer import LedgerWriter
-
 from tests.pricecalls import at, call
 
 D = Decimal

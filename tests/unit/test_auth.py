@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from breakeven.collector.auth import (
     ANYONE,
     AuthConfig,
@@ -55,7 +56,8 @@ def test_ingest_tokens(authorization: str | None, sender: str | None, services: 
 
 
 def test_ingest_is_open_without_tokens_and_a_bound_sender_speaks_for_its_services_only() -> None:
-    assert ingest_sender(AuthConfig(), None) is ANYONE and ANYONE.may_send_as("anything")
+    assert ingest_sender(AuthConfig(), None) is ANYONE
+    assert ANYONE.may_send_as("anything")
     checkout = ingest_sender(CONFIG, f"Bearer {TOKEN}")
     assert checkout is not None
     assert (checkout.may_send_as("checkout-api"), checkout.may_send_as("billing"), checkout.may_send_as(None)) == (
@@ -82,15 +84,20 @@ def test_users_and_roles(authorization: str | None, user: str | None, get: bool 
     if user is None:
         assert found is None
     else:
-        assert found is not None and found.name == user
+        assert found is not None
+        assert found.name == user
         assert (may(found, "GET"), may(found, "POST")) == (get, post)
 
 
 def test_password_hashes_are_salted_and_checked() -> None:
     first, second = hash_password("pw"), hash_password("pw")
-    assert first != second and first.startswith("scrypt$")
-    assert check_password("pw", first) and check_password("pw", second) and not check_password("px", first)
-    assert not check_password("pw", "md5$abc") and not check_password("pw", "garbage")
+    assert first != second
+    assert first.startswith("scrypt$")
+    assert check_password("pw", first)
+    assert check_password("pw", second)
+    assert not check_password("px", first)
+    assert not check_password("pw", "md5$abc")
+    assert not check_password("pw", "garbage")
 
 
 @pytest.mark.parametrize(

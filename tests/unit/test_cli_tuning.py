@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+
 from breakeven.collector.ingest.tuning import GIL_SWITCH_INTERVAL_SECONDS, tune_thread_switching
 
 

@@ -7,13 +7,13 @@ import random
 from collections import OrderedDict
 
 import pytest
+
 from breakeven.collector.calls import crosstrace
 from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.failures import FailureMemory
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, call_of_span, merge_group
 from breakeven.collector.calls.tracecache import TraceState
 from breakeven.collector.records import Call, WriteBatch
-
 from tests.spans import T0, llm
 
 MS = 1_000_000

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from breakeven.collector.config.settings import load_settings
-from breakeven.collector.ingest.decode import Limits, PayloadError, decode_traces, parse_traces
-from breakeven.collector.ingest.exports import limits_of
-from breakeven.collector.records import DecodedSpan
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from breakeven.collector.config.settings import load_settings
+from breakeven.collector.ingest.decode import Limits, PayloadError, decode_traces, parse_traces
+from breakeven.collector.ingest.exports import limits_of
+from breakeven.collector.records import DecodedSpan
 
 SPAN_JSON = {
     "resourceSpans": [

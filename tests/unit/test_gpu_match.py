@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.price.gpu_match import GpuMetricsConfig, host_of
 from breakeven.collector.price.pools import pool_of

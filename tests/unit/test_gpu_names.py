@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from breakeven.collector.gpu.names import (
     GPU_UTILIZATION,
     KNOWN_METRICS,
@@ -94,7 +95,8 @@ def test_every_known_metric_is_documented_on_the_pricing_page() -> None:
 )
 def test_only_the_general_task_counts(attributes: dict[str, object], counted: bool) -> None:
     metric = known_metric("hw.gpu.utilization")
-    assert metric is not None and counts(metric, attributes) is counted
+    assert metric is not None
+    assert counts(metric, attributes) is counted
 
 
 @pytest.mark.parametrize(
@@ -109,4 +111,5 @@ def test_only_the_general_task_counts(attributes: dict[str, object], counted: bo
 )
 def test_device_of(name: str, attributes: dict[str, object], device: str) -> None:
     metric = known_metric(name)
-    assert metric is not None and device_of(metric, attributes) == device
+    assert metric is not None
+    assert device_of(metric, attributes) == device

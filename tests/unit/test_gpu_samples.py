@@ -8,10 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from breakeven.collector.config.pricing import parse_pricing
-from breakeven.collector.demo.spans import key_value
-from breakeven.collector.gpu.samples import OTLP, SCRAPE, Sample, buckets, from_exposition
-from breakeven.collector.ingest.gpu_metrics import from_otlp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Gauge,
@@ -24,6 +20,11 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     Sum,
 )
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.demo.spans import key_value
+from breakeven.collector.gpu.samples import OTLP, SCRAPE, Sample, buckets, from_exposition
+from breakeven.collector.ingest.gpu_metrics import from_otlp
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "gpu"
 NOW = 1_749_556_800 * 10**9  # 2025-06-10T12:00:00Z
@@ -135,7 +136,8 @@ def test_dcgm_exposition() -> None:
         ("big", SCRAPE, "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gpu-70b-1", "GPU-3c1e9a3f-7d44-2b1c-8e0a-5f6b7c8d9e01", "0.8123450000"),
         ("big", SCRAPE, "DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gpu-70b-1", "GPU-9b8a7c6d-5e4f-3a2b-1c0d-e9f8a7b6c5d4", "0.5900010000"),
     ]  # fmt: skip
-    assert {s.at_ns for s in got.samples} == {NOW} and (got.unmatched, got.invalid) == (0, 0)
+    assert {s.at_ns for s in got.samples} == {NOW}
+    assert (got.unmatched, got.invalid) == (0, 0)
 
 
 def test_vllm_exposition_gives_kv_cache_usage_with_the_endpoint_as_host() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call
 from tests.spans import llm
 
 
@@ -49,7 +49,8 @@ def test_litellm_pair_outer_with_usage_inner_without() -> None:
     raw = llm("l2", "l1", start=1, end=999, name="raw_gen_ai_request", input_tokens=None, output_tokens=None)
     (call,) = calls_of_trace([outer, raw])
     assert call.member_span_ids == ("l1", "l2")
-    assert call.usage_reported and call.input_tokens == 100
+    assert call.usage_reported
+    assert call.input_tokens == 100
 
 
 def test_client_router_engine_across_services() -> None:

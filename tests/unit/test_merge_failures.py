@@ -7,6 +7,9 @@ import dataclasses
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from breakeven.collector.calls.failures import (
     Failure,
     FailureMemory,
@@ -16,9 +19,6 @@ from breakeven.collector.calls.failures import (
     is_self_traced,
 )
 from breakeven.collector.records import Call
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from tests.spans import T0
 
 SDK = "com.anthropic.sdk.python@2.12.0"
@@ -150,9 +150,12 @@ def test_which_calls_the_rule_is_for(call: Call, applies: bool) -> None:
 def test_failure_of_names_its_origin_and_side() -> None:
     failure = failure_of(_call(emitter=SDK), "instance-1")
     assert failure is not None
-    assert failure.self_traced and failure.origin == ORIGIN
-    assert is_self_traced(SDK) and is_self_traced("com.anthropic.sdk.python")
-    assert not is_self_traced(OPENLLMETRY) and not is_self_traced("com.anthropic.sdk.python.other@1")
+    assert failure.self_traced
+    assert failure.origin == ORIGIN
+    assert is_self_traced(SDK)
+    assert is_self_traced("com.anthropic.sdk.python")
+    assert not is_self_traced(OPENLLMETRY)
+    assert not is_self_traced("com.anthropic.sdk.python.other@1")
 
 
 # Batches in arrival order; the pairs linked (kept, merged in) and how many failures were
@@ -247,7 +250,8 @@ def test_a_linked_call_that_comes_back_stays_linked() -> None:
     assert [(k.key, m.key) for k, m in memory.pair([X_OL]).pairs] == [(X_SDK.key, X_OL.key)]
     # X_OL's trace gets a prompt hash from a log record later: its call is recomputed
     again = memory.pair([dataclasses.replace(X_OL, prompt_hash="h")])
-    assert again.again == {X_OL.key: X_SDK.key} and again.pairs == []
+    assert again.again == {X_OL.key: X_SDK.key}
+    assert again.pairs == []
     assert memory.pair([X_SDK]).again == {}  # the kept one stays as it is
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import pytest
-from breakeven.collector.calls.merge import _has_usage, _merge_many, _outer_first
-from breakeven.collector.records import TOKEN_FIELDS, Call, LlmSpan
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from breakeven.collector.calls.merge import _has_usage, _merge_many, _outer_first
+from breakeven.collector.records import TOKEN_FIELDS, Call, LlmSpan
 from tests.spans import llm
 
 

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.ingest import decode
 from breakeven.collector.ingest.decode import (
@@ -27,10 +31,6 @@ from breakeven.collector.ingest.decode import (
     native_traces,
 )
 from breakeven.collector.ingest.exports import body_traces_outcome, limits_of, traces_outcome
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-
 from tests.native import assert_same_traces, check_body, compiler_present, requires_native
 from tests.scripts import bench_ingest
 from tests.unit.test_decode import (

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 import pytest
+
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.normalize import normalize_span, quantization_from_model
 from breakeven.collector.records import LlmSpan, Rejection, SpanEvent
-
 from tests.spans import T0, decoded
 
 SETTINGS = load_settings({}, environ={})
@@ -377,7 +377,8 @@ def test_an_attribute_name_past_the_value_limit_rejects_the_span() -> None:
     fine = norm({**HOSTILE_BASE, "x" * 300: 1})  # long, but within the limit: kept
     assert "x" * 300 in fine.attributes
     result = normalize_span(decoded({**HOSTILE_BASE, "k" * (limit + 1): 1}), SETTINGS)
-    assert isinstance(result, Rejection) and result.reason == "attribute_too_long"
+    assert isinstance(result, Rejection)
+    assert result.reason == "attribute_too_long"
     assert len(result.detail) < 200
 
 
@@ -403,7 +404,8 @@ def test_configured_address_is_self_hosted() -> None:
         "server.port": 8000,
     }
     span = normalize_span(decoded(attrs), settings)
-    assert isinstance(span, LlmSpan) and span.backend_class == "self_hosted"
+    assert isinstance(span, LlmSpan)
+    assert span.backend_class == "self_hosted"
 
 
 def test_ttft_from_first_token_event_and_errors_from_exception_events() -> None:

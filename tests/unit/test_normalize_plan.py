@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from breakeven.collector import memo
 from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings, load_settings
 from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body
@@ -23,7 +24,6 @@ from breakeven.collector.normalize import conventions as c
 from breakeven.collector.normalize.redact import content_hash, redact
 from breakeven.collector.providers import backend_class, remembered_backend_class
 from breakeven.collector.records import DecodedSpan, LlmSpan
-
 from tests.spans import decoded
 
 SETTINGS = load_settings({}, environ={})
@@ -144,8 +144,10 @@ def test_plans_differ_by_settings_and_by_the_resource_values_detect_reads() -> N
     assert normalize_span(decoded(attrs), MAPPED).team == "a"  # type: ignore[union-attr]
     plain = normalize_span(decoded(attrs, resource={"service.name": "api"}), SETTINGS)
     engine = normalize_span(decoded(attrs, resource={"service.name": "sglang-router"}), SETTINGS)
-    assert plain.conventions == () and not plain.is_engine  # type: ignore[union-attr]
-    assert engine.conventions == (c.SGLANG,) and engine.is_engine  # type: ignore[union-attr]
+    assert plain.conventions == ()
+    assert not plain.is_engine
+    assert engine.conventions == (c.SGLANG,)
+    assert engine.is_engine
 
 
 @pytest.mark.parametrize(

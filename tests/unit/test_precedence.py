@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.normalize import conventions as c
 from breakeven.collector.normalize import normalize_span
 from breakeven.collector.records import LlmSpan
-
 from tests.spans import decoded
 
 SETTINGS = load_settings({}, environ={})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+
 from breakeven.collector.price.breakeven import (
     Candidate,
     ClassTraffic,
@@ -16,7 +17,6 @@ from breakeven.collector.price.breakeven import (
 from breakeven.collector.price.pools import BoxCost, Capacity, pool_period
 from breakeven.collector.price.pricer import Pricer
 from breakeven.collector.price.usage import TokenUsage
-
 from tests.pricecalls import CHAT, JUNE, RENTED, SEARCH, at, catalog, entry
 
 # The pool's alternative sells every token at 4.00 per million (cached or not).
@@ -60,8 +60,11 @@ def test_break_even_on_a_known_mix() -> None:
 def test_no_break_even(usages: list[TokenUsage], alternative: Decimal | None, reason: str) -> None:
     period = pool_period(RENTED, *JUNE, usages)
     be = pool_break_even(RENTED, period, alternative)
-    assert be.break_even_tokens is None and be.break_even_utilization is None and be.tokens_above is None
-    assert be.reason is not None and reason in be.reason
+    assert be.break_even_tokens is None
+    assert be.break_even_utilization is None
+    assert be.tokens_above is None
+    assert be.reason is not None
+    assert reason in be.reason
 
 
 def test_idle_pool_loses_its_whole_cost() -> None:
@@ -73,7 +76,8 @@ def test_alternative_unpriced_is_not_zero() -> None:
     pricer = Pricer(catalog=catalog())
     alt = alternative_cost(RENTED, pricer, TRAFFIC)
     assert (alt.cost_usd, alt.unpriced) == (None, 2)
-    assert alt.detail and "together/llama-x-turbo" in alt.detail
+    assert alt.detail
+    assert "together/llama-x-turbo" in alt.detail
 
 
 # Traffic classes. June 2025 has 2,592,000 seconds; on 11 June 00:00, 10 of 30 days have
@@ -139,7 +143,8 @@ def test_traffic_class_projection(
     )
     assert "run rate" in projection.method
     if name is None:
-        assert projection.cheapest is None and projection.savings_usd is None
+        assert projection.cheapest is None
+        assert projection.savings_usd is None
         return
     assert projection.cheapest is not None
     got = projection.cheapest

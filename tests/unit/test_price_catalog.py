@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import genai_prices
 import pytest
+
 from breakeven.collector.price.catalog import LIBRARY_PROVIDERS, library_entry, library_source
 from breakeven.collector.price.pricer import Priced, Pricer, Unpriced
 from breakeven.collector.price.usage import TokenUsage
-
 from tests.pricecalls import at
 
 PRICER = Pricer()
@@ -154,7 +154,8 @@ def test_look_alike_is_not_priced(provider: str, model: str) -> None:
 )
 def test_declared_names_are_priced(provider: str, model: str, entry_id: str) -> None:
     entry = library_entry(provider, model, WHEN)
-    assert entry is not None and entry.entry_id == entry_id
+    assert entry is not None
+    assert entry.entry_id == entry_id
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import Settings, load_settings
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import Converted
 from breakeven.collector.price.pricer import Priced
-
 from tests.pricecalls import at, call
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hybrid-fleet.toml"
@@ -41,7 +41,8 @@ def test_default_prices_from_the_library_alone() -> None:
     assert pricing == PricingConfig()
     assert (pricing.currency, pricing.allocation_period, pricing.pools) == ("USD", "day", ())
     result = pricing.pricer().price_call(call(provider="openai", model="gpt-4o", input=1_000_000))
-    assert isinstance(result, Priced) and result.cost_usd == Decimal("2.5")
+    assert isinstance(result, Priced)
+    assert result.cost_usd == Decimal("2.5")
 
 
 def test_worked_example_loads_and_prices() -> None:
@@ -64,7 +65,8 @@ def test_worked_example_loads_and_prices() -> None:
     assert [c.cost_usd for c in costs if isinstance(c, Priced)] == [Decimal("1.76"), Decimal("1.40"), Decimal("1.30")]
     # 8% off Anthropic's list: claude-sonnet-4 1M in = 3.00 - 0.24.
     claude = pricer.price_call(call(provider="anthropic", model="claude-sonnet-4", input=1_000_000))
-    assert isinstance(claude, Priced) and claude.cost_usd == Decimal("2.76")
+    assert isinstance(claude, Priced)
+    assert claude.cost_usd == Decimal("2.76")
     # Reported in pounds at the rate of the day: 100 USD on 2025-07-01 at 0.74.
     assert pricing.fx.convert(Decimal("100"), "GBP", at("2025-07-01")) == Converted(
         Decimal("74.00"), "GBP", Decimal("0.74"), date(2025, 7, 1)
@@ -224,7 +226,8 @@ def test_price_book_file_named_in_the_config(tmp_path: Path) -> None:
     result = pricing.pricer().price_call(
         call(provider="together", model="our-finetune", input=1_000_000, output=1_000_000)
     )
-    assert isinstance(result, Priced) and result.cost_usd == Decimal("1.90")  # (0.50 + 1.50) x 0.95
+    assert isinstance(result, Priced)
+    assert result.cost_usd == Decimal("1.90")
 
 
 def test_price_book_file_errors_name_file_and_key(tmp_path: Path) -> None:

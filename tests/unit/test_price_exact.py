@@ -7,12 +7,12 @@ import random
 from decimal import Decimal, localcontext
 
 import pytest
+
 from breakeven.collector.price.entries import PriceEntry, Rate, Tier
 from breakeven.collector.price.exact import IntegerPlan, integer_plan
 from breakeven.collector.price.money import stored
 from breakeven.collector.price.pricer import PricePlan
 from breakeven.collector.price.usage import TokenUsage
-
 from tests.pricecalls import entry
 
 PLAIN = entry("openai", "gpt-x", input="2.50", cache_read="1.25", output="10.00")
@@ -107,7 +107,8 @@ def test_rounding_is_half_even_at_the_storage_quantum(amount: str, stored_as: st
     fee = dataclasses.replace(PLAIN, per_request=Decimal(amount))
     got = integer(plan(fee), TokenUsage())
     assert got is not None
-    assert same_decimal(got[0], Decimal(stored_as)) and same_decimal(got[0], reference(plan(fee), TokenUsage())[0])
+    assert same_decimal(got[0], Decimal(stored_as))
+    assert same_decimal(got[0], reference(plan(fee), TokenUsage())[0])
 
 
 @pytest.mark.parametrize(

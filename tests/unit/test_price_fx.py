@@ -6,9 +6,9 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+
 from breakeven.collector.price.fx import Converted, FxRate, FxTable
 from breakeven.collector.price.money import presented, stored
-
 from tests.pricecalls import at
 
 RATES = FxTable(

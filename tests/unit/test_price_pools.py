@@ -6,6 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
+
 from breakeven.collector.price.periods import allocation_window, calendar_months
 from breakeven.collector.price.pools import (
     BoxCost,
@@ -19,7 +20,6 @@ from breakeven.collector.price.pools import (
     pool_period,
 )
 from breakeven.collector.price.usage import TokenUsage
-
 from tests.pricecalls import CHAT, JUNE, RENTED, SEARCH, at, call
 
 OWNED = BoxCost(

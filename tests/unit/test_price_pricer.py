@@ -6,10 +6,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+
 from breakeven.collector.price.book import Discount, PriceBook
 from breakeven.collector.price.pricer import NO_MODEL, NO_PRICE, NO_PROVIDER, NO_USAGE, Priced, Pricer, Unpriced
 from breakeven.collector.records import Call
-
 from tests.pricecalls import call, catalog, entry
 
 # List prices the fake catalog knows (USD per million tokens).
@@ -143,7 +143,8 @@ def test_price_change_mid_period(start: str, cost: Decimal | None, entry_id: str
         call(provider="together", model="llama-x", start=start, input=1_000_000, output=1_000_000)
     )
     if cost is None:
-        assert isinstance(result, Unpriced) and result.reason == NO_PRICE
+        assert isinstance(result, Unpriced)
+        assert result.reason == NO_PRICE
         return
     assert isinstance(result, Priced)
     assert (result.cost_usd, result.entry_id, result.source) == (cost, entry_id, "book")
@@ -224,7 +225,6 @@ def test_book_entry_may_name_the_request_model() -> None:
 
 def test_price_for_an_alternative_needs_no_call() -> None:
     from breakeven.collector.price.usage import TokenUsage
-
     from tests.pricecalls import at
 
     result = PRICER.price("together", "llama-x", at("2025-06-02"), TokenUsage(input=2_000_000, output=500_000))

@@ -6,8 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from breakeven.collector.ingest.http import HttpError, _read_body
 from starlette.requests import Request
+
+from breakeven.collector.ingest.http import HttpError, _read_body
 
 
 def test_a_client_gone_mid_body_is_a_400_not_an_unhandled_error() -> None:
@@ -19,4 +20,5 @@ def test_a_client_gone_mid_body_is_a_400_not_an_unhandled_error() -> None:
     request = Request({"type": "http", "method": "POST", "headers": [(b"content-length", b"100")]}, receive)
     with pytest.raises(HttpError) as err:
         asyncio.run(_read_body(request, 1024))
-    assert err.value.status == 400 and "disconnected" in err.value.message
+    assert err.value.status == 400
+    assert "disconnected" in err.value.message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from breakeven.collector.normalize.redact import hash_messages, messages_from_log, redact
 from breakeven.collector.records import SpanEvent
 

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import pytest
+
 from breakeven.collector.store.rows import attributes_json
 
 
@@ -41,7 +42,6 @@ def test_span_rows_are_the_same_with_attributes_made_json_in_a_decode_process() 
     from dataclasses import replace
 
     from breakeven.collector.store.rows import span_columns
-
     from tests.spans import llm
 
     attributes = {"gen_ai.request.model": "gpt-4o", "server.port": 443}
@@ -59,4 +59,5 @@ def test_llm_spans_survive_the_hand_off_between_processes() -> None:
     span = llm("a1", attributes={"k": [1, "x"]}, conventions=("otel-genai",), response_id="r-1", process="host:1")
     span.attributes_json = '{"k":[1,"x"]}'
     back = pickle.loads(pickle.dumps(span, protocol=pickle.HIGHEST_PROTOCOL))
-    assert back == span and back is not span
+    assert back == span
+    assert back is not span

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import load_settings
 

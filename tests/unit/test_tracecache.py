@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from breakeven.collector.calls import tracecache
 from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 
@@ -79,7 +80,8 @@ def test_the_filter_sets_the_reference_bits_and_answers_alike(
         for trace_id in batch:
             reference.add(trace_id)
         done += len(batch)
-    assert ours._current == reference.current and ours._previous == reference.previous
+    assert ours._current == reference.current
+    assert ours._previous == reference.previous
     answers += [(ours.maybe_seen(t), reference.maybe_seen(t)) for t in stored + others]
     assert all(a == b for a, b in answers)
     assert all(ours.maybe_seen(t) for t in stored[-capacity:])  # no false negatives within the two generations
@@ -89,7 +91,10 @@ def test_the_cache_keeps_the_most_recently_touched() -> None:
     cache = TraceCache(2)
     for trace_id in ("a", "b", "a", "c"):
         cache.put(trace_id, TraceState())
-    assert "a" in cache and "c" in cache and "b" not in cache and len(cache) == 2
+    assert "a" in cache
+    assert "c" in cache
+    assert "b" not in cache
+    assert len(cache) == 2
 
 
 def test_the_native_loops_refuse_a_filter_smaller_than_its_bits() -> None:

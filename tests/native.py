@@ -16,15 +16,14 @@ from breakeven.collector.ingest.decode import (
     PROTOBUF,
     DecodedTraces,
     Limits,
-    PayloadError,
     TooLarge,
     count_spans,
     decode_trace_body,
     decode_traces,
     native_available,
     native_traces,
-    parse_traces,
 )
+from breakeven.collector.ingest.parse import PayloadError, parse_traces
 from breakeven.collector.records import DecodedSpan, SpanEvent
 
 
@@ -86,11 +85,9 @@ def check_body(body: bytes, limits: Limits, max_spans: int | None = None) -> boo
 
 def _same_error(body: bytes, limits: Limits, max_spans: int | None) -> None:
     raised = []
+    spans_limit = () if max_spans is None else (max_spans,)
     for native in (True, False):
         with pytest.raises((PayloadError, TooLarge)) as caught:
-            if max_spans is None:
-                decode_trace_body(body, PROTOBUF, limits, native=native)
-            else:
-                decode_trace_body(body, PROTOBUF, limits, max_spans, native=native)
+            decode_trace_body(body, PROTOBUF, limits, *spans_limit, native=native)
         raised.append((type(caught.value), str(caught.value)))
     assert raised[0] == raised[1]

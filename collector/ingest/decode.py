@@ -1,8 +1,7 @@
 """OTLP protobuf and OTLP/JSON -> decoded spans, log hints and metric counts.
 
-OTLP/JSON is turned into the protobuf message first (hex ids rewritten to the proto3
-JSON base64 form), so the resource -> scope -> span loop exists once and gRPC, HTTP
-protobuf and HTTP JSON share it.
+OTLP/JSON is turned into the protobuf message first (parse.py), so the resource -> scope
+-> span loop exists once and gRPC, HTTP protobuf and HTTP JSON share it.
 
 Trace export bodies enter through decode_trace_body. Plain protobuf goes to the native
 decoder (collector/ingest/_otlp.c, an optional C extension) when it is built: it reads the wire
@@ -10,7 +9,7 @@ format straight into the same DecodedSpans, and declines anything unusual (malfo
 past a limit, fields it does not know), which then takes the upb walk below. That walk is
 the reference; tests/unit/test_native_decode.py holds the two to the same answers.
 
-Hostile input is bounded here, before dicts are built (Limits; README "Hostile input"):
+Hostile input is bounded here, before dicts are built (Limits; docs: privacy and security, hostile input):
 a span with too many attributes, or a value the ledger reads past the length limit, is
 rejected; an audit-only value past a limit is cut, as the OTel SDK cuts; content (prompt
 and completion text) is kept whole, since it is only hashed and then dropped.
@@ -18,16 +17,11 @@ and completion text) is kept whole, since it is only hashed and then dropped.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -35,16 +29,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from breakeven.collector.ingest.parse import parse_traces
 from breakeven.collector.normalize.redact import is_content
 from breakeven.collector.records import Attributes, DecodedSpan, Rejection, SpanEvent
 
-M = TypeVar("M", bound=Message)  # an OTLP export message type
 _ZERO_TRACE = b"\x00" * 16
 _ZERO_SPAN = b"\x00" * 8
-
-
-class PayloadError(ValueError):
-    """The whole request body is unusable; the message says why (sent back as 400)."""
 
 
 class TooLarge(ValueError):
@@ -103,90 +93,6 @@ class DecodedLogRecord:
 
 
 # ---------------------------------------------------------------- parsing
-
-
-def parse_traces(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """Parse a trace export body of the given content type into the protobuf message."""
-    return _parse(ExportTraceServiceRequest, body, content_type, _hexify_trace_json)
-
-
-def parse_logs(body: bytes, content_type: str) -> ExportLogsServiceRequest:
-    """Parse a logs export body into the protobuf message."""
-    return _parse(ExportLogsServiceRequest, body, content_type, _hexify_logs_json)
-
-
-def parse_metrics(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
-    """Parse a metrics export body into the protobuf message."""
-    return _parse(ExportMetricsServiceRequest, body, content_type, lambda doc: None)
-
-
-def _parse(message_type: type[M], body: bytes, content_type: str, fix_ids: Callable[[dict[str, Any]], None]) -> M:
-    if content_type == "application/x-protobuf":
-        try:
-            return message_type.FromString(body)
-        except (DecodeError, RuntimeError, ValueError) as exc:
-            raise PayloadError(f"body is not a valid OTLP protobuf message: {exc}") from None
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, a 5000-digit number, [[[[...
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise PayloadError("body is not an OTLP/JSON object")
-    fix_ids(doc)
-    try:
-        return json_format.ParseDict(doc, message_type(), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise PayloadError(f"body is not valid OTLP/JSON: {exc}") from None
-
-
-def _hex_to_b64(value: Any) -> Any:
-    """OTLP/JSON ids are hex; proto3 JSON bytes are base64. Bad hex becomes empty (rejected later)."""
-    if not isinstance(value, str):
-        return value
-    try:
-        raw = binascii.unhexlify(value)
-    except (binascii.Error, ValueError):
-        raw = b""
-    return base64.b64encode(raw).decode("ascii")
-
-
-def _fix_keys(obj: Any, keys: tuple[str, ...]) -> None:
-    if isinstance(obj, dict):
-        for key in keys:
-            if key in obj:
-                obj[key] = _hex_to_b64(obj[key])
-
-
-def _children(obj: Any, *names: str) -> Iterable[Any]:
-    if not isinstance(obj, dict):
-        return ()
-    for name in names:
-        value = obj.get(name)
-        if isinstance(value, list):
-            return value
-    return ()
-
-
-_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-
-
-def _hexify_trace_json(doc: dict[str, Any]) -> None:
-    for rs in _children(doc, "resourceSpans", "resource_spans"):
-        for ss in _children(rs, "scopeSpans", "scope_spans"):
-            for span in _children(ss, "spans"):
-                _fix_keys(span, _ID_KEYS)
-                for link in _children(span, "links"):
-                    _fix_keys(link, _ID_KEYS)
-
-
-def _hexify_logs_json(doc: dict[str, Any]) -> None:
-    for rl in _children(doc, "resourceLogs", "resource_logs"):
-        for sl in _children(rl, "scopeLogs", "scope_logs"):
-            for record in _children(sl, "logRecords", "log_records"):
-                _fix_keys(record, _ID_KEYS)
-
-
-# ---------------------------------------------------------------- values
 
 
 def any_value(value: AnyValue) -> Any:

@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from breakeven.collector.auth import Sender, ingest_sender
 from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
 from breakeven.collector.config.settings import Settings
-from breakeven.collector.ingest import decode, exports
+from breakeven.collector.ingest import decode, exports, parse
 from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
 from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 
@@ -61,7 +61,7 @@ def _export(
 ) -> Any:
     try:
         outcome = outcome_of()
-    except (exports.TooLarge, decode.PayloadError) as exc:
+    except (exports.TooLarge, parse.PayloadError) as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     except DecoderUnavailable as exc:
         _retry_later(context)

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from breakeven.collector.auth import Sender, ingest_sender
 from breakeven.collector.calls.pipeline import Pipeline, PipelineStopped, QueueFull
 from breakeven.collector.config.settings import Settings
-from breakeven.collector.ingest import decode, exports
+from breakeven.collector.ingest import exports, parse
 from breakeven.collector.ingest.gpu_metrics import GpuCommitFailed, GpuMetrics
 from breakeven.collector.ingest.offload import DecoderUnavailable, TraceDecoder
 
@@ -150,7 +150,7 @@ def _make_endpoint(
             if err.status >= 500:
                 log.warning("export refused (%d): %s", err.status, err.message)
             return _error_response(err, reply_type)
-        except (decode.PayloadError, exports.TooLarge) as exc:
+        except (parse.PayloadError, exports.TooLarge) as exc:
             status = 413 if isinstance(exc, exports.TooLarge) else 400
             return _error_response(HttpError(status, str(exc)), reply_type)
         reply = response_type()
@@ -179,13 +179,13 @@ def build_otlp_app(
         return to_thread.run_sync(_logs, body, content_type, sender)
 
     def _logs(body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
-        return exports.logs_outcome(decode.parse_logs(body, content_type), sender)
+        return exports.logs_outcome(parse.parse_logs(body, content_type), sender)
 
     def metrics(body: bytes, content_type: str, sender: Sender) -> Awaitable[exports.Outcome]:
         return to_thread.run_sync(_metrics, body, content_type, sender)
 
     def _metrics(body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
-        request = decode.parse_metrics(body, content_type)
+        request = parse.parse_metrics(body, content_type)
         outcome = exports.metrics_outcome(request)
         if gpu is not None:
             try:

@@ -46,15 +46,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from breakeven.collector.calls.merge import calls_of_trace
 from breakeven.collector.config.settings import load_settings
-from breakeven.collector.ingest.decode import (
-    PayloadError,
-    count_spans,
-    decode_traces,
-    parse_logs,
-    parse_metrics,
-    parse_traces,
-)
+from breakeven.collector.ingest.decode import count_spans, decode_traces
 from breakeven.collector.ingest.exports import TooLarge, limits_of, logs_outcome, metrics_outcome, traces_outcome
+from breakeven.collector.ingest.parse import PayloadError, parse_logs, parse_metrics, parse_traces
 from breakeven.collector.normalize import conventions as c
 from breakeven.collector.normalize import redact
 from breakeven.collector.price.ledger import ledger_pricer
@@ -589,10 +583,13 @@ def _never_5xx(collector: RunningCollector) -> None:
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(request=TRACE_REQUESTS)
     def export(request: ExportTraceServiceRequest) -> None:
+        refused: grpc.RpcError | None = None
         try:
             stub.Export(request, timeout=30)
-        except grpc.RpcError as exc:  # a clean refusal only: never INTERNAL, UNKNOWN or UNAVAILABLE
-            assert exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED), exc
+        except grpc.RpcError as exc:
+            refused = exc
+        if refused is not None:  # a clean refusal only: never INTERNAL, UNKNOWN or UNAVAILABLE
+            assert refused.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED), refused
 
     try:
         post()

@@ -11,8 +11,9 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from breakeven.collector.config.settings import load_settings
-from breakeven.collector.ingest.decode import Limits, PayloadError, decode_traces, parse_traces
+from breakeven.collector.ingest.decode import Limits, decode_traces
 from breakeven.collector.ingest.exports import limits_of
+from breakeven.collector.ingest.parse import PayloadError, parse_traces
 from breakeven.collector.records import DecodedSpan
 
 SPAN_JSON = {

@@ -21,7 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from breakeven.collector.config.settings import load_settings
-from breakeven.collector.ingest import decode
+from breakeven.collector.ingest import decode, parse
 from breakeven.collector.ingest.decode import (
     DEFAULT_LIMITS,
     PROTOBUF,
@@ -171,7 +171,7 @@ def test_hand_built_requests_decode_the_same_or_are_declined(
 def test_otlp_json_takes_the_upb_path_and_gives_the_same_spans_as_its_protobuf() -> None:
     body = json.dumps(SPAN_JSON).encode()
     from_json = decode_trace_body(body, "application/json")
-    protobuf = decode.parse_traces(body, "application/json").SerializeToString()
+    protobuf = parse.parse_traces(body, "application/json").SerializeToString()
     assert_same_traces(decode_trace_body(protobuf, PROTOBUF), from_json)
 
 
@@ -293,7 +293,7 @@ def test_with_native_decode_off_the_native_decoder_is_never_called(monkeypatch: 
     assert off_settings.native_decode is False
     off = body_traces_outcome(body, PROTOBUF, off_settings)
     assert repr(on) == repr(off)
-    assert repr(off) == repr(traces_outcome(decode.parse_traces(body, PROTOBUF), SETTINGS))
+    assert repr(off) == repr(traces_outcome(parse.parse_traces(body, PROTOBUF), SETTINGS))
 
 
 @requires_native

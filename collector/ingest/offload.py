@@ -106,9 +106,9 @@ def _start_forkserver() -> None:
 def _widen_pipes(pool: ProcessPoolExecutor) -> None:
     """Give the pool's two pipes PIPE_BYTES each (Linux; 64 KiB by default).
 
-    An export goes out as ~0.4 MB of body and comes back as ~0.9 MB of records and rows:
-    through 64 KiB pipes that was a dozen reads each, and each read gave Python's GIL back
-    and waited to take it again from the writer's thread. Where the pipes cannot be
+    An export's body goes out and its records and rows come back through them; through
+    64 KiB pipes that took many reads, and each read gave Python's GIL back and waited to
+    take it again from the writer's thread. Where the pipes cannot be
     widened (another OS, a lower limit, a Python whose pool keeps them elsewhere) they
     stay as they are: slower, not wrong.
     """

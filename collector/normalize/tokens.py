@@ -40,7 +40,7 @@ class TokenError(ValueError):
 class Usage(NamedTuple):
     """Token counts in the canonical meaning; None where the span did not say.
 
-    A NamedTuple, not a frozen dataclass: as immutable, and four times cheaper to build.
+    A NamedTuple, not a frozen dataclass: as immutable, and cheaper to build.
     """
 
     input_tokens: int | None

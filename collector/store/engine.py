@@ -26,11 +26,9 @@ class DuckDBImpl(DefaultImpl):
 
 
 # DuckDB's checkpoints merge a table's row groups whenever neighbours fit in one
-# (max_vacuum_tasks, 100 by default): with ingest checkpointing every ~150,000 spans,
-# that rewrote rows already written, more of them as the ledger grew, and a checkpoint
-# holds every commit. Measured over 1M spans: checkpoints held commits 0.7-1.9 s with it,
-# a steady 0.7-0.8 s without; 17,913 spans/s against 16,806, peak RSS 961 MiB against
-# 1,276, a 175 MiB file against 234. Without it, a row group whose rows were all deleted
+# (max_vacuum_tasks, 100 by default): under ingest that rewrote rows already written,
+# more of them as the ledger grew, and a checkpoint holds every commit (the figures are in
+# CHANGELOG.md and docs/performance.md). Without it, a row group whose rows were all deleted
 # (retention's purge, the roller's rewrites) is still dropped whole; only rows deleted
 # here and there (a call re-merged by a late span) keep their space.
 NO_VACUUM: dict[str, str | int] = {"max_vacuum_tasks": 0}
@@ -45,9 +43,9 @@ def make_engine(
     """An engine for the database URL; DuckDB files get their folder created.
 
     duckdb_checkpoint_threshold: the WAL size past which DuckDB checkpoints. Its own default
-    (16 MB) checkpoints every ~10,000 ingested calls, and each checkpoint rewrites the table's
-    last, partly filled row group (up to 122,880 rows) again: past 100,000 calls that was
-    half of ingest's CPU. At 256 MB a row group is written about once.
+    (16 MB) checkpoints often under ingest, and each checkpoint rewrites the table's last,
+    partly filled row group (up to 122,880 rows) again; at 256 MB a row group is written
+    about once.
 
     duckdb_threads: DuckDB's worker threads (its own default: one per core). `serve` gives 1
     (Settings.duckdb_threads): the writer's inserts then run on the writer's own thread

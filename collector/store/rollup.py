@@ -4,8 +4,8 @@ call_rollups holds, per UTC hour and per value of every dimension spend reads (b
 class, provider, request and response model, quantization, service, team, feature, pool,
 price status, unpriced reason), the calls, token sums and cost sums of that hour;
 call_rollups_daily the same per UTC day, summed from the hours whenever one of them is
-rolled up (a month's report then reads ~30 rows per key instead of ~720: what keeps
-PostgreSQL's GROUP BY small).
+rolled up (a month's report then reads a row per day and key instead of one per hour:
+what keeps PostgreSQL's GROUP BY small).
 
 Why dirty hours rather than deltas: a call changes after it is stored (a late span
 re-merges it: the writer deletes the row and inserts the new one; `reprice` rewrites its

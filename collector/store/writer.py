@@ -1,6 +1,6 @@
 """The single writer: one transaction per group of exports (group commit).
 
-DuckDB gets columnar batches through Arrow (executemany is ~1000x slower there) into
+DuckDB gets columnar batches through Arrow (executemany is far slower there) into
 tables without keys or indexes (migration 0002); every by-trace delete or update is
 bounded by start time, so DuckDB's zone maps keep it off the old row groups. The
 pipeline de-duplicates before rows get here. PostgreSQL gets multi-row inserts with
@@ -58,7 +58,7 @@ def _arrow_table(schema: pa.Schema, columns: Mapping[str, list[Any]]) -> pa.Tabl
     arrays = []
     for f in schema:
         if f.type == _MICROS:
-            # a view, not a cast: the same int64 buffer, six times faster than cast()'s checks
+            # a view, not a cast: the same int64 buffer, without cast()'s checks
             arrays.append(pa.array(columns[f.name], pa.int64()).view(_MICROS))
         else:
             arrays.append(pa.array(columns[f.name], f.type))
@@ -70,7 +70,7 @@ def span_rows_ipc(spans: Sequence[LlmSpan]) -> bytes:
     received_at left 0 (the commit sets it).
 
     Made in a decode process, where there are cores to spare: the writer's thread then
-    inserts them as they are instead of building them (9% of its time when it did). The
+    inserts them as they are instead of building them. The
     attributes, the rows' largest column, travel once, in the spans (attributes_json).
     """
     return _ipc(_arrow_table(_RECEIVED_SPAN_ROWS, span_columns(spans, 0)))
@@ -80,7 +80,7 @@ def call_rows_ipc(calls: Sequence[Call], prices: Sequence[CallPrice]) -> bytes:
     """The priced calls' rows as an Arrow IPC stream, received_at left 0 (the commit sets it).
 
     Made in a decode process, as span_rows_ipc: pricing, the row columns and the Arrow
-    table were some 13% of the writer's thread when it made them.
+    table then cost the writer's thread nothing.
     """
     return _ipc(_arrow_table(_SCHEMAS["calls"], call_columns(calls, prices, 0)))
 
@@ -186,7 +186,7 @@ class LedgerWriter:
             raw.unregister("_hashes")
         for name, incoming_rows in (("llm_spans", span_table), ("calls", call_table)):
             # Read by DuckDB's replacement scan (a Python variable named in the query):
-            # register/unregister cost some 3 ms per table per commit more (a catalog change).
+            # register/unregister costs more per table per commit (each is a catalog change).
             if incoming_rows.num_rows:
                 raw.execute(f"INSERT INTO {name} SELECT * FROM incoming_rows")
 
@@ -272,8 +272,9 @@ def _duckdb_bookkeeping(conn: sa.Connection, counters: Mapping[tuple[str, str], 
     """DuckDB: the commit's counters and dirty hours, appended by two plain statements.
 
     The same rows as mark_dirty, and the counts _bump_counters adds, appended rather than
-    upserted (migration 0009; collector/store/counters.py folds them). SQLAlchemy's
-    compile of such statements cost 8 ms per commit (16 µs per span at 512 spans a commit).
+    upserted (migration 0009; collector/store/counters.py folds them). Plain statements
+    on the driver's connection, because SQLAlchemy's compile of them cost a share of every
+    commit.
     """
     raw = conn.connection.driver_connection
     assert raw is not None

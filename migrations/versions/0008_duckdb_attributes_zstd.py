@@ -1,11 +1,10 @@
 """DuckDB: llm_spans.attributes compressed with zstd.
 
-The audit attributes (JSON text, ~730 bytes a span) are four fifths of llm_spans on
-disk, and DuckDB's default string compression (DICT_FSST) took half of every
-checkpoint compressing them: a checkpoint holds all commits, so that was ingest time.
-zstd, which DuckDB never picks for a column by itself, compressed 135,000 spans'
-attributes in a third of the time (348 against 662 ms for the whole table's
-checkpoint) into 8.5 MiB instead of 36. They are read only for audit, where zstd's
+The audit attributes (JSON text) are most of llm_spans on disk, and DuckDB's default
+string compression (DICT_FSST) took half of every checkpoint compressing them: a
+checkpoint holds all commits, so that was ingest time. zstd, which DuckDB never picks
+for a column by itself, compresses them in a fraction of the time and into a fraction
+of the space (CHANGELOG.md has the figures). They are read only for audit, where zstd's
 slower scan does not matter. The other columns keep DuckDB's own choice: ids and
 prompt hashes compressed worse with zstd and are read by every trace lookup.
 PostgreSQL is unchanged (it TOASTs long text by itself).

@@ -107,7 +107,8 @@ def unit_sections(path: Path) -> dict[str, list[tuple[str, str]]]:
             sections[current] = []
             continue
         key, sep, value = line.partition("=")
-        assert current is not None and sep, f"{path}: not `Key=value` inside a section: {line!r}"
+        assert current is not None, f"{path}: not `Key=value` inside a section: {line!r}"
+        assert sep, f"{path}: not `Key=value` inside a section: {line!r}"
         assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", key.strip()), f"{path}: bad key {key!r}"
         sections[current].append((key.strip(), value.strip()))
     return sections
@@ -136,7 +137,8 @@ def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
 def exec_form(arguments: str) -> list[str]:
     """A JSON-array instruction argument (CMD, ENTRYPOINT, HEALTHCHECK ... CMD)."""
     value = json.loads(arguments)
-    assert isinstance(value, list) and all(isinstance(v, str) for v in value), arguments
+    assert isinstance(value, list), arguments
+    assert all(isinstance(v, str) for v in value), arguments
     return value
 
 

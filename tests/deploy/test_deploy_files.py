@@ -227,7 +227,8 @@ def test_compose_runs_several_collectors_on_one_postgresql_after_one_migration(t
         assert service["depends_on"][migrations[0]]["condition"] == "service_completed_successfully", name
         settings = Invocation(name, service["command"], compose_environment(service)).settings(tmp_path)
         assert not settings.migrate, f"{name}: collectors must not migrate concurrently"
-        assert settings.db_dialect == "postgresql" and f"@{postgres}:" in settings.db, name
+        assert settings.db_dialect == "postgresql", name
+        assert f"@{postgres}:" in settings.db, name
         check = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{settings.http_port}/readyz" in check, f"{name}: healthcheck must ask /readyz"
         assert any(str(p).endswith(f":{settings.http_port}") for p in service["ports"]), name
@@ -261,7 +262,8 @@ def test_compose_publishes_otlp_on_the_product_ports_through_the_collector() -> 
 
 def _seconds(duration: str) -> int:
     match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
-    assert match and duration, f"unreadable duration {duration!r}"
+    assert match, f"unreadable duration {duration!r}"
+    assert duration, f"unreadable duration {duration!r}"
     return int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
 
 
@@ -296,8 +298,10 @@ def test_breakeven_pods_are_hardened_probed_and_given_time_to_drain(
     assert pod["enableServiceLinks"] is False, f"{where}: injected BREAKEVEN_* service variables stop breakeven"
     assert pod["automountServiceAccountToken"] is False, where
     security = {**pod.get("securityContext", {}), **container["securityContext"]}
-    assert security["runAsNonRoot"] is True and security["readOnlyRootFilesystem"] is True, where
-    assert security["allowPrivilegeEscalation"] is False and security["capabilities"]["drop"] == ["ALL"], where
+    assert security["runAsNonRoot"] is True, where
+    assert security["readOnlyRootFilesystem"] is True, where
+    assert security["allowPrivilegeEscalation"] is False, where
+    assert security["capabilities"]["drop"] == ["ALL"], where
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][kind]), f"{where}: {kind}"
     mounted = {m["mountPath"] for m in container.get("volumeMounts", [])}
@@ -361,7 +365,8 @@ def test_central_replicas_never_migrate_a_job_does(tmp_path: Path) -> None:
     secrets = [
         [v["valueFrom"]["secretKeyRef"] for v in c["env"] if v["name"] == "BREAKEVEN_DB"] for c in (serve, migrate)
     ]
-    assert secrets[0] == secrets[1] and len(secrets[0]) == 1, "both read the database URL from the same Secret"
+    assert secrets[0] == secrets[1], "both read the database URL from the same Secret"
+    assert len(secrets[0]) == 1, "both read the database URL from the same Secret"
 
 
 def test_sidecar_vllm_exports_its_traces_to_the_breakeven_beside_it(tmp_path: Path) -> None:
@@ -416,7 +421,8 @@ def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
     unit = _unit_with_executable(tmp_path)
     result = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=30)
     # Unknown keys and bad values are only warnings to verify (exit 0): any output fails.
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
 
 
 def test_systemd_analyze_rates_the_unit_sandbox_ok(tmp_path: Path) -> None:
@@ -450,7 +456,8 @@ def test_otelcol_pipelines_use_exactly_the_components_it_defines() -> None:
         assert defined <= names, f"{kind} defined but unused: {sorted(defined - names)}"
     for name, pipeline in pipelines.items():
         assert name.split("/")[0] in ("traces", "logs", "metrics"), name
-        assert pipeline["receivers"] and pipeline["exporters"], name
+        assert pipeline["receivers"], name
+        assert pipeline["exporters"], name
         assert pipeline.get("processors", ["memory_limiter"])[0] == "memory_limiter", f"{name}: memory_limiter first"
 
 
@@ -482,7 +489,8 @@ def test_otelcol_filters_keep_genai_and_are_well_formed() -> None:
     logs = processors["filter/genai-logs"]["logs"]["log_record"]
     for condition in [*spans, *logs]:
         unquoted = re.sub(r'"(?:[^"\\]|\\.)*"', '""', condition)
-        assert unquoted.count('"') % 2 == 0 and unquoted.count("(") == unquoted.count(")"), condition
+        assert unquoted.count('"') % 2 == 0, condition
+        assert unquoted.count("(") == unquoted.count(")"), condition
         # The processor drops what matches: "keep GenAI" must be written as a negation.
         assert condition.lstrip().startswith("not ("), condition
     assert all(marker in " ".join(spans) for marker in ('"gen_ai.', '"llm.', "gen_ai.provider.name", "gen_ai.system"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -29,9 +28,9 @@ REJECTED = {"bad_trace_id": 6, "too_many_attributes": 1}
 
 
 @pytest.fixture
-def ledger(engine: sa.Engine) -> Iterator[sa.Engine]:
+def ledger(engine: sa.Engine) -> sa.Engine:
     migrate(engine)
-    yield engine
+    return engine
 
 
 def _commit(engine: sa.Engine, counts: dict[tuple[str, str], int]) -> None:

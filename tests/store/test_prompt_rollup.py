@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import random
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -315,10 +315,9 @@ def test_retention_deletes_prompt_rollups_with_their_calls(ledger: sa.Engine) ->
 
 
 @pytest.fixture
-def colliding(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def colliding(monkeypatch: pytest.MonkeyPatch) -> None:
     """Prompt keys of one hex digit: sixteen keys for all the prompts."""
     monkeypatch.setattr(prompts, "PROMPT_KEY_DIGITS", 1)
-    yield
 
 
 def test_colliding_prompt_keys_change_no_figure(colliding: None, engine: sa.Engine) -> None:

@@ -27,32 +27,12 @@ class ReferenceLinks:
         self.failures = FailureMemory()
 
     def drop(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
-        groups: dict[tuple[str | None, str], list[Call]] = {}
-        for call in batch.calls:
-            if call.response_id is not None:
-                groups.setdefault((call.provider, call.response_id), []).append(call)
+        groups = _by_response(batch)
         if not groups:
             return 0
         replaced: dict[tuple[str, str], Call | None] = {}
         for key, group in groups.items():
-            if len(group) > 1:
-                group.sort(key=lambda c: (c.start_ns, -c.end_ns))
-            prior = self.responses.get(key)
-            owner: Call | None = None
-            for call in group:
-                if prior is not None and prior[0][0] != call.trace_id and _nested(call, prior[1], prior[2]):
-                    replaced[call.key] = None
-                elif (
-                    owner is not None
-                    and owner.trace_id != call.trace_id
-                    and _nested(call, owner.start_ns, owner.end_ns)
-                ):
-                    replaced[call.key] = None
-                    merged = merge_group(_members(owner, states) + _members(call, states))
-                    if merged.key == owner.key:
-                        owner = replaced[owner.key] = merged
-                elif owner is None:
-                    owner = call
+            owner = self._link(key, group, states, replaced)
             if owner is not None:
                 self.responses[key] = (owner.key, owner.start_ns, owner.end_ns)
                 self.responses.move_to_end(key)
@@ -60,20 +40,57 @@ class ReferenceLinks:
             self.responses.popitem(last=False)
         if not replaced:
             return 0
-        kept: list[Call] = []
-        for call in batch.calls:
-            new = replaced.get(call.key, call)
-            state = states.get(call.trace_id)
-            if new is None:
-                if state is not None:
-                    state.calls.pop(call.key, None)
-                continue
-            if new is not call and state is not None:
-                state.calls[call.key] = new
-            kept.append(new)
-        dropped = len(batch.calls) - len(kept)
-        batch.calls = kept
-        return dropped
+        return _replace(batch, replaced, states)
+
+    def _link(
+        self,
+        key: tuple[str | None, str],
+        group: list[Call],
+        states: dict[str, TraceState],
+        replaced: dict[tuple[str, str], Call | None],
+    ) -> Call | None:
+        """One response id's calls of a batch: marks the ones to drop or merge, returns its owner."""
+        if len(group) > 1:
+            group.sort(key=lambda c: (c.start_ns, -c.end_ns))
+        prior = self.responses.get(key)
+        owner: Call | None = None
+        for call in group:
+            if prior is not None and prior[0][0] != call.trace_id and _nested(call, prior[1], prior[2]):
+                replaced[call.key] = None
+            elif owner is not None and owner.trace_id != call.trace_id and _nested(call, owner.start_ns, owner.end_ns):
+                replaced[call.key] = None
+                merged = merge_group(_members(owner, states) + _members(call, states))
+                if merged.key == owner.key:
+                    owner = replaced[owner.key] = merged
+            elif owner is None:
+                owner = call
+        return owner
+
+
+def _by_response(batch: WriteBatch) -> dict[tuple[str | None, str], list[Call]]:
+    groups: dict[tuple[str | None, str], list[Call]] = {}
+    for call in batch.calls:
+        if call.response_id is not None:
+            groups.setdefault((call.provider, call.response_id), []).append(call)
+    return groups
+
+
+def _replace(batch: WriteBatch, replaced: dict[tuple[str, str], Call | None], states: dict[str, TraceState]) -> int:
+    """Drops (None) or swaps the replaced calls in the batch and their trace states; returns how many went."""
+    kept: list[Call] = []
+    for call in batch.calls:
+        new = replaced.get(call.key, call)
+        state = states.get(call.trace_id)
+        if new is None:
+            if state is not None:
+                state.calls.pop(call.key, None)
+            continue
+        if new is not call and state is not None:
+            state.calls[call.key] = new
+        kept.append(new)
+    dropped = len(batch.calls) - len(kept)
+    batch.calls = kept
+    return dropped
 
 
 def _nested(call: Call, start_ns: int, end_ns: int) -> bool:

@@ -165,6 +165,14 @@ def test_exposition_edge_cases(text: str, samples: int, invalid: int) -> None:
     assert (len(got.samples), got.invalid) == (samples, invalid)
 
 
+# What prometheus_client's parser says about each text that is not an exposition.
+NOT_AN_EXPOSITION = {
+    "<html><body>Bad gateway</body></html>": r"(?i)^invalid metric name",
+    "DCGM_FI_DEV_GPU_UTIL{gpu=0} 12\n": r"(?i)^invalid labels",
+    "DCGM_FI_DEV_GPU_UTIL busy\n": r"^could not convert string to float: 'busy'",
+}
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -174,7 +182,7 @@ def test_exposition_edge_cases(text: str, samples: int, invalid: int) -> None:
     ],
 )
 def test_not_an_exposition_raises(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=NOT_AN_EXPOSITION[text]):
         from_exposition(text, "big", "http://b:9400/metrics", NOW)
 
 

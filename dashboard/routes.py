@@ -67,40 +67,27 @@ def _templates(static: dict[str, Path]) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+# A page's context from an open connection, the view and the request.
+_Build = Callable[[sa.Connection, View, Request], dict[str, Any]]
+
+
 def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None = None) -> None:
     """Mount the dashboard pages, their JSON twins and exports on the API app."""
     pricing = pricing or PricingConfig()
     static = _static_names()
     templates = _templates(static)
-    media = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
+    page = _page_maker(engine, pricing, templates)
+    _add_pages(app, pricing, page)
+    _add_spend_exports(app, engine, pricing)
+    _add_static(app, static)
 
-    def respond(request: Request, view: View, ctx: dict[str, Any], as_json: bool, status: int = 200) -> Response:
-        if as_json:
-            response: Response = JSONResponse(ctx, status_code=status)
-        else:
-            page_params = {k: v for k, v in request.query_params.items() if k not in VIEW_PARAMS}
 
-            def here(**changes: Any) -> str:
-                return url(request.url.path, view, **{**page_params, **changes})
+def _page_maker(
+    engine: sa.Engine, pricing: PricingConfig, templates: Jinja2Templates
+) -> Callable[[_Build], Callable[..., Response]]:
+    """page(build): a handler answering a page's HTML, or its JSON with as_json, from its build."""
 
-            def link(path: str, **params: Any) -> str:
-                return url(path, view, **params)
-
-            path = "/overview" if request.url.path == "/" else request.url.path
-            response = templates.TemplateResponse(
-                request,
-                f"{ctx['page']}.html",
-                {
-                    "c": ctx, "view": view, "charts": figures.for_page(ctx), "here": here, "link": link,
-                    "path": path, "page_params": page_params, "json_url": url(f"{path}.json", view, **page_params),
-                },
-                status_code=status,
-            )  # fmt: skip
-        if view.from_query:
-            response.set_cookie(COOKIE, view.cookie_value(), max_age=COOKIE_MAX_AGE, samesite="lax", httponly=True)
-        return response
-
-    def page(build: Callable[[sa.Connection, View, Request], dict[str, Any]]) -> Callable[..., Response]:
+    def page(build: _Build) -> Callable[..., Response]:
         def handler(request: Request, as_json: bool = False) -> Response:
             try:
                 view = view_of(request, pricing)
@@ -109,35 +96,76 @@ def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None
             except HTTPException as exc:
                 if as_json:
                     raise
-                return _error(request, exc)
+                return _error(templates, request, exc)
             except ReportError as exc:
                 if as_json:  # the API's handler answers 400 with the message, as for every JSON route
                     raise
-                return _error(request, HTTPException(400, str(exc)))
+                return _error(templates, request, HTTPException(400, str(exc)))
             except SQLAlchemyError as exc:
                 if as_json:  # the API's handler answers 503 with the reason, as for every JSON route
                     raise
                 log.warning("database error on %s: %s", request.url.path, exc.__class__.__name__)
                 unavailable = HTTPException(503, f"database unavailable: {exc.__class__.__name__}; try again shortly")
-                return _error(request, unavailable, {"Retry-After": "5"})
-            return respond(request, view, ctx, as_json)
+                return _error(templates, request, unavailable, {"Retry-After": "5"})
+            return _respond(templates, request, view, ctx, as_json)
 
         return handler
 
-    def _error(request: Request, exc: HTTPException, headers: dict[str, str] | None = None) -> Response:
-        context = {"status": exc.status_code, "detail": exc.detail}
-        return templates.TemplateResponse(request, "error.html", context, status_code=exc.status_code, headers=headers)
+    return page
 
-    def query(request: Request) -> dict[str, str]:
-        return dict(request.query_params)
 
-    builders: dict[str, Callable[[sa.Connection, View, Request], dict[str, Any]]] = {
+def _respond(
+    templates: Jinja2Templates, request: Request, view: View, ctx: dict[str, Any], as_json: bool, status: int = 200
+) -> Response:
+    """The page's context as JSON, or rendered in its template; setting the view cookie when the query named one."""
+    if as_json:
+        response: Response = JSONResponse(ctx, status_code=status)
+    else:
+        page_params = {k: v for k, v in request.query_params.items() if k not in VIEW_PARAMS}
+
+        def here(**changes: Any) -> str:
+            return url(request.url.path, view, **{**page_params, **changes})
+
+        def link(path: str, **params: Any) -> str:
+            return url(path, view, **params)
+
+        path = "/overview" if request.url.path == "/" else request.url.path
+        response = templates.TemplateResponse(
+            request,
+            f"{ctx['page']}.html",
+            {
+                "c": ctx, "view": view, "charts": figures.for_page(ctx), "here": here, "link": link,
+                "path": path, "page_params": page_params, "json_url": url(f"{path}.json", view, **page_params),
+            },
+            status_code=status,
+        )  # fmt: skip
+    if view.from_query:
+        response.set_cookie(COOKIE, view.cookie_value(), max_age=COOKIE_MAX_AGE, samesite="lax", httponly=True)
+    return response
+
+
+def _error(
+    templates: Jinja2Templates, request: Request, exc: HTTPException, headers: dict[str, str] | None = None
+) -> Response:
+    """The error page for exc, with its status."""
+    context = {"status": exc.status_code, "detail": exc.detail}
+    return templates.TemplateResponse(request, "error.html", context, status_code=exc.status_code, headers=headers)
+
+
+def _query(request: Request) -> dict[str, str]:
+    """The request's query parameters as a plain dict."""
+    return dict(request.query_params)
+
+
+def _add_pages(app: FastAPI, pricing: PricingConfig, page: Callable[[_Build], Callable[..., Response]]) -> None:
+    """Mount each page and its .json twin, the home page and a call's detail page."""
+    builders: dict[str, _Build] = {
         "overview": lambda conn, view, r: overview.context(conn, pricing, view, datetime.now(UTC)),
-        "spend": lambda conn, view, r: spend.context(conn, pricing, view, query(r)),
+        "spend": lambda conn, view, r: spend.context(conn, pricing, view, _query(r)),
         "pools": lambda conn, view, r: pools.context(conn, pricing, view),
         "breakeven": lambda conn, view, r: breakeven.context(conn, pricing, view),
-        "calls": lambda conn, view, r: calls.context(conn, pricing, view, query(r)),
-        "calls/repeated": lambda conn, view, r: calls.repeated(conn, pricing, view, query(r)),
+        "calls": lambda conn, view, r: calls.context(conn, pricing, view, _query(r)),
+        "calls/repeated": lambda conn, view, r: calls.repeated(conn, pricing, view, _query(r)),
         "quality": lambda conn, view, r: quality.context(conn, pricing, view, datetime.now(UTC)),
         "alerts": lambda conn, view, r: alerts.context(conn, view, r.query_params.get("alert")),
     }
@@ -158,10 +186,14 @@ def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None
 
     app.add_api_route("/calls/{trace_id}/{span_id}", call_detail, methods=["GET"], include_in_schema=False)
 
+
+def _add_spend_exports(app: FastAPI, engine: sa.Engine, pricing: PricingConfig) -> None:
+    """Mount the spend page's table as CSV and Parquet downloads."""
+
     def spend_file(request: Request, kind: str) -> Response:
         view = view_of(request, pricing)
         with engine.connect() as conn:
-            ctx = spend.context(conn, pricing, view, query(request))
+            ctx = spend.context(conn, pricing, view, _query(request))
         body = export.to_csv(ctx) if kind == "csv" else export.to_parquet(ctx)
         name = f"breakeven-spend-{'-'.join(ctx['group_by'])}-{view.first_day}-{view.last_day}-{view.currency}.{kind}"
         media_type = "text/csv; charset=utf-8" if kind == "csv" else "application/vnd.apache.parquet"
@@ -176,6 +208,11 @@ def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None
 
     app.add_api_route("/spend.csv", spend_csv, methods=["GET"], include_in_schema=False)
     app.add_api_route("/spend.parquet", spend_parquet, methods=["GET"], include_in_schema=False)
+
+
+def _add_static(app: FastAPI, static: dict[str, Path]) -> None:
+    """Mount the static files under their content-hashed names, cached forever."""
+    media = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".svg": "image/svg+xml"}
 
     def static_file(name: str) -> Response:
         path = static.get(name)

@@ -120,60 +120,80 @@ class FailureMemory:
         (the instrumentation's, around the client's own span).
         """
         out = FailurePairs()
+        fresh = self._fresh(new, out.again)
+        if not fresh:
+            return out
+        pool, witnesses = self._pool(fresh)
+        found = candidates(pool)
+        out.pairs, paired = _choose_pairs(fresh, found, witnesses)
+        self._link(out.pairs)
+        out.ambiguous += self._keep_unpaired(pool, fresh, found, witnesses, paired)
+        self._trim()
+        return out
+
+    def _fresh(
+        self, new: Sequence[Failure], again: dict[tuple[str, str], tuple[str, str]]
+    ) -> dict[tuple[str, str], Failure]:
+        """The batch's failures not linked before, by key; a call linked before goes into again instead."""
         fresh: dict[tuple[str, str], Failure] = {}
         for failure in new:
             linked_to = self._linked.get(failure.key)
             if linked_to is None:
                 fresh[failure.key] = failure
             elif linked_to != failure.key:
-                out.again[failure.key] = linked_to
-        if not fresh:
-            return out
+                again[failure.key] = linked_to
+        return fresh
+
+    def _pool(self, fresh: dict[tuple[str, str], Failure]) -> tuple[list[Failure], set[tuple[str, str]]]:
+        """The new failures and the remembered ones that could nest with them, and which of those are witnesses."""
         witnesses = {k for k in fresh if k in self._witnesses}
         for key in fresh:
             self._forget(key)  # a call that comes back is compared as it is now
         pool = list(fresh.values())
-        spans: dict[tuple[str | None, ...], tuple[int, int]] = {}
-        for f in pool:
-            lo, hi = spans.get(f.origin, (f.start_ns, f.end_ns))
-            spans[f.origin] = (min(lo, f.start_ns), max(hi, f.end_ns))
-        for origin, (lo, hi) in spans.items():
+        for origin, (lo, hi) in _extents(pool).items():
             for key in self._by_origin.get(origin, ()):
                 old = self._seen[key]
                 if old.start_ns <= hi and lo <= old.end_ns:  # only overlapping ones can nest
                     pool.append(old)
                     if key in self._witnesses:
                         witnesses.add(key)
-        found = candidates(pool)
-        paired: set[tuple[str, str]] = set()
-        for a in fresh.values():
-            if len(found[a.key]) != 1 or a.key in paired:
-                continue
-            (b,) = found[a.key]
-            if len(found[b.key]) != 1 or a.key in witnesses or b.key in witnesses:
-                continue
-            kept, merged = (b, a) if b.key not in fresh or a.self_traced else (a, b)
-            out.pairs.append((kept, merged))
-            paired |= {a.key, b.key}
-        for a, b in out.pairs:
+        return pool, witnesses
+
+    def _link(self, pairs: list[tuple[Failure, Failure]]) -> None:
+        """Remember the pairs as linked (each half to the kept key) and forget them as unpaired failures."""
+        for a, b in pairs:
             self._forget(a.key)
             self._forget(b.key)
             for key in (a.key, b.key):
                 self._linked[key] = a.key
+
+    def _keep_unpaired(
+        self,
+        pool: list[Failure],
+        fresh: dict[tuple[str, str], Failure],
+        found: dict[tuple[str, str], list[Failure]],
+        witnesses: set[tuple[str, str]],
+        paired: set[tuple[str, str]],
+    ) -> int:
+        """Keep the new unpaired failures, mark those with a candidate as witnesses; count the new ambiguous ones."""
+        ambiguous = 0
         for failure in pool:
             if failure.key in paired:
                 continue
             if found[failure.key] or failure.key in witnesses:
-                out.ambiguous += failure.key in fresh and bool(found[failure.key])
+                ambiguous += failure.key in fresh and bool(found[failure.key])
                 self._witnesses.add(failure.key)
             if failure.key in fresh:
                 self._seen[failure.key] = failure
                 self._by_origin.setdefault(failure.origin, set()).add(failure.key)
+        return ambiguous
+
+    def _trim(self) -> None:
+        """Forget the oldest failures and links past the limit."""
         while len(self._seen) > self.limit:
             self._forget(next(iter(self._seen)))
         while len(self._linked) > self.limit:
             self._linked.popitem(last=False)
-        return out
 
     def _forget(self, key: tuple[str, str]) -> None:
         failure = self._seen.pop(key, None)
@@ -183,3 +203,32 @@ class FailureMemory:
             keys.discard(key)
             if not keys:
                 del self._by_origin[failure.origin]
+
+
+def _extents(failures: Sequence[Failure]) -> dict[tuple[str | None, ...], tuple[int, int]]:
+    """Each origin's range of times (first start, last end) among the failures."""
+    spans: dict[tuple[str | None, ...], tuple[int, int]] = {}
+    for f in failures:
+        lo, hi = spans.get(f.origin, (f.start_ns, f.end_ns))
+        spans[f.origin] = (min(lo, f.start_ns), max(hi, f.end_ns))
+    return spans
+
+
+def _choose_pairs(
+    fresh: dict[tuple[str, str], Failure],
+    found: dict[tuple[str, str], list[Failure]],
+    witnesses: set[tuple[str, str]],
+) -> tuple[list[tuple[Failure, Failure]], set[tuple[str, str]]]:
+    """The pairs (kept, merged) of a new failure and its only candidate, whose only candidate it is; and their keys."""
+    pairs: list[tuple[Failure, Failure]] = []
+    paired: set[tuple[str, str]] = set()
+    for a in fresh.values():
+        if len(found[a.key]) != 1 or a.key in paired:
+            continue
+        (b,) = found[a.key]
+        if len(found[b.key]) != 1 or a.key in witnesses or b.key in witnesses:
+            continue
+        kept, merged = (b, a) if b.key not in fresh or a.self_traced else (a, b)
+        pairs.append((kept, merged))
+        paired |= {a.key, b.key}
+    return pairs, paired

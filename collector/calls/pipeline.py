@@ -182,17 +182,28 @@ class Pipeline:
         if built is not None:
             return built
         batch = WriteBatch()
-        by_trace: dict[str, list[LlmSpan]] = {}
-        hints_by_trace: dict[str, list[PromptHashHint]] = {}
-        for work in works:
-            for name_reason, value in work.counters.items():
-                batch.counters[name_reason] = batch.counters.get(name_reason, 0) + value
-            for span in work.spans:
-                by_trace.setdefault(span.trace_id, []).append(span)
-            for hint in work.hints:
-                hints_by_trace.setdefault(hint.trace_id, []).append(hint)
-
+        by_trace, hints_by_trace = _group(works, batch)
         states = self._known_states(by_trace, hints_by_trace)
+        duplicates, calls_added = self._merge_traces(batch, by_trace, hints_by_trace, states)
+        if duplicates == 0 and self.writer.is_duckdb:
+            batch.span_rows = _rows_as_received(works, batch)
+        dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
+        if self.price is not None:
+            batch.prices = [self.price(call) for call in batch.calls]
+        _count(batch, duplicates, calls_added - dropped)
+        return batch, states
+
+    def _merge_traces(
+        self,
+        batch: WriteBatch,
+        by_trace: dict[str, list[LlmSpan]],
+        hints_by_trace: dict[str, list[PromptHashHint]],
+        states: dict[str, TraceState],
+    ) -> tuple[int, int]:
+        """Merge each trace's new spans and hints into its known state, adding what changed to the batch.
+
+        Updates states in place; returns (duplicate spans ignored, calls added).
+        """
         duplicates = calls_added = 0
         new_spans_out, calls_out = batch.new_spans, batch.calls
         for trace_id in by_trace.keys() | hints_by_trace.keys():
@@ -242,14 +253,7 @@ class Pipeline:
             batch.span_hashes.extend(hashed)
             calls_added += len(new_calls) - len(old_calls)
             states[trace_id] = TraceState(held, new_calls, old.covers if old else None)
-
-        if duplicates == 0 and self.writer.is_duckdb:
-            batch.span_rows = _rows_as_received(works, batch)
-        dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
-        if self.price is not None:
-            batch.prices = [self.price(call) for call in batch.calls]
-        _count(batch, duplicates, calls_added - dropped)
-        return batch, states
+        return duplicates, calls_added
 
     def _build_new(self, works: Sequence[Work]) -> tuple[WriteBatch, dict[str, TraceState]] | None:
         """_build for a group whose traces are all new, each whole in one export, and whose
@@ -356,6 +360,22 @@ class Pipeline:
         self.seen.add_all(
             [trace_id for trace_id, state in states.items() if not put(trace_id, state) and state.covers is None]
         )  # the new traces
+
+
+def _group(
+    works: Sequence[Work], batch: WriteBatch
+) -> tuple[dict[str, list[LlmSpan]], dict[str, list[PromptHashHint]]]:
+    """The works' spans and hints by trace, in the order they came; their counters summed into the batch."""
+    by_trace: dict[str, list[LlmSpan]] = {}
+    hints_by_trace: dict[str, list[PromptHashHint]] = {}
+    for work in works:
+        for name_reason, value in work.counters.items():
+            batch.counters[name_reason] = batch.counters.get(name_reason, 0) + value
+        for span in work.spans:
+            by_trace.setdefault(span.trace_id, []).append(span)
+        for hint in work.hints:
+            hints_by_trace.setdefault(hint.trace_id, []).append(hint)
+    return by_trace, hints_by_trace
 
 
 def _count(batch: WriteBatch, duplicates: int, calls_added: int) -> None:

@@ -12,6 +12,7 @@ the config, reads rules of that shape.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
@@ -165,25 +166,16 @@ def parse_alerts(raw: Any) -> AlertsConfig:
 
 
 def _rule(raw: Any, key: str) -> Rule:
+    """The rule configured at key (alerts.rules[i]); SettingsError naming its first bad key."""
     kind = checks.table(raw, key, None).get("kind")  # the kind says which keys the rule may have
     if kind not in KINDS:
         checks.fail(f"{key}.kind: one of {', '.join(KINDS)}; got {kind!r}")
     table = checks.table(raw, key, _COMMON_RULE_KEYS + _RULE_KEYS[kind])
-    name = checks.text(table.get("name"), f"{key}.name")
-    if not _NAME.match(name):
-        checks.fail(
-            f"{key}.name: letters, digits and _, not starting with a digit (a Prometheus alert name); got {name!r}"
-        )
+    name = _rule_name(table, key)
     severity = table.get("severity", "warning")
     if severity not in SEVERITIES:
         checks.fail(f"{key}.severity: one of {', '.join(SEVERITIES)}; got {severity!r}")
-    labels = checks.table(table.get("labels", {}), f"{key}.labels", None)
-    for label, value in labels.items():
-        if not _LABEL.match(label) or label in _RESERVED_LABELS:
-            checks.fail(
-                f"{key}.labels.{label}: not a label name you can set (letters, digits, _; not alertname or severity)"
-            )
-        checks.text(value, f"{key}.labels.{label}")
+    labels = _rule_labels(table, key)
     window = duration(table.get("window", "1h"), f"{key}.window")
     if window <= timedelta(0):
         checks.fail(f"{key}.window: must be positive")
@@ -201,28 +193,56 @@ def _rule(raw: Any, key: str) -> Rule:
     )
     if rule.repeat_interval <= timedelta(0):
         checks.fail(f"{key}.repeat_interval: must be positive")
-    if kind == POOL_BELOW_BREAKEVEN:
+    rule = _with_kind_keys(rule, table, key)
+    if rule.baseline <= timedelta(0):
+        checks.fail(f"{key}.baseline: must be positive")
+    return rule
+
+
+def _rule_name(table: Mapping[str, Any], key: str) -> str:
+    """The rule's name, checked to be a Prometheus alert name (the shipped rules carry the same names)."""
+    name = checks.text(table.get("name"), f"{key}.name")
+    if not _NAME.match(name):
+        checks.fail(
+            f"{key}.name: letters, digits and _, not starting with a digit (a Prometheus alert name); got {name!r}"
+        )
+    return name
+
+
+def _rule_labels(table: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The rule's labels table, each name one a user may set and each value text."""
+    labels = checks.table(table.get("labels", {}), f"{key}.labels", None)
+    for label, value in labels.items():
+        if not _LABEL.match(label) or label in _RESERVED_LABELS:
+            checks.fail(
+                f"{key}.labels.{label}: not a label name you can set (letters, digits, _; not alertname or severity)"
+            )
+        checks.text(value, f"{key}.labels.{label}")
+    return labels
+
+
+def _with_kind_keys(rule: Rule, table: Mapping[str, Any], key: str) -> Rule:
+    """The rule with the keys only its kind has, checked (and its margin, where the kind bounds it)."""
+    if rule.kind == POOL_BELOW_BREAKEVEN:
         pools = table.get("pools", [])
         if not isinstance(pools, list):
             checks.fail(f"{key}.pools: expected a list of pool names")
         rule = replace(rule, pools=tuple(checks.text(p, f"{key}.pools[{i}]") for i, p in enumerate(pools)))
-        if margin >= 1:
-            checks.fail(f"{key}.margin: utilization points as a ratio below 1 (0.05 is five points), got {margin}")
-    elif kind == CLASS_PAST_BREAKEVEN:
+        if rule.margin >= 1:
+            checks.fail(f"{key}.margin: utilization points as a ratio below 1 (0.05 is five points), got {rule.margin}")
+    elif rule.kind == CLASS_PAST_BREAKEVEN:
         classes = table.get("backend_classes", ["frontier", "managed"])
         if not isinstance(classes, list) or not classes or any(c not in ("frontier", "managed") for c in classes):
             checks.fail(f"{key}.backend_classes: a list of frontier and/or managed; got {classes!r}")
         budget = checks.amount(table["budget"], f"{key}.budget") if "budget" in table else None
         rule = replace(rule, backend_classes=tuple(classes), budget_usd=budget)
-    elif kind == SPEND_DRIFT:
+    elif rule.kind == SPEND_DRIFT:
         group_by = table.get("group_by", "provider")
         if group_by not in DRIFT_DIMENSIONS:
             checks.fail(f"{key}.group_by: one of {', '.join(DRIFT_DIMENSIONS)}; got {group_by!r}")
         rule = replace(
             rule, group_by=group_by, min_spend_usd=checks.amount(table.get("min_spend", 0), f"{key}.min_spend")
         )
-    if rule.baseline <= timedelta(0):
-        checks.fail(f"{key}.baseline: must be positive")
     return rule
 
 

@@ -104,6 +104,7 @@ class Settings:
 
 _INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
 _BOOL_SETTINGS = {"migrate", "native_decode"}
+_PORT_SETTINGS = ("otlp_http_port", "otlp_grpc_port", "http_port")  # the three listeners, in this order
 _TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth")
 _SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in _TABLE_SETTINGS}
 
@@ -219,27 +220,46 @@ def _as_backend_classes(raw: Any) -> dict[str, str]:
 
 
 def _check(s: Settings) -> None:
+    """Check the settings together, in a fixed order; SettingsError naming the first bad one."""
+    _check_db(s.db)
+    _check_listeners(s)
+    _check_limits(s)
+    _check_tls(s)
+    if s.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise SettingsError(f"log_level: one of debug, info, warning, error; got {s.log_level!r}")
+
+
+def _check_db(db: str) -> None:
+    """The database URL parses and names a supported dialect."""
     try:
-        url = make_url(s.db)
+        url = make_url(db)
     except ArgumentError:
-        raise SettingsError(f"db: not a database URL: {s.db!r} (try duckdb:///breakeven.duckdb)") from None
+        raise SettingsError(f"db: not a database URL: {db!r} (try duckdb:///breakeven.duckdb)") from None
     if url.get_backend_name() not in SUPPORTED_DIALECTS:
         raise SettingsError(
             f"db: unsupported database {url.get_backend_name()!r} (one of {', '.join(SUPPORTED_DIALECTS)})"
         )
+
+
+def _check_listeners(s: Settings) -> None:
+    """The host is an IP address or localhost; the three ports are TCP ports, distinct unless 0."""
     if s.host not in ("localhost",):
         try:
             ipaddress.ip_address(s.host)
         except ValueError:
             raise SettingsError(f"host: not an IP address or 'localhost': {s.host!r}") from None
-    ports = {"otlp_http_port": s.otlp_http_port, "otlp_grpc_port": s.otlp_grpc_port, "http_port": s.http_port}
+    ports = {name: getattr(s, name) for name in _PORT_SETTINGS}
     for name, port in ports.items():
         if not 0 <= port <= 65535:
             raise SettingsError(f"{name}: {port} is not a TCP port (0-65535)")
     busy = [p for p in ports.values() if p != 0]
     if len(busy) != len(set(busy)):
         raise SettingsError(f"otlp_http_port, otlp_grpc_port, http_port: must differ, got {ports}")
-    for name in sorted(_INT_SETTINGS - set(ports) - {"retention_days", "decode_processes"}):
+
+
+def _check_limits(s: Settings) -> None:
+    """The counts and sizes are in range: positive, or within their own bounds."""
+    for name in sorted(_INT_SETTINGS - set(_PORT_SETTINGS) - {"retention_days", "decode_processes"}):
         if getattr(s, name) <= 0:
             raise SettingsError(f"{name}: must be positive, got {getattr(s, name)}")
     if s.retention_days < 0:
@@ -253,11 +273,13 @@ def _check(s: Settings) -> None:
     for name in ("duckdb_memory_limit", "duckdb_checkpoint_threshold"):
         if not re.fullmatch(r"\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)", getattr(s, name).strip().lower()):
             raise SettingsError(f"{name}: expected a size such as 512MB or 2GB, got {getattr(s, name)!r}")
+
+
+def _check_tls(s: Settings) -> None:
+    """The TLS certificate and key are given both or neither, and name files that exist."""
     if (s.tls_cert_file is None) != (s.tls_key_file is None):
         raise SettingsError("tls_cert_file, tls_key_file: give both (PEM certificate and its key) or neither")
     for name in ("tls_cert_file", "tls_key_file"):
         value = getattr(s, name)
         if value is not None and not Path(value).is_file():
             raise SettingsError(f"{name}: file not found: {value}")
-    if s.log_level.lower() not in ("debug", "info", "warning", "error"):
-        raise SettingsError(f"log_level: one of debug, info, warning, error; got {s.log_level!r}")

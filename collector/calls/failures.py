@@ -1,7 +1,7 @@
 """A failed call across two traces: which two failed calls are one (collector/calls/crosstrace.py links them).
 
 A failed call has no provider response id to link its two traces by (the provider client's
-own tracing beside the instrumentation's, README "One call, one record"), so two failures are
+own tracing beside the instrumentation's, docs/one-call-one-record.md), so two failures are
 one call only when each is the other's only candidate under halves_of_one_call, among every
 failure seen (FailureMemory).
 """
@@ -51,7 +51,7 @@ def failure_of(call: Call, process: str | None) -> Failure | None:
 
 def halves_of_one_call(a: Failure, b: Failure) -> bool:
     """Whether two failed calls could be one call seen twice: by the client's own tracing,
-    in its own trace, and by the instrumentation around it (see the README, "One call, one record").
+    in its own trace, and by the instrumentation around it (docs/one-call-one-record.md).
 
     Every test is one that a real pair always passes: one process made both spans, so they
     name the same provider, request model, operation, service and process, the same prompt

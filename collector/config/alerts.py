@@ -52,7 +52,7 @@ _RULE_KEYS = {
     UNPRICED_TRAFFIC: (),
     INGEST_UNHEALTHY: ("baseline",),
 }
-# Per kind: the margin and baseline when the rule does not say (README, Alerts).
+# Per kind: the margin and baseline when the rule does not say (docs/alerts.md).
 _DEFAULT_MARGIN = {SPEND_DRIFT: Decimal(50)}
 _DEFAULT_BASELINE = {SPEND_DRIFT: timedelta(days=7), INGEST_UNHEALTHY: timedelta(days=1)}
 # Prometheus: an alert name is a metric name, so the shipped rules can carry the same names.
@@ -66,7 +66,7 @@ _UNIT_SECONDS["w"] = _UNIT_SECONDS["d"] * 7
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One configured rule. margin's unit depends on the kind (README, Alerts):
+    """One configured rule. margin's unit depends on the kind (docs/alerts.md):
 
     pool_below_breakeven: utilization points (0.05: five points under break-even);
     class_past_breakeven and spend_drift: percent; unpriced_traffic: calls tolerated in the

@@ -25,6 +25,7 @@ from breakeven.collector.config.alerts import AlertsConfig, parse_alerts
 from breakeven.collector.config.auth import parse_auth
 from breakeven.collector.config.checks import SettingsError, read_toml
 from breakeven.collector.config.pricing import parse_pricing
+from breakeven.collector.config.privacy import PrivacyConfig, parse_privacy
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.records import BACKEND_CLASSES
 
@@ -56,7 +57,7 @@ class Settings:
     max_decompressed_bytes: int = 64 * 1024 * 1024
     max_spans_per_request: int = 100_000
     max_tokens_per_call: int = 100_000_000
-    # Per span (README "Hostile input"): past these a span is rejected, or an audit-only value cut.
+    # Per span (docs/operations.md, hostile input): past these a span is rejected, or an audit-only value cut.
     max_attributes_per_span: int = 256
     max_attribute_value_bytes: int = 16 * 1024
     max_events_per_span: int = 128
@@ -64,16 +65,16 @@ class Settings:
     # Trace bodies in protobuf go through the native decoder when it is built (collector/ingest/_otlp.c).
     native_decode: bool = True
     # Processes that decode, redact and normalize trace exports beside the writer's (0: threads
-    # of the server's own process); see README Scaling.
+    # of the server's own process); see docs/performance.md.
     decode_processes: int = 2
     # Pipeline.
     queue_max_spans: int = 200_000
     batch_max_spans: int = 20_000
     trace_cache_traces: int = 20_000
     duckdb_memory_limit: str = "1GB"
-    # WAL size past which DuckDB checkpoints (rewrites row groups into the file); see README Scaling.
+    # WAL size past which DuckDB checkpoints (rewrites row groups into the file); see docs/performance.md.
     duckdb_checkpoint_threshold: str = "256MB"
-    # DuckDB's threads: 1 runs each statement on the thread that issues it (README Scaling).
+    # DuckDB's threads: 1 runs each statement on the thread that issues it (docs/performance.md).
     duckdb_threads: int = 1
     # Mapping: canonical field -> span/resource attribute names tried first, in order.
     attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -91,6 +92,8 @@ class Settings:
     retention_days: int = 0
     # The [auth] section: ingest tokens (bound to services), dashboard/API users and roles.
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # The [privacy] section: attributes the audit copy keeps verbatim besides the known ones.
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # TLS for all three listeners when both are given (PEM files).
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -105,7 +108,7 @@ class Settings:
 _INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
 _BOOL_SETTINGS = {"migrate", "native_decode"}
 _PORT_SETTINGS = ("otlp_http_port", "otlp_grpc_port", "http_port")  # the three listeners, in this order
-_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth")
+_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth", "privacy")
 _SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in _TABLE_SETTINGS}
 
 
@@ -166,6 +169,8 @@ def validate(values: Mapping[str, Any]) -> Settings:
             clean[name] = parse_alerts(raw)
         elif name == "auth":
             clean[name] = parse_auth(raw, values.get("config"))
+        elif name == "privacy":
+            clean[name] = parse_privacy(raw)
         else:
             clean[name] = str(raw)
     settings = Settings(**clean)

@@ -9,7 +9,7 @@ format straight into the same DecodedSpans, and declines anything unusual (malfo
 past a limit, fields it does not know), which then takes the upb walk below. That walk is
 the reference; tests/unit/test_native_decode.py holds the two to the same answers.
 
-Hostile input is bounded here, before dicts are built (Limits; docs: privacy and security, hostile input):
+Hostile input is bounded here, before dicts are built (Limits; docs/operations.md, hostile input):
 a span with too many attributes, or a value the ledger reads past the length limit, is
 rejected; an audit-only value past a limit is cut, as the OTel SDK cuts; content (prompt
 and completion text) is kept whole, since it is only hashed and then dropped.

@@ -29,7 +29,8 @@ from breakeven.collector.ingest.decode import (
     decode_traces,
 )
 from breakeven.collector.ingest.decode import TooLarge as TooLarge  # raised here too; receivers catch ingest.TooLarge
-from breakeven.collector.normalize import normalize_span, read_attribute_names
+from breakeven.collector.normalize import normalize_span
+from breakeven.collector.normalize.plan import read_attribute_names
 from breakeven.collector.normalize.redact import hash_messages, messages_from_log
 from breakeven.collector.records import PromptHashHint, Rejection, Work
 

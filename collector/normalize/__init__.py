@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from breakeven.collector.config.settings import Settings
 from breakeven.collector.memo import remember
 from breakeven.collector.normalize import conventions as c
+from breakeven.collector.normalize.keep import summary
 from breakeven.collector.normalize.plan import Plan, mapped_names, plan_of
 from breakeven.collector.normalize.redact import LONG_KEY, LONG_KEY_CHARS, content_hash
 from breakeven.collector.normalize.tokens import TokenError, usage_from_values
@@ -38,12 +39,6 @@ def quantization_from_model(model: str | None) -> str | None:
     except KeyError:
         match = _QUANTIZATION.search(model)
         return remember(_QUANTIZATION_OF, model, match.group(1).lower() if match else None, len(model))
-
-
-def read_attribute_names(settings: Settings) -> frozenset[str]:
-    """Every attribute name the ledger reads a value from, the user's mapping included."""
-    user_names = {name for names in settings.attributes.values() for name in names}
-    return c.READ | user_names if user_names else c.READ
 
 
 def mapped(span: DecodedSpan, field: str, settings: Settings) -> Any:
@@ -229,7 +224,11 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         too_long = _long_key(span, settings.max_attribute_value_bytes)
         if too_long is not None:
             return too_long
+    # The audit copy: known names verbatim, unknown ones as type and size, content dropped.
     attrs = span.attributes if plan.kept is None else {name: span.attributes[name] for name in plan.kept}
+    if plan.summarized:
+        values = span.attributes
+        attrs.update({name: summary(values[name]) for name in plan.summarized})
     # The content's hash; the events themselves are not kept, so they need no redacting here.
     prompt_hash = (
         content_hash(span.attributes, span.events, plan.flags) if plan.may_carry_prompt or span.events else None

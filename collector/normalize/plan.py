@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings
 from breakeven.collector.normalize import conventions as c
-from breakeven.collector.normalize.redact import CONTENT, LONG_KEY, kept_names, key_flags, may_carry_prompt
+from breakeven.collector.normalize.keep import audit_names
+from breakeven.collector.normalize.redact import LONG_KEY, key_flags, may_carry_prompt
 from breakeven.collector.normalize.tokens import USAGE_NAMES
 from breakeven.collector.providers import canonical_provider
 from breakeven.collector.records import DecodedSpan
@@ -41,7 +42,8 @@ class Plan:
     flags: int  # key_flags of the attribute names
     dialects: tuple[str, ...]  # c.detect()
     engine: str | None  # the first serving-engine dialect spoken (vLLM, SGLang, TGI), if any
-    kept: tuple[str, ...] | None  # the names redaction keeps; None when none carries content
+    kept: tuple[str, ...] | None  # the names the audit copy keeps verbatim; None: every name
+    summarized: tuple[str, ...]  # the names it keeps as type and size only (normalize/keep.py)
     may_carry_prompt: bool  # whether the attributes can hold a prompt (events aside)
     genai_scope: bool  # the scope makes only LLM-call spans, named "{operation} {model}"
     scope_provider: str | None  # the provider such a scope names
@@ -135,15 +137,16 @@ def make_plan(span: DecodedSpan, settings: Settings) -> Plan:
     source = span.attributes
     flags = key_flags(source)
     dialects = c.detect(span, flags)
-    kept = kept_names(source) if flags & CONTENT else None
-    redacted = set(source if kept is None else kept)
+    kept, summarized = audit_names(source, read_names(settings), settings.privacy.keep_attributes)
+    redacted = set(kept)
     genai_scope, scope_provider = _genai_scope(span.scope_name)
     return Plan(
         settings=settings,
         flags=flags,
         dialects=dialects,
         engine=next((d for d in ENGINE_DIALECTS if d in dialects), None),
-        kept=kept,
+        kept=None if len(kept) == len(source) else kept,
+        summarized=summarized,
         may_carry_prompt=may_carry_prompt(source, flags),
         genai_scope=genai_scope,
         scope_provider=scope_provider,
@@ -156,6 +159,18 @@ def make_plan(span: DecodedSpan, settings: Settings) -> Plan:
         ),
         mapped=tuple(mapped_sources(mapped_names(field, settings), source, span.resource) for field in MAPPABLE_FIELDS),
     )
+
+
+def read_attribute_names(settings: Settings) -> frozenset[str]:
+    """Every attribute name the ledger reads a value from, the user's mapping included (the
+    decoder never cuts their values)."""
+    user_names = {name for names in settings.attributes.values() for name in names}
+    return c.READ | user_names if user_names else c.READ
+
+
+def read_names(settings: Settings) -> frozenset[str]:
+    """read_attribute_names and the invocation parameters (read too, but cut like audit values)."""
+    return read_attribute_names(settings) | frozenset(c.INVOCATION_PARAMETERS)
 
 
 def mapped_names(field: str, settings: Settings) -> tuple[str, ...]:

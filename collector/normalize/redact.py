@@ -52,6 +52,23 @@ CONTENT_KEYS = frozenset(
         "content",
         "body",
         "message",
+        # The Vercel AI SDK (npm `ai`, experimental_telemetry).
+        "ai.prompt",
+        "ai.prompt.messages",
+        "ai.prompt.tools",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.response.object",
+        "ai.response.reasoning",
+        "ai.result.text",
+        "ai.result.toolCalls",
+        "ai.result.object",
+        "ai.toolCall.args",
+        "ai.toolCall.result",
+        "ai.value",
+        "ai.values",
+        "ai.embedding",
+        "ai.embeddings",
     }
 )
 # ... and by prefix: flattened message lists and template variables.
@@ -98,8 +115,11 @@ _PROMPT_EVENT_ROLES = {
 }
 # Attributes whose value is a whole prompt, tried in this order (after the flattened lists and events).
 _PROMPT_VALUES = ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "input.value", "traceloop.entity.input")
+# The Vercel AI SDK's: the messages sent (its inner doGenerate/doStream span), the call's
+# prompt (its outer span: {"system", "prompt"} or {"system", "messages"}), an embedding's inputs.
+_VERCEL_PROMPTS = ("ai.prompt.messages", "ai.prompt", "ai.values", "ai.value")
 # Every attribute prompt_messages reads a prompt from by its exact name.
-_PROMPT_ATTRIBUTES = frozenset({"gen_ai.input.messages", *_PROMPT_VALUES})
+_PROMPT_ATTRIBUTES = frozenset({"gen_ai.input.messages", *_PROMPT_VALUES, *_VERCEL_PROMPTS})
 # At most 9 digits of index: int() refuses numbers past 4300 digits, and no prompt has a billion messages.
 _FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d{1,9})\.(role|content)$")
 _FLAT_OPENINFERENCE = re.compile(
@@ -236,7 +256,36 @@ def prompt_messages(
         if key == "input.value" and attrs.get("openinference.span.kind") == "EMBEDDING":
             return _embedding_request_inputs(value)
         return _messages_from_value(value, "user")
+    return _vercel_messages(attrs)
+
+
+def _vercel_messages(attrs: Mapping[str, Any]) -> list[list[str]]:
+    """The prompt of a Vercel AI SDK span: its messages, its prompt, or an embedding's inputs."""
+    for key in _VERCEL_PROMPTS:
+        value = attrs.get(key)
+        if value is None:
+            continue
+        if key in ("ai.values", "ai.value"):  # each input JSON-encoded: one user message each
+            inputs = value if isinstance(value, list) else [value]
+            return [["user", _text(_json_or_text(item))] for item in inputs]
+        prompt = _json_or_text(value)
+        if isinstance(prompt, Mapping) and "prompt" in prompt and "messages" not in prompt:
+            system = _messages_from_value(prompt.get("system"), "system")
+            return system + _messages_from_value(prompt["prompt"], "user")
+        if isinstance(prompt, Mapping) and "system" in prompt and isinstance(prompt.get("messages"), list):
+            return _messages_from_value(prompt["system"], "system") + _messages_from_value(prompt["messages"], "user")
+        return _messages_from_value(prompt, "user")
     return []
+
+
+def _json_or_text(value: Any) -> Any:
+    """A JSON-encoded value decoded; anything else (plain text, a list) as it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _embedding_request_inputs(value: Any) -> list[list[str]]:

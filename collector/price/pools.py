@@ -9,7 +9,7 @@ DOMAIN.md, Pricing self-hosted pools:
     idle              = pool_cost x (1 - utilization)
     call cost         = pool_cost(period) x call busy seconds / all busy seconds + variable
 
-Decisions where DOMAIN.md is silent (README, Pricing configuration, says the same):
+Decisions where DOMAIN.md is silent (docs/pricing.md says the same):
 - rent, purchase and power are per box; ops overhead is for the whole pool;
 - monthly amounts are prorated by calendar month (a whole February costs one month's rent,
   as does a whole March); hourly rent and power are prorated by the hour;

@@ -1,4 +1,4 @@
-"""The tokens of one call, by kind, with breakeven's single meaning (see README, Tokens)."""
+"""The tokens of one call, by kind, with breakeven's single meaning (docs/one-call-one-record.md)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def make_engine(
     duckdb_threads: DuckDB's worker threads (its own default: one per core). `serve` gives 1
     (Settings.duckdb_threads): the writer's inserts then run on the writer's own thread
     instead of being handed to a DuckDB worker that waits for a core the decode processes
-    keep busy (README Scaling).
+    keep busy (docs/performance.md).
 
     DuckDB runs without its checkpoint vacuum (NO_VACUUM, which says why).
     """

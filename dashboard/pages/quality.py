@@ -18,7 +18,7 @@ from breakeven.dashboard import queries
 from breakeven.dashboard.pages.common import iso
 from breakeven.dashboard.view import View
 
-# What each reject reason means and what to do about it (README, Hostile input).
+# What each reject reason means and what to do about it (docs/operations.md, hostile input).
 REJECT_REASONS = {
     "too_many_attributes": "more attributes than max_attributes_per_span on the span, its resource or an event",
     "attribute_too_long": "a value the ledger reads (model, provider, team...) longer than max_attribute_value_bytes",

@@ -17,7 +17,7 @@ the migration tests pin the key (trace_id, span_id). What partitions buy at 100M
 cheap retention (DROP a month) and narrow scans, and the rollups already take the scans: a
 month's reports read call_rollups and the few dirty hours of calls through the start_time
 B-tree index, which stays, as does retention's hour-by-hour delete. No BRIN is added
-beside it: it would only duplicate that index. README "Scaling" has the path past this.
+beside it: it would only duplicate that index. docs/operations.md has the path past this.
 Keys and indexes on PostgreSQL only, as for the ledger (migration 0002).
 
 Revision ID: 0005

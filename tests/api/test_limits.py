@@ -42,7 +42,10 @@ T0 = 1_790_000_000_000_000_000
 
 @pytest.fixture(scope="module", params=[True, False], ids=["native decode", "upb decode"])
 def limited(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
-    running = start_collector(tmp_path_factory.mktemp("limits"), **LIMITS, native_decode=request.param)
+    # x.* kept verbatim ([privacy] keep_attributes), so the audit copy shows how values are cut.
+    running = start_collector(
+        tmp_path_factory.mktemp("limits"), **LIMITS, native_decode=request.param, privacy={"keep_attributes": ["x.*"]}
+    )
     yield running
     running.app.stop()
 

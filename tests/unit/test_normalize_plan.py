@@ -21,6 +21,7 @@ from breakeven.collector.config.settings import MAPPABLE_FIELDS, Settings, load_
 from breakeven.collector.ingest.decode import PROTOBUF, decode_trace_body
 from breakeven.collector.normalize import _mapped_texts, mapped, normalize_span, plan, quantization_from_model
 from breakeven.collector.normalize import conventions as c
+from breakeven.collector.normalize.keep import is_metadata_key
 from breakeven.collector.normalize.redact import content_hash, redact
 from breakeven.collector.providers import backend_class, remembered_backend_class
 from breakeven.collector.records import DecodedSpan, LlmSpan
@@ -85,7 +86,12 @@ def test_a_reused_plan_reads_what_the_plain_lookups_read(variant: str, settings:
         assert found == plan.make_plan(span, settings)
         attrs, _events, prompt_hash = redact(span.attributes, span.events)
         assert found.dialects == c.detect(span)
-        assert (span.attributes if found.kept is None else {k: span.attributes[k] for k in found.kept}) == attrs
+        # The audit copy: what redaction keeps, less the names the fail-closed rule summarizes.
+        verbatim = {k: v for k, v in attrs.items() if k not in found.summarized}
+        assert (span.attributes if found.kept is None else {k: span.attributes[k] for k in found.kept}) == verbatim
+        assert set(found.summarized) == {
+            k for k in attrs if k not in plan.read_names(settings) and not is_metadata_key(k)
+        }
         if found.may_carry_prompt or span.events:
             assert content_hash(span.attributes, span.events, found.flags) == prompt_hash
         else:

@@ -7,37 +7,41 @@ from collections.abc import Mapping
 from breakeven.collector.memo import remember
 
 # Values emitters put in gen_ai.provider.name / gen_ai.system / llm.provider / llm.system,
-# lower-cased, -> breakeven's provider name.
+# lower-cased, -> breakeven's provider name: the OpenTelemetry GenAI registry's well-known
+# value where there is one (gen_ai.provider.name), else a documented lower-case name.
 PROVIDER_ALIASES: dict[str, str] = {
     "openai": "openai",
     "anthropic": "anthropic",
-    "gcp.gemini": "google",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "gemini": "google",
-    "google": "google",
-    "google_genai": "google",
-    "vertex_ai": "google",
-    "vertexai": "google",
-    "google_vertexai": "google",
-    "az.ai.openai": "azure",
-    "azure.ai.openai": "azure",
-    "az.ai.inference": "azure",
-    "azure.ai.inference": "azure",
-    "azure": "azure",
-    "azure_openai": "azure",
-    "aws.bedrock": "aws_bedrock",
-    "aws_bedrock": "aws_bedrock",
-    "bedrock": "aws_bedrock",
-    "aws": "aws_bedrock",
-    "mistral_ai": "mistral",
-    "mistralai": "mistral",
-    "mistral": "mistral",
+    "gcp.gemini": "gcp.gemini",
+    "gemini": "gcp.gemini",
+    "google": "gcp.gemini",
+    "google_genai": "gcp.gemini",
+    "google_generativeai": "gcp.gemini",
+    "gcp.vertex_ai": "gcp.vertex_ai",
+    "vertex_ai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "google_vertexai": "gcp.vertex_ai",
+    "gcp.gen_ai": "gcp.gen_ai",
+    "az.ai.openai": "azure.ai.openai",
+    "azure.ai.openai": "azure.ai.openai",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "az.ai.inference": "azure.ai.inference",
+    "azure.ai.inference": "azure.ai.inference",
+    "aws.bedrock": "aws.bedrock",
+    "aws_bedrock": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "aws": "aws.bedrock",
+    "mistral_ai": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "mistral": "mistral_ai",
     "cohere": "cohere",
-    "x_ai": "xai",
-    "xai": "xai",
+    "x_ai": "x_ai",
+    "xai": "x_ai",
     "deepseek": "deepseek",
     "perplexity": "perplexity",
+    "ibm.watsonx.ai": "ibm.watsonx.ai",
+    "watsonx": "ibm.watsonx.ai",
     "groq": "groq",
     "together": "together",
     "together_ai": "together",
@@ -59,10 +63,34 @@ PROVIDER_ALIASES: dict[str, str] = {
     "triton": "triton",
     "tensorrt_llm": "tensorrt_llm",
 }
+# The names calls carried before they took the registry's values; migration 0010 renames
+# stored rows. Google's Gemini API and Vertex AI were one "google" then: its rows become gcp.gemini.
+RENAMED: Mapping[str, str] = {
+    "google": "gcp.gemini",
+    "azure": "azure.ai.openai",
+    "aws_bedrock": "aws.bedrock",
+    "mistral": "mistral_ai",
+    "xai": "x_ai",
+}
+GOOGLE = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
 
-FRONTIER = frozenset({"openai", "anthropic", "google", "azure", "mistral", "cohere", "xai", "deepseek", "perplexity"})
+FRONTIER = frozenset(
+    {"openai", "anthropic", *GOOGLE, "azure.ai.openai", "azure.ai.inference", "mistral_ai", "cohere", "x_ai",
+     "deepseek", "perplexity"}
+)  # fmt: skip
 MANAGED = frozenset(
-    {"together", "fireworks", "groq", "deepinfra", "replicate", "cerebras", "huggingface", "sambanova", "nebius"}
+    {
+        "together",
+        "fireworks",
+        "groq",
+        "deepinfra",
+        "replicate",
+        "cerebras",
+        "huggingface",
+        "sambanova",
+        "nebius",
+        "ibm.watsonx.ai",
+    }
 )
 ENGINES = frozenset({"vllm", "sglang", "tgi", "ollama", "llamacpp", "lmdeploy", "triton", "tensorrt_llm"})
 
@@ -71,12 +99,12 @@ ENGINES = frozenset({"vllm", "sglang", "tgi", "ollama", "llamacpp", "lmdeploy", 
 PROVIDER_HOSTS: dict[str, str] = {
     "api.openai.com": "openai",
     "api.anthropic.com": "anthropic",
-    "generativelanguage.googleapis.com": "google",
-    "aiplatform.googleapis.com": "google",
-    "api.mistral.ai": "mistral",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+    "aiplatform.googleapis.com": "gcp.vertex_ai",
+    "api.mistral.ai": "mistral_ai",
     "api.cohere.com": "cohere",
     "api.cohere.ai": "cohere",
-    "api.x.ai": "xai",
+    "api.x.ai": "x_ai",
     "api.deepseek.com": "deepseek",
     "api.perplexity.ai": "perplexity",
     "api.together.xyz": "together",
@@ -93,9 +121,10 @@ PROVIDER_HOSTS: dict[str, str] = {
     "api-inference.huggingface.co": "huggingface",
 }
 _HOST_SUFFIXES = (
-    (".openai.azure.com", "azure"),
-    ("-aiplatform.googleapis.com", "google"),
-    (".amazonaws.com", "aws_bedrock"),
+    (".openai.azure.com", "azure.ai.openai"),
+    (".services.ai.azure.com", "azure.ai.inference"),
+    ("-aiplatform.googleapis.com", "gcp.vertex_ai"),
+    (".amazonaws.com", "aws.bedrock"),
 )
 
 
@@ -118,7 +147,7 @@ def provider_for_host(host: str | None) -> str | None:
     if known is not None:
         return known
     for suffix, provider in _HOST_SUFFIXES:
-        if host.endswith(suffix) and (provider != "aws_bedrock" or host.startswith("bedrock")):
+        if host.endswith(suffix) and (provider != "aws.bedrock" or host.startswith("bedrock")):
             return provider
     return None
 
@@ -151,7 +180,7 @@ def backend_class(
         # A client SDK's provider name says which API dialect it spoke, not who served it:
         # an OpenAI client aimed at an address we do not know may be a private vLLM box.
         return "unknown"
-    if provider == "aws_bedrock":
+    if provider == "aws.bedrock":
         # Bedrock resells frontier models (Claude) beside open-weight ones.
         return "frontier" if model and ("claude" in model or "anthropic" in model) else "managed"
     if provider in FRONTIER:

@@ -63,7 +63,7 @@ MODELS = [
     ("openai", "gpt-4o", "gpt-4o-2024-08-06", "api.openai.com", "frontier", None, None, "priced", "2.5", "10", "1.25", 18),
     ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "api.openai.com", "frontier", None, None, "priced", "0.15", "0.6", "0.075", 20),
     ("anthropic", "claude-sonnet-4", "claude-sonnet-4-20250514", "api.anthropic.com", "frontier", None, None, "priced", "3", "15", "0.3", 12),
-    ("google", "gemini-2.5-flash", None, "generativelanguage.googleapis.com", "frontier", None, None, "priced", "0.3", "2.5", "0.075", 8),
+    ("gcp.gemini", "gemini-2.5-flash", None, "generativelanguage.googleapis.com", "frontier", None, None, "priced", "0.3", "2.5", "0.075", 8),
     ("together", "llama-3.3-70b", None, "api.together.xyz", "managed", None, None, "priced", "0.88", "0.88", "0.88", 8),
     ("groq", "llama-3.1-8b", None, "api.groq.com", "managed", None, None, "priced", "0.05", "0.08", "0.05", 8),
     ("vllm", "llama-3.3-70b-fp8", "llama-3.3-70b-fp8", "vllm-70b", "self_hosted", "fp8", "llama-70b", "pool", "0", "0", "0", 15),

@@ -308,7 +308,7 @@ def _capacity(raw: Any, key: str) -> Capacity:
 
 
 def _provider(raw: Any, key: str) -> str:
-    # The names calls carry: "gcp.gemini" -> "google".
+    # The names calls carry, whatever alias the config uses: "google" -> "gcp.gemini".
     return canonical_provider(checks.text(raw, key)) or checks.fail(f"{key}: expected a provider name")
 
 

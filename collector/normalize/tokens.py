@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from breakeven.collector.normalize import conventions as c
+from breakeven.collector.providers import GOOGLE
 
 # (dialect, provider) -> does the emitter's input count include cache reads and writes?
 # Missing pairs fall back to PROVIDER_INPUT_INCLUDES_CACHE, then True (the OTel rule).
@@ -30,7 +31,7 @@ HABITS: Mapping[tuple[str, str], bool] = {
 # What each provider's own API reports, used for emitters we have no entry for.
 PROVIDER_INPUT_INCLUDES_CACHE: Mapping[str, bool] = {"anthropic": False}
 # Providers whose output count leaves reasoning ("thoughts") out.
-PROVIDER_OUTPUT_EXCLUDES_REASONING = frozenset({"google"})
+PROVIDER_OUTPUT_EXCLUDES_REASONING = GOOGLE
 
 
 class TokenError(ValueError):

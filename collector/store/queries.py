@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from breakeven.collector.providers import canonical_provider
 from breakeven.collector.store.rows import public_call
 from breakeven.collector.store.schema import calls, ingest_counters
 
@@ -57,7 +58,8 @@ def list_calls(
     for name in ("service", "provider", "backend", "trace_id", "prompt_hash"):
         value = getattr(filters, name)
         if value is not None:
-            conditions.append(calls.c[name] == value)
+            # A provider may be asked for by any alias ("google", "aws_bedrock"): rows hold the canonical name.
+            conditions.append(calls.c[name] == (canonical_provider(value) if name == "provider" else value))
     if filters.model is not None:
         conditions.append(sa.or_(calls.c.request_model == filters.model, calls.c.response_model == filters.model))
     if filters.since is not None:

@@ -3,9 +3,8 @@
 Every ingest commit added its counts with INSERT ... ON CONFLICT DO UPDATE, which on
 DuckDB goes through the key's ART index and rewrites the rows, nearly twice the time
 of appending the same rows to a table without a key (CHANGELOG.md has the figures).
-Now the writer
-appends, readers sum by (name, reason), and the roller folds the rows into one per
-(name, reason) now and then, in one transaction (collector/store/counters.py).
+Now the writer appends, readers sum by (name, reason), and the roller folds the rows
+into one per (name, reason) now and then, in one transaction (collector/store/counters.py).
 PostgreSQL keeps its key and its upsert: collectors sharing it add to one row each.
 
 Revision ID: 0009

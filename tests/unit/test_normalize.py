@@ -223,7 +223,7 @@ DIALECTS = [
         },
         {},
         dict(
-            provider="google",
+            provider="gcp.gemini",
             operation="generate_content",
             input_tokens=600,
             cache_read_tokens=400,

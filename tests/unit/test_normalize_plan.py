@@ -193,8 +193,8 @@ def test_firsts_is_first_of_each(fields: list[tuple[str, ...]], expected: list[A
     [
         ("openai", "api.openai.com", 443, None, "gpt-4o", False),
         ("openai", "10.0.0.5", 8000, "10.0.0.5:8000", "llama", False),
-        ("aws_bedrock", None, None, None, "anthropic.claude-3", False),
-        ("aws_bedrock", None, None, None, "meta.llama3", False),
+        ("aws.bedrock", None, None, None, "anthropic.claude-3", False),
+        ("aws.bedrock", None, None, None, "meta.llama3", False),
         ("anthropic", None, None, None, "claude", False),
         (None, None, None, "svc", None, True),
         ("together", "api.together.xyz", None, None, "m", False),

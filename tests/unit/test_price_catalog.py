@@ -41,7 +41,7 @@ WHEN = at("2025-08-01")
             id="claude-sonnet-4",
         ),
         pytest.param(
-            "google",
+            "gcp.gemini",
             "gemini-2.5-pro",
             TokenUsage(input=250_000, output=100_000),
             Decimal("2.125"),  # past 200k: 250,000 x 2.50 = 0.625 + 100,000 x 15 = 1.50 (/1e6)
@@ -95,9 +95,9 @@ def test_library_price_history(day: str, cost: Decimal, effective_from: str | No
     [
         pytest.param("anthropic", "claude-3-5-sonnet-custom-finetune", id="declared prefix plus a non-snapshot suffix"),
         pytest.param("anthropic", "claude-sonnet-4-5-thinking-xl", id="newer family, made-up variant"),
-        pytest.param("google", "gemini-2.5-pro-preview-99-99", id="a preview the data does not list"),
+        pytest.param("gcp.gemini", "gemini-2.5-pro-preview-99-99", id="a preview the data does not list"),
         pytest.param(
-            "google", "gemini-1.5-flash-8b", id="a smaller sibling (the library would price it as gemini-1.5-flash)"
+            "gcp.gemini", "gemini-1.5-flash-8b", id="a smaller sibling (the library would price it as gemini-1.5-flash)"
         ),
     ],
 )
@@ -135,17 +135,20 @@ def test_look_alike_is_not_priced(provider: str, model: str) -> None:
             id="declared prefix plus -latest",
         ),
         pytest.param(
-            "google", "models/gemini-2.5-flash", "genai-prices:google/gemini-2.5-flash#0", id="Gemini resource name"
+            "gcp.gemini", "models/gemini-2.5-flash", "genai-prices:google/gemini-2.5-flash#0", id="Gemini resource name"
         ),
-        pytest.param("google", "gemini-2.0-flash-001", "genai-prices:google/gemini-2.0-flash#0", id="build number"),
+        pytest.param("gcp.gemini", "gemini-2.0-flash-001", "genai-prices:google/gemini-2.0-flash#0", id="build number"),
         pytest.param(
-            "google", "claude-sonnet-4@20250514", "genai-prices:google/claude-4-sonnet#0", id="Claude on Vertex"
-        ),
-        pytest.param(
-            "azure", "gpt-4o", "genai-prices:openai/gpt-4o#0", id="Azure falls back to OpenAI's list, as declared"
+            "gcp.gemini", "claude-sonnet-4@20250514", "genai-prices:google/claude-4-sonnet#0", id="Claude on Vertex"
         ),
         pytest.param(
-            "aws_bedrock",
+            "azure.ai.openai",
+            "gpt-4o",
+            "genai-prices:openai/gpt-4o#0",
+            id="Azure falls back to OpenAI's list, as declared",
+        ),
+        pytest.param(
+            "aws.bedrock",
             "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
             "genai-prices:aws/regional.anthropic.claude-3-5-sonnet-20240620-v1:0#0",
             id="Bedrock region and vendor namespaces plus a version tag",

@@ -18,7 +18,7 @@ from tests.pricecalls import entry
 PLAIN = entry("openai", "gpt-x", input="2.50", cache_read="1.25", output="10.00")
 CLAUDE = entry("anthropic", "claude-x", input="3.00", cache_read="0.30", cache_write="3.75", output="15.00")
 TIERED = entry(
-    "google",
+    "gcp.gemini",
     "gemini-x",
     input="1.25",
     cache_read="0.125",

@@ -16,7 +16,7 @@ from tests.pricecalls import call, catalog, entry
 GPT = entry("openai", "gpt-x", input="2.50", cache_read="1.25", output="10.00")
 CLAUDE = entry("anthropic", "claude-x", input="3.00", cache_read="0.30", cache_write="3.75", output="15.00")
 GEMINI = entry(
-    "google",
+    "gcp.gemini",
     "gemini-x",
     input="1.25",
     cache_read="0.125",
@@ -30,7 +30,9 @@ LIST = catalog(GPT, CLAUDE, GEMINI, REASONER)
 LLAMA_JAN = entry("together", "llama-x", input="0.88", output="0.88", effective_from=date(2025, 1, 1), source="book")
 LLAMA_JUN = entry("together", "llama-x", input="0.60", output="0.90", effective_from=date(2025, 6, 1), source="book")
 GPT_OVERRIDE = entry("openai", "gpt-x", input="2.00", output="8.00", effective_from=date(2025, 7, 1), source="book")
-DEPLOYMENT = entry("azure", "acme-gpt", input="1.00", output="4.00", effective_from=date(2025, 1, 1), source="book")
+DEPLOYMENT = entry(
+    "azure.ai.openai", "acme-gpt", input="1.00", output="4.00", effective_from=date(2025, 1, 1), source="book"
+)
 NET = entry("anthropic", "claude-net", input="2.00", output="10.00", effective_from=date(2025, 1, 1), net=True)
 BOOK = PriceBook(
     entries=(LLAMA_JAN, LLAMA_JUN, GPT_OVERRIDE, DEPLOYMENT, NET),
@@ -69,7 +71,9 @@ PRICER = Pricer(BOOK, catalog=LIST)
         ),
         pytest.param(
             # Gemini: 50,000 prompt tokens, 30,000 cached; 1,200 thoughts + 300 answer = output 1,500.
-            call(provider="google", model="gemini-x", input=20_000, cache_read=30_000, output=1_500, reasoning=1_200),
+            call(
+                provider="gcp.gemini", model="gemini-x", input=20_000, cache_read=30_000, output=1_500, reasoning=1_200
+            ),
             Decimal(
                 "0.04375"
             ),  # 20,000 x 1.25 = 0.025; 30,000 x 0.125 = 0.00375; 300 x 10 = 0.003; 1,200 x 10 = 0.012 (/1e6)
@@ -83,13 +87,13 @@ PRICER = Pricer(BOOK, catalog=LIST)
             id="reasoning at its own rate, not also at the output rate",
         ),
         pytest.param(
-            call(provider="google", model="gemini-x", input=250_000, output=1_000),
+            call(provider="gcp.gemini", model="gemini-x", input=250_000, output=1_000),
             Decimal("0.64"),  # 250,000 > 200,000: tier rates on every token: 250,000 x 2.50 = 0.625; 1,000 x 15 = 0.015
             {"input": "0.625", "output": "0.015"},
             id="context tier: past the threshold every token pays the tier rate",
         ),
         pytest.param(
-            call(provider="google", model="gemini-x", input=150_000, cache_read=50_000, output=1_000),
+            call(provider="gcp.gemini", model="gemini-x", input=150_000, cache_read=50_000, output=1_000),
             Decimal(
                 "0.20375"
             ),  # total input 200,000 is not past 200,000: 150,000 x 1.25 = 0.1875 + 50,000 x 0.125 = 0.00625 + 1,000 x 10 = 0.01 (/1e6)
@@ -117,7 +121,7 @@ def test_cost_by_token_kind(the_call: Call, cost: Decimal, lines: dict[str, str]
 
 
 def test_tier_used_is_recorded_on_each_line() -> None:
-    result = PRICER.price_call(call(provider="google", model="gemini-x", input=250_000, output=1_000))
+    result = PRICER.price_call(call(provider="gcp.gemini", model="gemini-x", input=250_000, output=1_000))
     assert isinstance(result, Priced)
     assert {line.kind: (line.rate, line.tier) for line in result.lines if line.tokens} == {
         "input": (Decimal("2.50"), 200_000),
@@ -216,7 +220,11 @@ def test_unpriced_is_never_zero(the_call: Call, reason: str) -> None:
 def test_book_entry_may_name_the_request_model() -> None:
     # An Azure deployment alias: the response names the model version, the book the deployment.
     the_call = call(
-        provider="azure", model="gpt-x-2099-01-01", request_model="acme-gpt", input=1_000_000, output=1_000_000
+        provider="azure.ai.openai",
+        model="gpt-x-2099-01-01",
+        request_model="acme-gpt",
+        input=1_000_000,
+        output=1_000_000,
     )
     result = PRICER.price_call(the_call)
     assert isinstance(result, Priced)

@@ -2,7 +2,7 @@
 
 Spans from one emitter repeat the same attribute names, scope and resource names on every
 call; only the values change. A Plan holds what follows from those alone: the key flags,
-the dialects, what redaction keeps, and for every field read by precedence the candidate
+the dialects, what the audit copy keeps (normalize/keep.py), and for every field read by precedence the candidate
 names the span has, in precedence order. Every present candidate stays, not only the
 first: first() passes over an empty value to the next one. Per span, normalize then
 reads only those few names.
@@ -58,7 +58,7 @@ class Reads(NamedTuple):
 
     The token counts come last, in USAGE_NAMES order. A plan keeps the names the span has:
     for ttft_seconds and streaming among all its attributes, for the rest among those
-    redaction keeps (what the redacted copy holds, the span holds too, with the same values).
+    the audit copy keeps verbatim (what it holds, the span holds too, with the same values).
     """
 
     operation: tuple[str, ...]

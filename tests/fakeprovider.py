@@ -24,6 +24,20 @@ Endpoints
 * ``POST /v1/messages``          Anthropic Messages; ``"stream": true`` answers
   SSE (message_start / content_block_start / ping / content_block_delta /
   content_block_stop / message_delta / message_stop).
+* ``POST /v1beta/models/{model}:generateContent``  Gemini API (the
+  generativelanguage.googleapis.com surface google-genai calls);
+  ``:streamGenerateContent?alt=sse`` answers ``data: {json}`` SSE chunks, the
+  last one carrying finishReason and ``usageMetadata``;
+  ``:batchEmbedContents`` (what google-genai's ``models.embed_content`` calls
+  on the Gemini API) and ``:embedContent`` answer embeddings.  Responses carry
+  ``modelVersion`` and ``responseId``; ``usageMetadata`` is Gemini's shape:
+  promptTokenCount INCLUDES cachedContentTokenCount, candidatesTokenCount
+  EXCLUDES thoughtsTokenCount, totalTokenCount = prompt + candidates +
+  thoughts, and zero counts are left out (proto3 JSON) as the live API does.
+  A request whose generationConfig.thinkingConfig.includeThoughts is true gets
+  a ``{"text": ..., "thought": true}`` part first; ``chat-tools`` answers a
+  ``functionCall`` part.  Errors are Google's ``{"error": {"code", "message",
+  "status"}}`` JSON.
 
 Scenario selection (first match wins)
 -------------------------------------
@@ -72,6 +86,20 @@ embeddings        prompt_tokens 42, total_tokens 42
 responses         input 1500 (cached 1024, cache_write 0), output 250 (reasoning 128)
 ==================  =======================================================
 
+Gemini (``GEMINI_USAGE``; prompt includes cached, candidates exclude thoughts):
+
+==================  =======================================================
+chat              prompt 111, candidates 33
+chat-stream       prompt 2468 (cached 2048), candidates 135, thoughts 246
+chat-cached       prompt 4321 (cached 4096), candidates 65
+chat-reasoning    prompt 222, candidates 77, thoughts 512 (+ a thought part)
+chat-tools        prompt 150, candidates 18 (a functionCall part)
+chat-async        prompt 131, candidates 37
+chat-error        HTTP 400 INVALID_ARGUMENT
+chat-error-429    HTTP 429 RESOURCE_EXHAUSTED (with RetryInfo)
+embeddings        prompt 42 (batchEmbedContents usageMetadata)
+==================  =======================================================
+
 Error answers carry ``x-should-retry: false`` so clients do not retry.
 
 The response model is taken from header ``X-Fake-Response-Model`` if given,
@@ -103,6 +131,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 __all__ = [
     "ANTHROPIC_USAGE",
     "EMBEDDINGS_USAGE",
+    "GEMINI_EMBEDDINGS_USAGE",
+    "GEMINI_USAGE",
     "OPENAI_USAGE",
     "RESPONSES_USAGE",
     "RESPONSE_MODELS",
@@ -171,6 +201,37 @@ ANTHROPIC_USAGE = {
 
 EMBEDDINGS_USAGE = {"prompt_tokens": 42, "total_tokens": 42}
 
+
+def _gemini_usage(prompt, cached, candidates, thoughts):
+    """Gemini's usageMetadata: prompt includes cached; candidates exclude thoughts; zeros omitted."""
+    usage = {
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if cached:
+        usage["cachedContentTokenCount"] = cached
+        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": cached}]
+    if thoughts:
+        usage["thoughtsTokenCount"] = thoughts
+    return usage
+
+
+GEMINI_USAGE = {
+    "chat": _gemini_usage(111, 0, 33, 0),
+    "chat-stream": _gemini_usage(2468, 2048, 135, 246),
+    "chat-cached": _gemini_usage(4321, 4096, 65, 0),
+    "chat-reasoning": _gemini_usage(222, 0, 77, 512),
+    "chat-tools": _gemini_usage(150, 0, 18, 0),
+    "chat-async": _gemini_usage(131, 0, 37, 0),
+}
+GEMINI_EMBEDDINGS_USAGE = {
+    "promptTokenCount": 42,
+    "totalTokenCount": 42,
+    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 42}],
+}
+
 RESPONSES_USAGE = {
     "input_tokens": 1500,
     "input_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 0},
@@ -189,6 +250,11 @@ RESPONSE_MODELS = {
     "claude-3-5-haiku-latest": "claude-3-5-haiku-20241022",
     "claude-haiku-4-5": "claude-haiku-4-5-20251001",
     "claude-opus-4-1": "claude-opus-4-1-20250805",
+    # Gemini's modelVersion for an alias names the snapshot that answered
+    "gemini-flash-latest": "gemini-2.5-flash-preview-09-2025",
+    "gemini-2.5-flash": "gemini-2.5-flash-preview-09-2025",
+    "gemini-2.5-pro": "gemini-2.5-pro-preview-06-05",
+    "gemini-2.0-flash": "gemini-2.0-flash-001",
 }
 
 # scenario -> (status, OpenAI-shaped body, Anthropic-shaped body)
@@ -235,11 +301,55 @@ _ERRORS = {
 }
 
 
+# Google's error JSON (google.rpc.Status as the REST APIs render it)
+_GEMINI_ERRORS = {
+    "400": (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "* GenerateContentRequest.generation_config.max_output_tokens: must be positive",
+                "status": "INVALID_ARGUMENT",
+            }
+        },
+    ),
+    "429": (
+        429,
+        {
+            "error": {
+                "code": 429,
+                "message": "You exceeded your current quota, please check your plan and billing details.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                        "violations": [
+                            {
+                                "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            }
+                        ],
+                    },
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"},
+                ],
+            }
+        },
+    ),
+    "500": (500, {"error": {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}),
+    "503": (503, {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}),
+}
+
+
 def _error_for(scenario: str, provider: str):
     """Return (status, body) if the scenario is an error scenario, else None."""
     if not scenario.startswith("chat-error") and not scenario.startswith("error"):
         return None
     code = scenario.rsplit("-", 1)[-1]
+    if provider == "gemini":
+        if code == "529":
+            code = "503"
+        status, body = _GEMINI_ERRORS.get(code, _GEMINI_ERRORS["400"])
+        return status, copy.deepcopy(body)
     if code not in _ERRORS:
         code = "429" if provider == "openai" else "500"
     status, oa, an = _ERRORS[code]
@@ -257,6 +367,18 @@ def expected_canonical(provider: str, path: str, usage):
             cache_write_tokens=None,
             output_tokens=None,
             reasoning_tokens=None,
+        )
+    if provider in ("gemini", "gcp.gemini"):
+        # Gemini: promptTokenCount includes cachedContentTokenCount; candidatesTokenCount
+        # leaves thoughtsTokenCount out (canonical output counts every generated token).
+        cached = usage.get("cachedContentTokenCount") or 0
+        thoughts = usage.get("thoughtsTokenCount") or 0
+        return dict(
+            input_tokens=(usage.get("promptTokenCount") or 0) - cached,
+            cache_read_tokens=cached,
+            cache_write_tokens=0,
+            output_tokens=(usage.get("candidatesTokenCount") or 0) + thoughts,
+            reasoning_tokens=thoughts,
         )
     if provider == "anthropic":
         # Anthropic: input_tokens already excludes cache reads and writes.
@@ -292,6 +414,10 @@ def expected_canonical(provider: str, path: str, usage):
     )
 
 
+# the fake's provider names -> breakeven's (collector/providers.py)
+CANONICAL_PROVIDER = {"gemini": "gcp.gemini"}
+
+
 def expected_record(provider: str, meta: dict, returned: list, raised: BaseException | None = None) -> dict:
     """The canonical record one scenario's call must be stored as, from what the server returned.
 
@@ -302,7 +428,7 @@ def expected_record(provider: str, meta: dict, returned: list, raised: BaseExcep
     last = returned[-1] if returned else {}
     status = "error" if (raised is not None or last.get("status", 200) >= 400) else "ok"
     expected = {
-        "provider": provider,
+        "provider": CANONICAL_PROVIDER.get(provider, provider),
         "request_model": meta["request_model"],
         "response_model": last.get("model"),
         "operation": meta["operation"],
@@ -398,6 +524,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"x-should-retry": "false"}
         if provider == "anthropic":
             headers["request-id"] = "req_fake_error_0001"
+        elif provider == "gemini":
+            headers = {}
         else:
             headers["x-request-id"] = "req_fake_error_0001"
         self._record(
@@ -421,7 +549,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         body = self._read_json()
         try:
-            if path.endswith("/chat/completions"):
+            if ":" in path.rsplit("/", 1)[-1]:
+                self._gemini(path, body)
+            elif path.endswith("/chat/completions"):
                 self._openai_chat(path, body)
             elif path.endswith("/embeddings"):
                 self._openai_embeddings(path, body)
@@ -737,6 +867,97 @@ class _Handler(BaseHTTPRequestHandler):
             error=None,
         )
         self._sse({"type": "message_stop"}, "message_stop")
+
+    # -- Gemini (generativelanguage.googleapis.com v1beta) ---------------------
+    def _gemini(self, path, body):
+        target, method = path.rsplit("/", 1)[-1].split(":", 1)
+        request_model, scenario = target, self.headers.get("X-Fake-Scenario")
+        if method in ("batchEmbedContents", "embedContent"):
+            self._gemini_embed(path, method, request_model, scenario or "embeddings", body)
+        elif method in ("generateContent", "streamGenerateContent"):
+            self._gemini_generate(path, method == "streamGenerateContent", request_model, scenario, body)
+        else:
+            self._send_json(404, {"error": {"code": 404, "message": f"unknown method {method}", "status": "NOT_FOUND"}})
+
+    def _gemini_generate(self, path, stream, request_model, scenario, body):
+        scenario = scenario or ("chat-stream" if stream else "chat")
+        if self._maybe_error("gemini", path, scenario, request_model, stream):
+            return
+        model = _response_model(request_model, self.headers.get("X-Fake-Response-Model"))
+        usage = copy.deepcopy(GEMINI_USAGE.get(scenario, GEMINI_USAGE["chat"]))
+        text = completion_text(scenario)
+        rid = uuid.uuid4().hex[:22]
+        gen = body.get("generationConfig") or {}
+        thinking = gen.get("thinkingConfig") or gen.get("thinking_config") or {}
+        parts = []
+        # google-genai sends thinkingConfig's own keys in snake_case (the API's proto
+        # JSON parser takes both spellings)
+        if thinking.get("includeThoughts") or thinking.get("include_thoughts"):
+            parts.append({"text": f"Let me think. SECRET-THINKING-{scenario}-9c1e", "thought": True})
+        if scenario == "chat-tools":
+            parts.append(
+                {
+                    "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                    "thoughtSignature": "ZmFrZS1zaWduYXR1cmU=",
+                }
+            )
+        else:
+            parts.append({"text": text})
+
+        def response(chunk_parts, final):
+            cand = {"content": {"parts": chunk_parts, "role": "model"}, "index": 0}
+            out = {"candidates": [cand]}
+            if final:
+                cand["finishReason"] = "STOP"
+                out["usageMetadata"] = usage
+            out["modelVersion"] = model
+            out["responseId"] = rid
+            return out
+
+        record = dict(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=model,
+            usage=usage,
+            stream=stream,
+            status=200,
+            error=None,
+        )
+        if not stream:
+            self._record(**record)
+            self._send_json(200, response(parts, True))
+            return
+        self._start_sse()
+        # one chunk per thought/functionCall part; the answer text in three chunks
+        pieces = [[p] for p in parts if "text" not in p or p.get("thought")]
+        if "text" in parts[-1] and not parts[-1].get("thought"):
+            pieces += [[{"text": t}] for t in _chunks(text)]
+        for piece in pieces[:-1]:
+            self._sse(response(piece, False))
+        self._record(**record)
+        self._sse(response(pieces[-1], True))
+
+    def _gemini_embed(self, path, method, request_model, scenario, body):
+        if self._maybe_error("gemini", path, scenario, request_model, False):
+            return
+        usage = copy.deepcopy(GEMINI_EMBEDDINGS_USAGE)
+        n = len(body.get("requests") or []) if method == "batchEmbedContents" else 1
+        vectors = [{"values": [0.0125 * (i + 1), -0.25, 0.5, 0.125]} for i in range(max(n, 1))]
+        resp = {"embeddings": vectors} if method == "batchEmbedContents" else {"embedding": vectors[0]}
+        resp["usageMetadata"] = usage
+        # no modelVersion on embeddings: the model is the one asked for
+        self._record(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=request_model,
+            usage=usage,
+            stream=False,
+            status=200,
+            error=None,
+        )
+        self._send_json(200, resp)
 
 
 class FakeProvider:

@@ -34,6 +34,18 @@ ANTHROPIC_SCENARIOS = [
     "chat-reasoning",
     "chat-error",
 ]
+GEMINI_SCENARIOS = [
+    "chat",
+    "chat-stream",
+    "chat-cached",
+    "chat-reasoning",
+    "chat-tools",
+    "chat-async",
+    "chat-error",
+    "chat-error-429",
+    "embeddings",
+]
+SCENARIOS = {"openai": OPENAI_SCENARIOS, "anthropic": ANTHROPIC_SCENARIOS, "gemini": GEMINI_SCENARIOS}
 TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 SPLIT = frozenset({"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"})
 
@@ -99,6 +111,19 @@ ERROR_TYPE_FROM_BODY = {"anthropic-sdk"}
 # and is linked as the only failure of its process, provider and model whose SDK span lies
 # inside the instrumentation's (collector/calls/failures.py, halves_of_one_call).
 TWO_TRACES = "openllmetry-anthropic-with-sdk-tracing"
+# Gemini (google-genai). OpenLLMetry names the provider gcp.gen_ai (any Google generative AI
+# endpoint), not the Gemini API: the collector stores what it says.
+PROVIDER_SENT = {("openllmetry-google-genai", s): "gcp.gen_ai" for s in GEMINI_SCENARIOS}
+# OpenInference says no operation: the collector takes an LLM span for a chat.
+OPERATION_GUESSED = {("openinference-google-genai", s): "chat" for s in GEMINI_SCENARIOS if s != "embeddings"}
+# OpenInference carries only llm.model_name, the version that answered: it stands for the
+# request model too (a failed call's is the model asked for).
+REQUEST_MODEL_FROM_RESPONSE = {("openinference-google-genai", s) for s in GEMINI_SCENARIOS}
+# OpenLLMetry echoes the request's model as the response's: the version that answered is lost.
+RESPONSE_MODEL_FROM_REQUEST = {("openllmetry-google-genai", s) for s in GEMINI_SCENARIOS}
+# Embeddings spans without a response model, or without any token count.
+NO_RESPONSE_MODEL = {("otel-google-genai", "embeddings")}
+NO_USAGE = {("openinference-google-genai", "embeddings")}
 
 
 def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, scenario: str, content_sent: bool) -> None:
@@ -107,17 +132,25 @@ def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, sce
     ``expected`` is ``fakeprovider.expected_record()``: computed from what the fake provider
     returned, never from spans. ``content_sent``: the emitter sent the prompt text.
     """
-    assert call["provider"] == expected["provider"]
-    assert call["operation"] == expected["operation"]
-    assert call["request_model"] == expected["request_model"]
+    key = (emitter, scenario)
+    assert call["provider"] == PROVIDER_SENT.get(key, expected["provider"])
+    assert call["operation"] == OPERATION_GUESSED.get(key, expected["operation"])
+    if key in REQUEST_MODEL_FROM_RESPONSE and expected["status"] == "ok":
+        want_request = expected["response_model"]
+    else:
+        want_request = expected["request_model"]
+    assert call["request_model"] == want_request
     assert call["status"] == expected["status"]
     if expected["status"] == "error":
         assert call["error_type"]
         return
-    assert call["response_model"] == expected["response_model"]
-    key = (emitter, scenario)
+    if key in NO_RESPONSE_MODEL:
+        assert call["response_model"] is None
+    else:
+        want_response = expected["request_model"] if key in RESPONSE_MODEL_FROM_REQUEST else expected["response_model"]
+        assert call["response_model"] == want_response
     missing = NOT_REPORTED.get(key, frozenset())
-    want = {f: expected[f] for f in TOKEN_FIELDS}
+    want = {f: 0 if key in NO_USAGE else expected[f] for f in TOKEN_FIELDS}
     if missing:
         total = want["input_tokens"] + want["cache_read_tokens"] + want["cache_write_tokens"]
         assert call["input_tokens"] + call["cache_read_tokens"] + call["cache_write_tokens"] == total
@@ -169,6 +202,15 @@ def sent_prompt(provider: str, scenario: str) -> list[list[str]]:
 def request_meta(provider: str, scenario: str) -> dict[str, Any]:
     """What a scenario's request asks for: request model, operation, streaming."""
     streaming = scenario.startswith("chat-stream")
+    if provider == "gemini":
+        model = {
+            "chat-cached": "gemini-2.0-flash",
+            "chat-reasoning": "gemini-2.5-pro",
+            "embeddings": "gemini-embedding-001",
+        }.get(scenario, "gemini-2.5-flash")
+        # generateContent is the OTel GenAI registry's `generate_content` operation
+        operation = "embeddings" if scenario == "embeddings" else "generate_content"
+        return dict(request_model=model, operation=operation, streaming=streaming)
     if provider == "anthropic":
         return dict(request_model="claude-sonnet-4-5", operation="chat", streaming=streaming)
     model = {
@@ -190,6 +232,8 @@ def call_scenario(provider: str, base_url: str, scenario: str, **client_options:
     """
     if provider == "openai":
         openai_call(base_url, scenario, **client_options)
+    elif provider == "gemini":
+        gemini_call(base_url, scenario, **client_options)
     else:
         anthropic_call(base_url, scenario, **client_options)
 
@@ -288,5 +332,76 @@ def anthropic_call(base_url: str, scenario: str, **client_options: Any) -> None:
         )
     elif scenario == "chat-error":
         client.messages.create(model=model, system=system(scenario), messages=msgs, max_tokens=100, extra_headers=hdr)
+    else:
+        raise ValueError(scenario)
+
+
+def gemini_call(base_url: str, scenario: str, **client_options: Any) -> None:
+    """google-genai against the fake's Gemini API (v1beta) surface.
+
+    Retries are off (attempts=1) so the 429 scenario makes exactly one request.
+    """
+    import asyncio
+
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(
+        api_key="fake-gemini-capture-key",
+        http_options=types.HttpOptions(
+            base_url=base_url,
+            api_version="v1beta",
+            headers={"X-Fake-Scenario": scenario},
+            timeout=30_000,
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+        **client_options,
+    )
+    model = request_meta("gemini", scenario)["request_model"]
+    contents = prompt(scenario)
+    config: dict[str, Any] = {"system_instruction": system(scenario), "max_output_tokens": 100, "temperature": 0.2}
+    if scenario in ("chat", "chat-error", "chat-error-429"):
+        client.models.generate_content(model=model, contents=contents, config=types.GenerateContentConfig(**config))
+    elif scenario == "chat-stream":
+        for _ in client.models.generate_content_stream(
+            model=model, contents=contents, config=types.GenerateContentConfig(**config)
+        ):
+            pass
+    elif scenario == "chat-cached":
+        # explicit context cache (the fake does not check the name)
+        config["cached_content"] = "cachedContents/fake-capture-cache-0001"
+        client.models.generate_content(model=model, contents=contents, config=types.GenerateContentConfig(**config))
+    elif scenario == "chat-reasoning":
+        config["max_output_tokens"] = 2000
+        config["thinking_config"] = types.ThinkingConfig(include_thoughts=True, thinking_budget=1024)
+        client.models.generate_content(model=model, contents=contents, config=types.GenerateContentConfig(**config))
+    elif scenario == "chat-tools":
+        config["tools"] = [
+            types.Tool(
+                function_declarations=[
+                    types.FunctionDeclaration(
+                        name="get_weather",
+                        description="Current weather for a city",
+                        parameters=types.Schema(
+                            type=types.Type.OBJECT,
+                            properties={"city": types.Schema(type=types.Type.STRING)},
+                            required=["city"],
+                        ),
+                    )
+                ]
+            )
+        ]
+        config["automatic_function_calling"] = types.AutomaticFunctionCallingConfig(disable=True)
+        client.models.generate_content(model=model, contents=contents, config=types.GenerateContentConfig(**config))
+    elif scenario == "chat-async":
+
+        async def run() -> None:
+            await client.aio.models.generate_content(
+                model=model, contents=contents, config=types.GenerateContentConfig(**config)
+            )
+
+        asyncio.run(run())
+    elif scenario == "embeddings":
+        client.models.embed_content(model=model, contents=contents)
     else:
         raise ValueError(scenario)

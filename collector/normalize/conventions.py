@@ -115,6 +115,9 @@ INVOCATION_PARAMETERS = ("llm.invocation_parameters", "embedding.invocation_para
 # Instrumentation scopes that only ever make LLM-call spans, named "{operation} {model}"
 # (the OTel GenAI span name); their error spans may carry no attribute at all.
 GENAI_SCOPE_PREFIXES = {"openlit.instrumentation.": OPENLIT}
+# OpenLLMetry instrumentations whose spans speak plain OTel GenAI, told apart by their scope
+# (its Gemini one: the OTel contrib's is opentelemetry.instrumentation.google_genai).
+OPENLLMETRY_SCOPES = frozenset({"opentelemetry.instrumentation.google_generativeai"})
 
 # Defaults behind breakeven.* and the user's mapping; span attributes, then resource.
 FIELD_DEFAULTS: Mapping[str, Sequence[str]] = {
@@ -213,6 +216,7 @@ def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
         or "llm.usage.total_tokens" in attrs
         or "llm.is_streaming" in attrs
         or flags & TRACELOOP_KEY
+        or scope in OPENLLMETRY_SCOPES
     ):
         found.append(OPENLLMETRY)
     if "gen_ai.provider.name" in attrs:

@@ -30,8 +30,19 @@ HABITS: Mapping[tuple[str, str], bool] = {
 }
 # What each provider's own API reports, used for emitters we have no entry for.
 PROVIDER_INPUT_INCLUDES_CACHE: Mapping[str, bool] = {"anthropic": False}
-# Providers whose output count leaves reasoning ("thoughts") out.
+# Providers whose own API's output count leaves reasoning ("thoughts") out: Gemini's
+# candidatesTokenCount. Used for emitters we have no entry for.
 PROVIDER_OUTPUT_EXCLUDES_REASONING = GOOGLE
+# (dialect, provider) -> does the emitter's output count leave reasoning out? The OTel
+# contrib and OpenInference instrumentations of google-genai add the thoughts in (as the OTel
+# conventions count output); OpenLLMetry's passes Gemini's candidates count on as it is, and
+# reports the thoughts only inside its total (tests/fixtures/emitters/README.md, Gemini).
+OUTPUT_HABITS: Mapping[tuple[str, str], bool] = {
+    **{(c.OTEL_GENAI, provider): False for provider in GOOGLE},
+    **{(c.OPENINFERENCE, provider): False for provider in GOOGLE},
+    **{(c.OPENLLMETRY, provider): True for provider in GOOGLE},
+}
+_REASONING_HABIT_PROVIDERS = PROVIDER_OUTPUT_EXCLUDES_REASONING | {provider for _, provider in OUTPUT_HABITS}
 
 
 class TokenError(ValueError):
@@ -91,6 +102,15 @@ def input_includes_cache(dialects: tuple[str, ...], provider: str | None) -> boo
     return PROVIDER_INPUT_INCLUDES_CACHE.get(provider or "", True)
 
 
+def output_excludes_reasoning(dialects: tuple[str, ...], provider: str | None) -> bool:
+    """Whether this emitter's output count leaves the reasoning tokens out."""
+    for dialect in dialects:
+        habit = OUTPUT_HABITS.get((dialect, provider or ""))
+        if habit is not None:
+            return habit
+    return provider in PROVIDER_OUTPUT_EXCLUDES_REASONING
+
+
 def canonical_usage(attrs: Mapping[str, Any], dialects: tuple[str, ...], provider: str | None, limit: int) -> Usage:
     """The span's usage in the canonical meaning; raises TokenError on a bad count."""
     return usage_from_values(c.firsts(attrs, USAGE_NAMES), dialects, provider, limit)
@@ -112,8 +132,13 @@ def usage_from_values(values: Sequence[Any], dialects: tuple[str, ...], provider
             input_tokens = raw_input - cached
 
     output_tokens = raw_output
+    # One set lookup for every other provider: none has a reasoning habit.
+    excludes = provider in _REASONING_HABIT_PROVIDERS and output_excludes_reasoning(dialects, provider)
+    if reasoning is None and excludes and total is not None and raw_input is not None and raw_output is not None:
+        # The reasoning is reported only inside the total (prompt + output + thoughts).
+        reasoning = max(total - raw_input - raw_output, 0) or None
     if raw_output is not None and reasoning:
-        excluded = provider in PROVIDER_OUTPUT_EXCLUDES_REASONING
+        excluded = excludes
         if total is not None and raw_input is not None:
             # The total settles it when it is there: prompt + output (+ reasoning if apart).
             excluded = total == raw_input + raw_output + reasoning and total != raw_input + raw_output

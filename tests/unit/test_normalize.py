@@ -218,7 +218,7 @@ DIALECTS = [
             "gen_ai.request.model": "gemini-2.5-pro",
             "gen_ai.usage.input_tokens": 1000,
             "gen_ai.usage.cache_read.input_tokens": 400,
-            "gen_ai.usage.output_tokens": 100,
+            "gen_ai.usage.output_tokens": 150,
             "gen_ai.usage.reasoning.output_tokens": 50,
         },
         {},
@@ -230,7 +230,7 @@ DIALECTS = [
             output_tokens=150,
             reasoning_tokens=50,
         ),
-        id="gemini: output count leaves thoughts out, canonical output adds them",
+        id="gemini in OTel GenAI: the output count already holds the thoughts (the contrib instrumentation)",
     ),
     pytest.param(
         {
@@ -433,3 +433,40 @@ def test_ttft_from_first_token_event_and_errors_from_exception_events() -> None:
 )
 def test_quantization_from_model_name(model: str, expected: str | None) -> None:
     assert quantization_from_model(model) == expected
+
+
+@pytest.mark.parametrize(
+    ("scope", "attrs", "output", "reasoning"),
+    [
+        pytest.param(
+            "opentelemetry.instrumentation.google_generativeai",
+            {"gen_ai.usage.input_tokens": 222, "gen_ai.usage.output_tokens": 77, "gen_ai.usage.total_tokens": 811},
+            589,
+            512,
+            id="OpenLLMetry passes Gemini's candidates count on: the thoughts are the rest of its total",
+        ),
+        pytest.param(
+            "opentelemetry.instrumentation.google_genai",
+            {"gen_ai.usage.input_tokens": 222, "gen_ai.usage.output_tokens": 589,
+             "gen_ai.usage.reasoning.output_tokens": 512},
+            589,
+            512,
+            id="the OTel contrib instrumentation adds the thoughts in: not again",
+        ),
+        pytest.param(
+            "opentelemetry.instrumentation.google_generativeai",
+            {"gen_ai.usage.input_tokens": 222, "gen_ai.usage.output_tokens": 77, "gen_ai.usage.total_tokens": 299},
+            77,
+            None,
+            id="a total that is prompt plus output: no thoughts",
+        ),
+    ],
+)  # fmt: skip
+def test_gemini_thoughts_are_counted_once(
+    scope: str, attrs: dict[str, Any], output: int, reasoning: int | None
+) -> None:
+    gemini = {"gen_ai.provider.name": "gcp.gen_ai", "gen_ai.operation.name": "generate_content",
+              "gen_ai.request.model": "gemini-2.5-pro"}  # fmt: skip
+    span = normalize_span(decoded({**gemini, **attrs}, scope=scope), SETTINGS)
+    assert isinstance(span, LlmSpan)
+    assert (span.output_tokens, span.reasoning_tokens) == (output, reasoning)

@@ -1,7 +1,7 @@
 """Capture driver: runs INSIDE one emitter's virtualenv (see capture_emitters.py).
 
 Invoked as ``python capture_driver.py '<json config>'``; the config carries
-emitter, provider ("openai" | "anthropic"), kind (which instrumentation to
+emitter, provider ("openai" | "anthropic" | "gemini" | "bedrock"), kind (which instrumentation to
 set up), scenarios, packages (distributions whose versions to record),
 out_dir and tests_dir (where ``fakeprovider.py`` lives).
 
@@ -177,6 +177,14 @@ def instrument():
         from openinference.instrumentation.google_genai import GoogleGenAIInstrumentor
 
         GoogleGenAIInstrumentor().instrument(tracer_provider=TP)
+    elif kind == "openllmetry-bedrock":
+        from opentelemetry.instrumentation.bedrock import BedrockInstrumentor
+
+        BedrockInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
+    elif kind == "otel-botocore":
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+        BotocoreInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
     elif kind == "openlit":
         import openlit
         from openlit._instrumentors import MODULE_NAME_MAP

@@ -79,6 +79,11 @@ VENVS: dict[str, list[str]] = {
     "otel-google-genai": ["opentelemetry-instrumentation-google-genai>=0.1b0", "google-genai>=1.32,<3"],
     "openllmetry-google-genai": ["opentelemetry-instrumentation-google-generativeai", "google-genai"],
     "openinference-google-genai": ["openinference-instrumentation-google-genai", "google-genai"],
+    # AWS Bedrock (boto3's bedrock-runtime client against the fake's Bedrock
+    # Runtime surface).  The OTel contrib botocore instrumentation only has
+    # pre-releases (0.x bN).
+    "openllmetry-bedrock": ["opentelemetry-instrumentation-bedrock", "boto3"],
+    "otel-botocore": ["opentelemetry-instrumentation-botocore>=0.50b0", "boto3"],
 }
 
 _LATEST = {
@@ -216,6 +221,26 @@ EMITTERS: dict[str, dict] = {
             "google-genai",
         ],
     ),
+    # AWS Bedrock (boto3 bedrock-runtime: Converse, ConverseStream, InvokeModel)
+    "openllmetry-bedrock": dict(
+        venv="openllmetry-bedrock",
+        provider="bedrock",
+        kind="openllmetry-bedrock",
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+        packages=[
+            "opentelemetry-instrumentation-bedrock",
+            "opentelemetry-semantic-conventions-ai",
+            "boto3",
+            "botocore",
+        ],
+    ),
+    "otel-botocore": dict(
+        venv="otel-botocore",
+        provider="bedrock",
+        kind="otel-botocore",
+        env=_DEFAULT_OTEL,
+        packages=["opentelemetry-instrumentation-botocore", "boto3", "botocore"],
+    ),
 }
 
 COMMON_PACKAGES = [
@@ -325,7 +350,7 @@ def run_emitter(name: str, timeout: int = 300) -> bool:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OTEL_", "TRACELOOP_", "OPENLIT_", "OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_"))
+        if not k.startswith(("OTEL_", "TRACELOOP_", "OPENLIT_", "OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_", "AWS_"))
     }
     env.update(spec["env"])
     env["PYTHONHASHSEED"] = "0"

@@ -45,7 +45,33 @@ GEMINI_SCENARIOS = [
     "chat-error-429",
     "embeddings",
 ]
-SCENARIOS = {"openai": OPENAI_SCENARIOS, "anthropic": ANTHROPIC_SCENARIOS, "gemini": GEMINI_SCENARIOS}
+BEDROCK_SCENARIOS = [
+    "converse",
+    "converse-cached",
+    "converse-stream",
+    "converse-tools",
+    "converse-llama",
+    "invoke",
+    "chat-error",
+    "chat-error-429",
+]
+# Bedrock model ids: a foundation model (vendor prefix), a cross-region inference profile
+# (`us.` prefix) and an open-weight model.
+BEDROCK_CLAUDE = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+BEDROCK_CLAUDE_PROFILE = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+BEDROCK_LLAMA = "meta.llama3-1-70b-instruct-v1:0"
+BEDROCK_MODELS = {
+    **{s: BEDROCK_CLAUDE for s in BEDROCK_SCENARIOS},
+    "converse-cached": BEDROCK_CLAUDE_PROFILE,
+    "converse-stream": BEDROCK_CLAUDE_PROFILE,
+    "converse-llama": BEDROCK_LLAMA,
+}
+SCENARIOS = {
+    "openai": OPENAI_SCENARIOS,
+    "anthropic": ANTHROPIC_SCENARIOS,
+    "gemini": GEMINI_SCENARIOS,
+    "bedrock": BEDROCK_SCENARIOS,
+}
 TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens")
 SPLIT = frozenset({"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"})
 
@@ -73,7 +99,12 @@ NOT_REPORTED: dict[tuple[str, str], frozenset[str]] = {
 }
 # On Anthropic's older stream format (usage only in message_start) OpenLIT keeps the
 # uncached input and drops both cache counts: the cached part of the prompt is lost.
-DROPS_CACHE = {("openlit-anthropic", "chat-stream-legacy")}
+DROPS_CACHE = {
+    ("openlit-anthropic", "chat-stream-legacy"),
+    # The OTel botocore extension reads only input_tokens/output_tokens from an Anthropic
+    # InvokeModel body (uncached input kept; cache read and write counts lost).
+    ("otel-botocore", "invoke"),
+}
 # OpenLLMetry adds message_start's output count (1) to message_delta's cumulative count
 # on Anthropic streams, so its output is one too many; we store what it says.
 OVERCOUNTS_OUTPUT_BY = {
@@ -122,8 +153,15 @@ REQUEST_MODEL_FROM_RESPONSE = {("openinference-google-genai", s) for s in GEMINI
 # OpenLLMetry echoes the request's model as the response's: the version that answered is lost.
 RESPONSE_MODEL_FROM_REQUEST = {("openllmetry-google-genai", s) for s in GEMINI_SCENARIOS}
 # Embeddings spans without a response model, or without any token count.
-NO_RESPONSE_MODEL = {("otel-google-genai", "embeddings")}
+NO_RESPONSE_MODEL = {
+    ("otel-google-genai", "embeddings"),
+    ("otel-botocore", "invoke"),  # the Anthropic body's `model` never reaches the span
+}
 NO_USAGE = {("openinference-google-genai", "embeddings")}
+# AWS Bedrock (boto3 bedrock-runtime). OpenLLMetry reports the model id without its
+# inference-profile and vendor prefixes (us.anthropic.claude-...-v2:0 -> claude-...-v2:0,
+# meta.llama3-... -> llama3-...): the collector stores what it says.
+REQUEST_MODEL_SENT = {("openllmetry-bedrock", s): m.rsplit(".", 1)[-1] for s, m in BEDROCK_MODELS.items()}
 
 
 def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, scenario: str, content_sent: bool) -> None:
@@ -138,7 +176,7 @@ def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, sce
     if key in REQUEST_MODEL_FROM_RESPONSE and expected["status"] == "ok":
         want_request = expected["response_model"]
     else:
-        want_request = expected["request_model"]
+        want_request = REQUEST_MODEL_SENT.get(key, expected["request_model"])
     assert call["request_model"] == want_request
     assert call["status"] == expected["status"]
     if expected["status"] == "error":
@@ -185,8 +223,8 @@ def system(scenario: str) -> str:
 
 
 def anthropic_system(scenario: str) -> str:
-    """The Anthropic scenarios' system prompt (the cached scenario's is long, as caching needs)."""
-    if scenario == "chat-cached":
+    """The Anthropic (and Bedrock) scenarios' system prompt (the cached one is long, as caching needs)."""
+    if scenario in ("chat-cached", "converse-cached"):
         return system(scenario) + " " + "Long cached context. " * 40
     return system(scenario)
 
@@ -195,13 +233,15 @@ def sent_prompt(provider: str, scenario: str) -> list[list[str]]:
     """The prompt a scenario sends, as [role, text] pairs (what breakeven's prompt hash covers)."""
     if scenario == "embeddings":
         return [["user", prompt(scenario)]]
-    text = anthropic_system(scenario) if provider == "anthropic" else system(scenario)
+    text = anthropic_system(scenario) if provider in ("anthropic", "bedrock") else system(scenario)
     return [["system", text], ["user", prompt(scenario)]]
 
 
 def request_meta(provider: str, scenario: str) -> dict[str, Any]:
     """What a scenario's request asks for: request model, operation, streaming."""
     streaming = scenario.startswith("chat-stream")
+    if provider == "bedrock":
+        return dict(request_model=BEDROCK_MODELS[scenario], operation="chat", streaming=scenario == "converse-stream")
     if provider == "gemini":
         model = {
             "chat-cached": "gemini-2.0-flash",
@@ -234,6 +274,8 @@ def call_scenario(provider: str, base_url: str, scenario: str, **client_options:
         openai_call(base_url, scenario, **client_options)
     elif provider == "gemini":
         gemini_call(base_url, scenario, **client_options)
+    elif provider == "bedrock":
+        bedrock_call(base_url, scenario, **client_options)
     else:
         anthropic_call(base_url, scenario, **client_options)
 
@@ -403,5 +445,73 @@ def gemini_call(base_url: str, scenario: str, **client_options: Any) -> None:
         asyncio.run(run())
     elif scenario == "embeddings":
         client.models.embed_content(model=model, contents=contents)
+    else:
+        raise ValueError(scenario)
+
+
+def bedrock_call(base_url: str, scenario: str, **client_options: Any) -> None:
+    """boto3's bedrock-runtime client against the fake's Bedrock Runtime surface.
+
+    Dummy credentials (botocore signs, the fake ignores signatures); retries are off
+    (total_max_attempts=1) so the 429 scenario makes exactly one request. The scenario goes in
+    an X-Fake-Scenario header added before signing.
+    """
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=base_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=30, connect_timeout=10),
+        **client_options,
+    )
+
+    def add_scenario(request: Any, **_: Any) -> None:
+        request.headers["X-Fake-Scenario"] = scenario
+
+    client.meta.events.register("before-sign.bedrock-runtime.*", add_scenario)
+    model = request_meta("bedrock", scenario)["request_model"]
+    messages: Any = [{"role": "user", "content": [{"text": prompt(scenario)}]}]
+    kw: dict[str, Any] = dict(
+        modelId=model,
+        messages=messages,
+        system=[{"text": system(scenario)}],
+        inferenceConfig={"maxTokens": 100, "temperature": 0.2},
+    )
+    if scenario in ("converse", "converse-llama", "chat-error", "chat-error-429"):
+        client.converse(**kw)
+    elif scenario == "converse-cached":
+        # a cache point after the system prompt (Bedrock's prompt caching)
+        kw["system"] = [{"text": anthropic_system(scenario)}, {"cachePoint": {"type": "default"}}]
+        client.converse(**kw)
+    elif scenario == "converse-stream":
+        response = client.converse_stream(**kw)
+        for _ in response["stream"]:
+            pass
+    elif scenario == "converse-tools":
+        spec = {
+            "name": "get_weather",
+            "description": "Current weather for a city",
+            "inputSchema": {
+                "json": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+            },
+        }
+        kw["toolConfig"] = {"tools": [{"toolSpec": spec}]}
+        client.converse(**kw)
+    elif scenario == "invoke":
+        body = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 100,
+            "temperature": 0.2,
+            "system": system(scenario),
+            "messages": [{"role": "user", "content": prompt(scenario)}],
+        }
+        response = client.invoke_model(
+            modelId=model, body=json.dumps(body), contentType="application/json", accept="application/json"
+        )
+        json.loads(response["body"].read())
     else:
         raise ValueError(scenario)

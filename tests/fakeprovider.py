@@ -39,6 +39,26 @@ Endpoints
   ``functionCall`` part.  Errors are Google's ``{"error": {"code", "message",
   "status"}}`` JSON.
 
+* ``POST /model/{modelId}/converse``, ``/converse-stream``, ``/invoke``  AWS
+  Bedrock Runtime (what boto3's ``bedrock-runtime`` client calls; request
+  signatures are ignored).  Converse answers ``output.message``,
+  ``stopReason``, ``usage`` {inputTokens, outputTokens, totalTokens,
+  cacheReadInputTokens, cacheWriteInputTokens} and ``metrics.latencyMs``;
+  inputTokens EXCLUDES the cache reads and writes and totalTokens is their sum
+  with the output.  ConverseStream answers ``application/vnd.amazon.eventstream``
+  binary frames (prelude: total length, headers length, prelude CRC32;
+  headers ``:event-type`` / ``:content-type`` / ``:message-type``; JSON
+  payload; message CRC32): messageStart, contentBlockDelta x3 (or a
+  contentBlockStart/toolUse delta), contentBlockStop, messageStop and
+  metadata (usage + metrics).  InvokeModel takes an Anthropic-on-Bedrock body
+  (``anthropic_version: bedrock-2023-05-31``) and answers Anthropic's message
+  shape (``model`` is the bare Anthropic name) plus Bedrock's
+  ``X-Amzn-Bedrock-*-Token-Count`` headers.  Converse and ConverseStream name
+  no model in their answer, so their record's ``model`` is None (the expected
+  record's response model too); InvokeModel's is the body's ``model``.
+  Errors are
+  ``{"message": ...}`` with ``x-amzn-errortype: <Exception>:<namespace>``.
+
 Scenario selection (first match wins)
 -------------------------------------
 1. Request header ``X-Fake-Scenario: <scenario>``.
@@ -100,6 +120,24 @@ chat-error-429    HTTP 429 RESOURCE_EXHAUSTED (with RetryInfo)
 embeddings        prompt 42 (batchEmbedContents usageMetadata)
 ==================  =======================================================
 
+Bedrock (``BEDROCK_USAGE``; inputTokens excludes cache reads/writes):
+
+==================  =======================================================
+converse          anthropic.claude-3-5-sonnet-20241022-v2:0: input 19,
+                  output 41 (cache fields 0)
+converse-cached   us.anthropic.claude-3-5-sonnet-20241022-v2:0: input 14,
+                  cacheRead 1800, cacheWrite 256, output 52
+converse-stream   us.anthropic...: input 27, cacheRead 1536, cacheWrite 128,
+                  output 96 (in the metadata event)
+converse-tools    anthropic.claude-...: input 380, output 47 (a toolUse block)
+converse-llama    meta.llama3-1-70b-instruct-v1:0: input 58, output 73 (no
+                  cache fields, as for models without prompt caching)
+invoke            InvokeModel, anthropic.claude-...: Anthropic usage input 16,
+                  cache_read 1200, cache_creation 300, output 61
+chat-error        HTTP 400 ValidationException
+chat-error-429    HTTP 429 ThrottlingException
+==================  =======================================================
+
 Error answers carry ``x-should-retry: false`` so clients do not retry.
 
 The response model is taken from header ``X-Fake-Response-Model`` if given,
@@ -130,6 +168,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = [
     "ANTHROPIC_USAGE",
+    "BEDROCK_INVOKE_USAGE",
+    "BEDROCK_USAGE",
     "EMBEDDINGS_USAGE",
     "GEMINI_EMBEDDINGS_USAGE",
     "GEMINI_USAGE",
@@ -231,6 +271,61 @@ GEMINI_EMBEDDINGS_USAGE = {
     "totalTokenCount": 42,
     "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 42}],
 }
+
+
+def _bedrock_usage(inp, cache_read, cache_write, out, cache_fields=True):
+    """Bedrock Converse's TokenUsage: inputTokens excludes cache reads and writes."""
+    usage = {"inputTokens": inp, "outputTokens": out, "totalTokens": inp + cache_read + cache_write + out}
+    if cache_fields:
+        usage["cacheReadInputTokens"] = cache_read
+        usage["cacheWriteInputTokens"] = cache_write
+    return usage
+
+
+BEDROCK_USAGE = {
+    "converse": _bedrock_usage(19, 0, 0, 41),
+    "converse-cached": _bedrock_usage(14, 1800, 256, 52),
+    "converse-stream": _bedrock_usage(27, 1536, 128, 96),
+    "converse-tools": _bedrock_usage(380, 0, 0, 47),
+    "converse-llama": _bedrock_usage(58, 0, 0, 73, cache_fields=False),
+}
+# InvokeModel with an Anthropic body answers Anthropic's own usage shape
+BEDROCK_INVOKE_USAGE = {
+    "input_tokens": 16,
+    "cache_creation_input_tokens": 300,
+    "cache_read_input_tokens": 1200,
+    "output_tokens": 61,
+}
+# InvokeModel's Anthropic body names the model without Bedrock's vendor/profile/version tags
+BEDROCK_INVOKE_MODELS = {
+    "anthropic.claude-3-5-sonnet-20241022-v2:0": "claude-3-5-sonnet-20241022",
+    "us.anthropic.claude-3-5-sonnet-20241022-v2:0": "claude-3-5-sonnet-20241022",
+}
+# scenario code -> (status, exception name, message)
+_BEDROCK_ERRORS = {
+    "400": (400, "ValidationException", "The model returned the following errors: max_tokens: range: 1..8192"),
+    "429": (429, "ThrottlingException", "Too many requests, please wait before trying again."),
+    "500": (500, "InternalServerException", "The system encountered an unexpected error during processing."),
+    "503": (503, "ServiceUnavailableException", "Bedrock is unable to process your request."),
+}
+
+
+def _eventstream_frame(event_type: str, payload: dict) -> bytes:
+    """One AWS event-stream message (botocore/eventstream.py's framing)."""
+    import struct
+    import zlib
+
+    headers = b""
+    for name, value in ((":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude) & 0xFFFFFFFF)
+    message = prelude + headers + body
+    return message + struct.pack(">I", zlib.crc32(message) & 0xFFFFFFFF)
+
 
 RESPONSES_USAGE = {
     "input_tokens": 1500,
@@ -380,6 +475,17 @@ def expected_canonical(provider: str, path: str, usage):
             output_tokens=(usage.get("candidatesTokenCount") or 0) + thoughts,
             reasoning_tokens=thoughts,
         )
+    if provider in ("bedrock", "aws.bedrock"):
+        if path.endswith("/invoke"):  # InvokeModel: the model vendor's own body (Anthropic here)
+            return expected_canonical("anthropic", path, usage)
+        # Converse: inputTokens already excludes cache reads and writes.
+        return dict(
+            input_tokens=usage.get("inputTokens") or 0,
+            cache_read_tokens=usage.get("cacheReadInputTokens") or 0,
+            cache_write_tokens=usage.get("cacheWriteInputTokens") or 0,
+            output_tokens=usage.get("outputTokens") or 0,
+            reasoning_tokens=0,
+        )
     if provider == "anthropic":
         # Anthropic: input_tokens already excludes cache reads and writes.
         return dict(
@@ -415,7 +521,7 @@ def expected_canonical(provider: str, path: str, usage):
 
 
 # the fake's provider names -> breakeven's (collector/providers.py)
-CANONICAL_PROVIDER = {"gemini": "gcp.gemini"}
+CANONICAL_PROVIDER = {"gemini": "gcp.gemini", "bedrock": "aws.bedrock"}
 
 
 def expected_record(provider: str, meta: dict, returned: list, raised: BaseException | None = None) -> dict:
@@ -549,7 +655,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         body = self._read_json()
         try:
-            if ":" in path.rsplit("/", 1)[-1]:
+            if path.startswith("/model/"):
+                self._bedrock(path, body)
+            elif ":" in path.rsplit("/", 1)[-1]:
                 self._gemini(path, body)
             elif path.endswith("/chat/completions"):
                 self._openai_chat(path, body)
@@ -958,6 +1066,114 @@ class _Handler(BaseHTTPRequestHandler):
             error=None,
         )
         self._send_json(200, resp)
+
+    # -- AWS Bedrock Runtime (boto3 bedrock-runtime) ----------------------------
+    def _bedrock_send(self, status, body, content_type="application/json", extra_headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _bedrock(self, path, body):
+        from urllib.parse import unquote
+
+        parts = path.split("/")  # "", "model", "<modelId>", "<operation>"
+        request_model, operation = unquote(parts[2]), parts[-1]
+        stream = operation == "converse-stream"
+        scenario = self.headers.get("X-Fake-Scenario") or {
+            "converse": "converse",
+            "converse-stream": "converse-stream",
+            "invoke": "invoke",
+        }.get(operation, "converse")
+        record = dict(path=path, scenario=scenario, request_model=request_model, stream=stream)
+        if scenario.startswith("chat-error") or scenario.startswith("error"):
+            code = scenario.rsplit("-", 1)[-1]
+            status, name, message = _BEDROCK_ERRORS.get(code, _BEDROCK_ERRORS["400"])
+            error = {"message": message}
+            self._record(**record, model=None, usage=None, status=status, error=error)
+            errortype = f"{name}:http://internal.amazon.com/coral/com.amazon.bedrock/"
+            self._bedrock_send(status, error, extra_headers={"x-amzn-ErrorType": errortype})
+            return
+        if operation not in ("converse", "converse-stream", "invoke"):
+            self._bedrock_send(404, {"message": f"unknown operation {operation}"})
+            return
+        text = completion_text(scenario)
+        if operation == "invoke":
+            usage = copy.deepcopy(BEDROCK_INVOKE_USAGE)
+            model = BEDROCK_INVOKE_MODELS.get(request_model, request_model)
+            resp = {
+                "id": "msg_bdrk_" + uuid.uuid4().hex[:24],
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+            self._record(**record, model=model, usage=usage, status=200, error=None)
+            self._bedrock_send(
+                200,
+                resp,
+                extra_headers={
+                    "X-Amzn-Bedrock-Invocation-Latency": "812",
+                    "X-Amzn-Bedrock-Input-Token-Count": str(usage["input_tokens"]),
+                    "X-Amzn-Bedrock-Output-Token-Count": str(usage["output_tokens"]),
+                    "X-Amzn-Bedrock-Cache-Read-Input-Token-Count": str(usage["cache_read_input_tokens"]),
+                    "X-Amzn-Bedrock-Cache-Write-Input-Token-Count": str(usage["cache_creation_input_tokens"]),
+                },
+            )
+            return
+        usage = copy.deepcopy(BEDROCK_USAGE.get(scenario, BEDROCK_USAGE["converse"]))
+        # Converse names no model in its answer (nothing says which version an
+        # inference profile routed to): the record has none either
+        model = None
+        tools = scenario == "converse-tools"
+        tool_use = {
+            "toolUseId": "tooluse_fake" + uuid.uuid4().hex[:12],
+            "name": "get_weather",
+            "input": {"city": "Paris"},
+        }
+        if not stream:
+            content = [{"toolUse": tool_use}] if tools else [{"text": text}]
+            resp = {
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": "tool_use" if tools else "end_turn",
+                "usage": usage,
+                "metrics": {"latencyMs": 734},
+            }
+            self._record(**record, model=model, usage=usage, status=200, error=None)
+            self._bedrock_send(200, resp)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        pad = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0"  # Bedrock's "p" padding field
+
+        def event(kind, payload):
+            self.wfile.write(_eventstream_frame(kind, {**payload, "p": pad[: 5 + len(kind)]}))
+            self.wfile.flush()
+
+        event("messageStart", {"role": "assistant"})
+        if tools:
+            start = {"toolUse": {"toolUseId": tool_use["toolUseId"], "name": tool_use["name"]}}
+            event("contentBlockStart", {"start": start, "contentBlockIndex": 0})
+            event("contentBlockDelta", {"delta": {"toolUse": {"input": '{"city": "Paris"}'}}, "contentBlockIndex": 0})
+        else:
+            for piece in _chunks(text):
+                event("contentBlockDelta", {"delta": {"text": piece}, "contentBlockIndex": 0})
+        event("contentBlockStop", {"contentBlockIndex": 0})
+        event("messageStop", {"stopReason": "tool_use" if tools else "end_turn"})
+        self._record(**record, model=model, usage=usage, status=200, error=None)
+        event("metadata", {"usage": usage, "metrics": {"latencyMs": 655}})
 
 
 class FakeProvider:

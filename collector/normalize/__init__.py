@@ -174,6 +174,8 @@ def _streaming(span: DecodedSpan, value: Any, params: Mapping[str, Any]) -> bool
         return value.lower() == "true"
     if span.events and any(e.name in c.FIRST_TOKEN_EVENTS for e in span.events):
         return True
+    if span.attributes.get("rpc.method") in c.STREAMING_RPC_METHODS:
+        return True  # the OTel botocore instrumentation says a Bedrock call streamed only this way
     return None
 
 

@@ -111,6 +111,8 @@ STREAMING = (
     "gen_ai.request.is_stream",
     "llm.stream",
 )
+# Bedrock Runtime's streaming operations, as rpc.method names them.
+STREAMING_RPC_METHODS = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
 INVOCATION_PARAMETERS = ("llm.invocation_parameters", "embedding.invocation_parameters", "gen_ai.request.parameters")
 # Instrumentation scopes that only ever make LLM-call spans, named "{operation} {model}"
 # (the OTel GenAI span name); their error spans may carry no attribute at all.

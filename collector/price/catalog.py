@@ -63,6 +63,8 @@ LIBRARY_PROVIDERS: dict[str, str] = {
     "moonshotai": "moonshotai",
 }
 
+# The vendor namespaces of Bedrock's model ids (`meta.llama3-1-70b-instruct-v1:0`).
+BEDROCK_VENDORS = ("anthropic", "meta", "mistral", "cohere", "amazon", "ai21", "deepseek", "qwen", "openai", "writer")
 _SNAPSHOT = r"(?:[-@]\d{8}|-\d{4}-\d{2}-\d{2}|-latest|[-@]0\d{2}|-v\d+:\d+|:\d+)"
 _NAMESPACES = r"(?:[a-z][a-z0-9-]*\.){0,2}"
 _SEPARATORS = "-@.:"
@@ -97,10 +99,25 @@ def _find_model(provider: str, model: str) -> tuple[str, Any] | None:
     if provider_id is None:
         return None
     ref = _model_ref(model)
+    found = _match(provider_id, ref)
+    if found is None and provider == "aws.bedrock" and "." not in ref:
+        found = _bedrock_vendor_match(provider_id, ref)
+    return found
+
+
+def _match(provider_id: str, ref: str) -> tuple[str, Any] | None:
     for owner_id, info in _candidate_models(provider_id):
         if _library_matches(info, ref) and _declares(info.match, info.id, ref):
             return owner_id, info
     return None
+
+
+def _bedrock_vendor_match(provider_id: str, ref: str) -> tuple[str, Any] | None:
+    """A Bedrock model id that lost its vendor prefix (OpenLLMetry strips `meta.`, `us.anthropic.`),
+    priced as the one vendor's model it can be; None when no vendor, or more than one, has it."""
+    hits = [found for vendor in BEDROCK_VENDORS if (found := _match(provider_id, f"{vendor}.{ref}")) is not None]
+    models = {(owner_id, info.id) for owner_id, info in hits}
+    return hits[0] if len(models) == 1 else None
 
 
 def _model_ref(model: str) -> str:

@@ -470,3 +470,19 @@ def test_gemini_thoughts_are_counted_once(
     span = normalize_span(decoded({**gemini, **attrs}, scope=scope), SETTINGS)
     assert isinstance(span, LlmSpan)
     assert (span.output_tokens, span.reasoning_tokens) == (output, reasoning)
+
+
+@pytest.mark.parametrize(
+    ("method", "streaming"),
+    [
+        pytest.param("ConverseStream", True, id="Bedrock's ConverseStream"),
+        pytest.param("InvokeModelWithResponseStream", True, id="Bedrock's InvokeModelWithResponseStream"),
+        pytest.param("Converse", None, id="a call that says nothing of streaming"),
+    ],
+)
+def test_a_bedrock_rpc_method_says_the_call_streamed(method: str, streaming: bool | None) -> None:
+    attrs = {"gen_ai.system": "aws.bedrock", "gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+             "rpc.system": "aws-api", "rpc.method": method}  # fmt: skip
+    span = normalize_span(decoded(attrs), SETTINGS)
+    assert isinstance(span, LlmSpan)
+    assert span.streaming is streaming

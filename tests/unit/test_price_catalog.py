@@ -153,6 +153,12 @@ def test_look_alike_is_not_priced(provider: str, model: str) -> None:
             "genai-prices:aws/regional.anthropic.claude-3-5-sonnet-20240620-v1:0#0",
             id="Bedrock region and vendor namespaces plus a version tag",
         ),
+        pytest.param(
+            "aws.bedrock",
+            "llama3-1-70b-instruct-v1:0",
+            "genai-prices:aws/meta.llama3-1-70b-instruct-v1:0#0",
+            id="a Bedrock id without its vendor (OpenLLMetry strips it): the one vendor's model it can be",
+        ),
     ],
 )
 def test_declared_names_are_priced(provider: str, model: str, entry_id: str) -> None:
@@ -178,3 +184,7 @@ def test_every_mapped_provider_exists_in_the_library() -> None:
 
     ids = {p.id for p in get_snapshot().providers}
     assert set(LIBRARY_PROVIDERS.values()) <= ids
+
+
+def test_a_bedrock_id_without_a_vendor_that_no_vendor_has_is_not_priced() -> None:
+    assert library_entry("aws.bedrock", "llama9-9-70b-instruct-v1:0", WHEN) is None

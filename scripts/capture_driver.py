@@ -1,7 +1,8 @@
 """Capture driver: runs INSIDE one emitter's virtualenv (see capture_emitters.py).
 
 Invoked as ``python capture_driver.py '<json config>'``; the config carries
-emitter, provider ("openai" | "anthropic" | "gemini" | "bedrock"), kind (which instrumentation to
+emitter, provider ("openai" | "anthropic" | "gemini" | "bedrock" | "mistral" | "groq" |
+"cohere"), kind (which instrumentation to
 set up), scenarios, packages (distributions whose versions to record),
 out_dir and tests_dir (where ``fakeprovider.py`` lives).
 
@@ -18,6 +19,7 @@ import base64
 import contextlib
 import gc
 import gzip
+import importlib
 import importlib.metadata as md
 import json
 import os
@@ -135,78 +137,59 @@ def flush():
 # --------------------------------------------------------------------------
 # Instrumentation
 # --------------------------------------------------------------------------
+# kind -> (module, instrumentor class, whether it takes a logger_provider): one entry per
+# instrumentation library the captures drive.
+INSTRUMENTORS: dict[str, tuple[str, str, bool]] = {
+    "otel-openai-v2": ("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor", True),
+    "otel-genai-openai": ("opentelemetry.instrumentation.genai.openai", "OpenAIInstrumentor", True),
+    "otel-anthropic": ("opentelemetry.instrumentation.genai.anthropic", "AnthropicInstrumentor", True),
+    "openllmetry-openai": ("opentelemetry.instrumentation.openai", "OpenAIInstrumentor", True),
+    "openllmetry-anthropic": ("opentelemetry.instrumentation.anthropic", "AnthropicInstrumentor", True),
+    "openinference-openai": ("openinference.instrumentation.openai", "OpenAIInstrumentor", False),
+    "openinference-anthropic": ("openinference.instrumentation.anthropic", "AnthropicInstrumentor", False),
+    "otel-google-genai": ("opentelemetry.instrumentation.google_genai", "GoogleGenAiSdkInstrumentor", True),
+    "openllmetry-google-genai": (
+        "opentelemetry.instrumentation.google_generativeai", "GoogleGenerativeAiInstrumentor", True
+    ),
+    "openinference-google-genai": ("openinference.instrumentation.google_genai", "GoogleGenAIInstrumentor", False),
+    "openllmetry-bedrock": ("opentelemetry.instrumentation.bedrock", "BedrockInstrumentor", True),
+    "otel-botocore": ("opentelemetry.instrumentation.botocore", "BotocoreInstrumentor", True),
+    "openllmetry-mistral": ("opentelemetry.instrumentation.mistralai", "MistralAiInstrumentor", True),
+    "openllmetry-groq": ("opentelemetry.instrumentation.groq", "GroqInstrumentor", True),
+    "openllmetry-cohere": ("opentelemetry.instrumentation.cohere", "CohereInstrumentor", True),
+}  # fmt: skip
+
+
 def instrument():
     kind = CONFIG["kind"]
-    if kind == "otel-openai-v2":
-        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "otel-genai-openai":
-        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "otel-anthropic":
-        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
-
-        AnthropicInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "openllmetry-openai":
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "openllmetry-anthropic":
-        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
-
-        AnthropicInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "openinference-openai":
-        from openinference.instrumentation.openai import OpenAIInstrumentor
-
-        OpenAIInstrumentor().instrument(tracer_provider=TP)
-    elif kind == "openinference-anthropic":
-        from openinference.instrumentation.anthropic import AnthropicInstrumentor
-
-        AnthropicInstrumentor().instrument(tracer_provider=TP)
-    elif kind == "otel-google-genai":
-        from opentelemetry.instrumentation.google_genai import GoogleGenAiSdkInstrumentor
-
-        GoogleGenAiSdkInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "openllmetry-google-genai":
-        from opentelemetry.instrumentation.google_generativeai import GoogleGenerativeAiInstrumentor
-
-        GoogleGenerativeAiInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "openinference-google-genai":
-        from openinference.instrumentation.google_genai import GoogleGenAIInstrumentor
-
-        GoogleGenAIInstrumentor().instrument(tracer_provider=TP)
-    elif kind == "openllmetry-bedrock":
-        from opentelemetry.instrumentation.bedrock import BedrockInstrumentor
-
-        BedrockInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
-    elif kind == "otel-botocore":
-        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
-
-        BotocoreInstrumentor().instrument(tracer_provider=TP, logger_provider=LP)
+    if kind in INSTRUMENTORS:
+        module, name, takes_logs = INSTRUMENTORS[kind]
+        instrumentor = getattr(importlib.import_module(module), name)()
+        instrumentor.instrument(tracer_provider=TP, **({"logger_provider": LP} if takes_logs else {}))
     elif kind == "openlit":
-        import openlit
-        from openlit._instrumentors import MODULE_NAME_MAP
-
-        keep = CONFIG["provider"]
-        pricing = Path(tempfile.mkdtemp()) / "pricing.json"
-        pricing.write_text(json.dumps(OPENLIT_PRICING))
-        openlit.init(
-            service_name=f"capture-{CONFIG['emitter']}",
-            environment="capture",
-            otlp_endpoint=RECEIVER.url,
-            capture_message_content=True,
-            disabled_instrumentors=[k for k in MODULE_NAME_MAP if k != keep],
-            disable_metrics=True,
-            collect_gpu_stats=False,
-            collect_system_metrics=False,
-            pricing_json=str(pricing),
-        )
-    elif kind == "none":
-        pass
-    else:
+        _instrument_openlit()
+    elif kind != "none":
         raise SystemExit(f"unknown kind {kind}")
+
+
+def _instrument_openlit():
+    import openlit
+    from openlit._instrumentors import MODULE_NAME_MAP
+
+    keep = CONFIG["provider"]
+    pricing = Path(tempfile.mkdtemp()) / "pricing.json"
+    pricing.write_text(json.dumps(OPENLIT_PRICING))
+    openlit.init(
+        service_name=f"capture-{CONFIG['emitter']}",
+        environment="capture",
+        otlp_endpoint=RECEIVER.url,
+        capture_message_content=True,
+        disabled_instrumentors=[k for k in MODULE_NAME_MAP if k != keep],
+        disable_metrics=True,
+        collect_gpu_stats=False,
+        collect_system_metrics=False,
+        pricing_json=str(pricing),
+    )
 
 
 # A small local pricing table so openlit does not try to download its JSON

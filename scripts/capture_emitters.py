@@ -84,6 +84,15 @@ VENVS: dict[str, list[str]] = {
     # pre-releases (0.x bN).
     "openllmetry-bedrock": ["opentelemetry-instrumentation-bedrock", "boto3"],
     "otel-botocore": ["opentelemetry-instrumentation-botocore>=0.50b0", "boto3"],
+    # OpenLLMetry's Mistral, Groq and Cohere instrumentations, each with its SDK.
+    # The mistralai instrumentation declares mistralai>=1.0.0, but mistralai 2.x moved the
+    # SDK under mistralai.client (no mistralai.models / mistralai.chat): importing the
+    # instrumentation raises ModuleNotFoundError, so the client is pinned to 1.x.
+    "openllmetry-mistral": ["opentelemetry-instrumentation-mistralai", "mistralai>=1,<2"],
+    "openllmetry-groq": ["opentelemetry-instrumentation-groq", "groq"],
+    # The cohere instrumentation declares cohere>=4.2.7,<6 (instrumentation_dependencies):
+    # against cohere 6/7 instrument() reports a DependencyConflict and wraps nothing.
+    "openllmetry-cohere": ["opentelemetry-instrumentation-cohere", "cohere>=5,<6"],
 }
 
 _LATEST = {
@@ -241,6 +250,30 @@ EMITTERS: dict[str, dict] = {
         env=_DEFAULT_OTEL,
         packages=["opentelemetry-instrumentation-botocore", "boto3", "botocore"],
     ),
+    # OpenLLMetry on Mistral, Groq and Cohere. mistralai 1.x also traces itself whenever a
+    # global TracerProvider is set (mistralai/_hooks/tracing.py; no switch to turn it off):
+    # its span is captured with OpenLLMetry's, as any user of the two gets it.
+    "openllmetry-mistral": dict(
+        venv="openllmetry-mistral",
+        provider="mistral",
+        kind="openllmetry-mistral",
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+        packages=["opentelemetry-instrumentation-mistralai", "opentelemetry-semantic-conventions-ai", "mistralai"],
+    ),
+    "openllmetry-groq": dict(
+        venv="openllmetry-groq",
+        provider="groq",
+        kind="openllmetry-groq",
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+        packages=["opentelemetry-instrumentation-groq", "opentelemetry-semantic-conventions-ai", "groq"],
+    ),
+    "openllmetry-cohere": dict(
+        venv="openllmetry-cohere",
+        provider="cohere",
+        kind="openllmetry-cohere",
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+        packages=["opentelemetry-instrumentation-cohere", "opentelemetry-semantic-conventions-ai", "cohere"],
+    ),
 }
 
 COMMON_PACKAGES = [
@@ -350,7 +383,21 @@ def run_emitter(name: str, timeout: int = 300) -> bool:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OTEL_", "TRACELOOP_", "OPENLIT_", "OPENAI_", "ANTHROPIC_", "GOOGLE_", "GEMINI_", "AWS_"))
+        if not k.startswith(
+            (
+                "OTEL_",
+                "TRACELOOP_",
+                "OPENLIT_",
+                "OPENAI_",
+                "ANTHROPIC_",
+                "GOOGLE_",
+                "GEMINI_",
+                "AWS_",
+                "MISTRAL_",
+                "GROQ_",
+                "CO_API_",
+            )
+        )
     }
     env.update(spec["env"])
     env["PYTHONHASHSEED"] = "0"

@@ -59,6 +59,14 @@ Endpoints
   Errors are
   ``{"message": ...}`` with ``x-amzn-errortype: <Exception>:<namespace>``.
 
+* ``POST /v1/chat/completions`` and ``/v1/embeddings`` with ``X-Fake-Provider: mistral``:
+  the Mistral API (``MISTRAL_USAGE``; echoes the model; a stream's last chunk carries
+  ``usage``). ``POST /openai/v1/chat/completions`` (and ``/embeddings``): Groq
+  (``GROQ_USAGE``; OpenAI's shape plus ``x_groq``; a stream's usage in the last chunk's
+  ``x_groq.usage``). ``POST /v2/chat`` and ``/v2/embed``: Cohere v2 (``COHERE_USAGE``:
+  ``billed_units`` and ``tokens``; streams as message-start / content-* / message-end
+  SSE events; no model in the answer). Errors in each one's own JSON shape.
+
 Scenario selection (first match wins)
 -------------------------------------
 1. Request header ``X-Fake-Scenario: <scenario>``.
@@ -170,9 +178,12 @@ __all__ = [
     "ANTHROPIC_USAGE",
     "BEDROCK_INVOKE_USAGE",
     "BEDROCK_USAGE",
+    "COHERE_USAGE",
     "EMBEDDINGS_USAGE",
     "GEMINI_EMBEDDINGS_USAGE",
     "GEMINI_USAGE",
+    "GROQ_USAGE",
+    "MISTRAL_USAGE",
     "OPENAI_USAGE",
     "RESPONSES_USAGE",
     "RESPONSE_MODELS",
@@ -435,11 +446,142 @@ _GEMINI_ERRORS = {
 }
 
 
+# -- Mistral, Groq, Cohere ---------------------------------------------------
+# Mistral (mistralai 1.x's UsageInfo: prompt_tokens, completion_tokens, total_tokens; the
+# API echoes the model asked for). Embeddings report completion_tokens 0.
+def _mistral_usage(prompt, completion):
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+MISTRAL_USAGE = {
+    "chat": _mistral_usage(61, 27),
+    "chat-stream": _mistral_usage(74, 39),
+    "chat-tools": _mistral_usage(163, 21),
+    "chat-async": _mistral_usage(58, 25),
+}
+MISTRAL_EMBEDDINGS_USAGE = _mistral_usage(42, 0)
+
+
+# Groq (groq's CompletionUsage: OpenAI's counts plus queue/prompt/completion/total time;
+# prompt_tokens includes prompt_tokens_details.cached_tokens, completion_tokens includes
+# completion_tokens_details.reasoning_tokens). Groq echoes the model asked for.
+def _groq_usage(prompt, completion, cached=None, reasoning=None):
+    usage = {
+        "queue_time": 0.017,
+        "prompt_tokens": prompt,
+        "prompt_time": 0.004,
+        "completion_tokens": completion,
+        "completion_time": 0.081,
+        "total_tokens": prompt + completion,
+        "total_time": 0.085,
+    }
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
+
+
+GROQ_USAGE = {
+    "chat": _groq_usage(91, 19),
+    "chat-stream": _groq_usage(1890, 212, cached=1536, reasoning=96),
+    "chat-tools": _groq_usage(240, 18),
+    "chat-async": _groq_usage(83, 21),
+}
+GROQ_EMBEDDINGS_USAGE = {"prompt_tokens": 42, "total_tokens": 42}
+
+
+# Cohere v2 (cohere's Usage: billed_units {input_tokens, output_tokens} -- what is billed --
+# and tokens {input_tokens, output_tokens} -- what the model saw, the prompt template
+# included, so more input). The v2 chat answer names no model.
+def _cohere_usage(billed_in, billed_out, tokens_in, tokens_out):
+    return {
+        "billed_units": {"input_tokens": billed_in, "output_tokens": billed_out},
+        "tokens": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+    }
+
+
+COHERE_USAGE = {
+    "chat": _cohere_usage(47, 31, 212, 31),
+    "chat-stream": _cohere_usage(53, 64, 218, 64),
+    "chat-tools": _cohere_usage(128, 22, 1380, 43),
+    "chat-async": _cohere_usage(44, 29, 209, 29),
+}
+# /v2/embed's meta: billed input only
+COHERE_EMBEDDINGS_META = {"api_version": {"version": "2"}, "billed_units": {"input_tokens": 42}}
+
+# scenario code -> (status, body) in each provider's error shape
+_MISTRAL_ERRORS = {
+    "400": (
+        400,
+        {
+            "object": "error",
+            "message": "Invalid model: the requested model does not support max_tokens=-1",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        },
+    ),
+    "429": (
+        429,
+        {
+            "object": "error",
+            "message": "Requests rate limit exceeded",
+            "type": "rate_limited",
+            "param": None,
+            "code": "1300",
+        },
+    ),
+}
+_GROQ_ERRORS = {
+    "400": (
+        400,
+        {
+            "error": {
+                "message": "'messages.1' : for 'role:user' the following must be satisfied",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": None,
+            }
+        },
+    ),
+    "429": (
+        429,
+        {
+            "error": {
+                "message": "Rate limit reached for model `llama-3.3-70b-versatile` in organization `org_fake` "
+                "service tier `on_demand` on tokens per minute (TPM): Limit 6000, Used 5990, Requested 120. "
+                "Please try again in 1.1s.",
+                "type": "tokens",
+                "code": "rate_limit_exceeded",
+            }
+        },
+    ),
+}
+_COHERE_ERRORS = {
+    "400": (
+        400,
+        {"id": "e0f8b1f4-fake-4b1e-9d1c-000000000400", "message": "invalid request: max_tokens must be positive"},
+    ),
+    "429": (
+        429,
+        {
+            "id": "e0f8b1f4-fake-4b1e-9d1c-000000000429",
+            "message": "You are using a Trial key, which is limited to 20 API calls / minute.",
+        },
+    ),
+}
+_OTHER_ERRORS = {"mistral": _MISTRAL_ERRORS, "groq": _GROQ_ERRORS, "cohere": _COHERE_ERRORS}
+
+
 def _error_for(scenario: str, provider: str):
     """Return (status, body) if the scenario is an error scenario, else None."""
     if not scenario.startswith("chat-error") and not scenario.startswith("error"):
         return None
     code = scenario.rsplit("-", 1)[-1]
+    if provider in _OTHER_ERRORS:
+        status, body = _OTHER_ERRORS[provider].get(code, _OTHER_ERRORS[provider]["400"])
+        return status, copy.deepcopy(body)
     if provider == "gemini":
         if code == "529":
             code = "503"
@@ -486,6 +628,17 @@ def expected_canonical(provider: str, path: str, usage):
             output_tokens=usage.get("outputTokens") or 0,
             reasoning_tokens=0,
         )
+    if provider == "cohere":
+        # Cohere bills billed_units; `tokens` (the prompt template included) is not what is billed.
+        # An embed answer carries the same billed_units under `meta`.
+        billed = usage.get("billed_units") or {}
+        return dict(
+            input_tokens=billed.get("input_tokens") or 0,
+            cache_read_tokens=0,
+            cache_write_tokens=0,
+            output_tokens=billed.get("output_tokens") or 0,
+            reasoning_tokens=0,
+        )
     if provider == "anthropic":
         # Anthropic: input_tokens already excludes cache reads and writes.
         return dict(
@@ -495,7 +648,7 @@ def expected_canonical(provider: str, path: str, usage):
             output_tokens=usage.get("output_tokens") or 0,
             reasoning_tokens=(usage.get("output_tokens_details") or {}).get("thinking_tokens") or 0,
         )
-    # OpenAI: prompt/input tokens include cached (read) tokens; cache writes
+    # OpenAI (and Mistral, Groq): prompt/input tokens include cached (read) tokens; cache writes
     # (newer API field) are assumed to be included as well.
     if path.endswith("/responses"):
         details = usage.get("input_tokens_details") or {}
@@ -521,7 +674,7 @@ def expected_canonical(provider: str, path: str, usage):
 
 
 # the fake's provider names -> breakeven's (collector/providers.py)
-CANONICAL_PROVIDER = {"gemini": "gcp.gemini", "bedrock": "aws.bedrock"}
+CANONICAL_PROVIDER = {"gemini": "gcp.gemini", "bedrock": "aws.bedrock", "mistral": "mistral_ai"}
 
 
 def expected_record(provider: str, meta: dict, returned: list, raised: BaseException | None = None) -> dict:
@@ -657,6 +810,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/model/"):
                 self._bedrock(path, body)
+            elif path.startswith("/openai/v1/"):  # Groq's OpenAI-compatible surface
+                self._oai_compat("groq", path, body)
+            elif path in ("/v2/chat", "/v2/embed"):  # Cohere v2
+                self._cohere(path, body)
+            elif self.headers.get("X-Fake-Provider") == "mistral":  # same paths as OpenAI's
+                self._oai_compat("mistral", path, body)
             elif ":" in path.rsplit("/", 1)[-1]:
                 self._gemini(path, body)
             elif path.endswith("/chat/completions"):
@@ -870,6 +1029,232 @@ class _Handler(BaseHTTPRequestHandler):
             error=None,
         )
         self._send_json(200, resp, {"x-request-id": "req_" + rid[-12:]})
+
+    # -- Mistral and Groq (OpenAI-like chat completions) -----------------------
+    def _oai_compat(self, provider, path, body):
+        """Mistral's /v1/chat/completions and /v1/embeddings; Groq's /openai/v1/... ones.
+
+        Both echo the request model. Mistral streams `data: {chunk}` SSE whose last chunk
+        (finish_reason set) carries `usage`; Groq streams OpenAI chunks with an `x_groq`
+        object whose last one carries the usage (`x_groq.usage`), and a top-level `usage`
+        only when `stream_options.include_usage` is asked for. Both end with `data: [DONE]`.
+        """
+        stream = bool(body.get("stream"))
+        request_model = body.get("model") or "unknown-model"
+        embeddings = path.endswith("/embeddings")
+        scenario = self.headers.get("X-Fake-Scenario") or (
+            "embeddings" if embeddings else "chat-stream" if stream else "chat"
+        )
+        if self._maybe_error(provider, path, scenario, request_model, stream):
+            return
+        model = self.headers.get("X-Fake-Response-Model") or request_model
+        record = dict(path=path, scenario=scenario, request_model=request_model, model=model, stream=stream)
+        if embeddings:
+            usage = copy.deepcopy(MISTRAL_EMBEDDINGS_USAGE if provider == "mistral" else GROQ_EMBEDDINGS_USAGE)
+            inp = body.get("inputs") if provider == "mistral" else body.get("input")
+            n = len(inp) if isinstance(inp, list) else 1
+            resp = {
+                "id": "emb-fake" + uuid.uuid4().hex[:12],
+                "object": "list",
+                "model": model,
+                "usage": usage,
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.0125 * (i + 1), -0.25, 0.5, 0.125]}
+                    for i in range(n)
+                ],
+            }
+            if provider == "groq":
+                del resp["id"]
+            self._record(**record, usage=usage, status=200, error=None)
+            self._send_json(200, resp)
+            return
+        usage = copy.deepcopy((MISTRAL_USAGE if provider == "mistral" else GROQ_USAGE).get(scenario) or {})
+        usage = usage or copy.deepcopy((MISTRAL_USAGE if provider == "mistral" else GROQ_USAGE)["chat"])
+        text = completion_text(scenario)
+        cid = uuid.uuid4().hex if provider == "mistral" else "chatcmpl-" + str(uuid.uuid4())
+        tools = scenario == "chat-tools"
+        tool_call = {
+            "id": "D681PevKs" if provider == "mistral" else "call_fake" + uuid.uuid4().hex[:12],
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+        }
+        if provider == "mistral":
+            tool_call["index"] = 0
+        finish = "tool_calls" if tools else "stop"
+        if not stream:
+            message = {"role": "assistant", "content": "" if tools else text, "tool_calls": None}
+            if tools:
+                message["tool_calls"] = [tool_call]
+            if provider == "mistral":
+                message["prefix"] = False
+            resp = {
+                "id": cid,
+                "object": "chat.completion",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
+            }
+            if provider == "groq":
+                resp["choices"][0]["logprobs"] = None
+                resp["system_fingerprint"] = "fp_fake0001"
+                resp["x_groq"] = {"id": "req_fake" + uuid.uuid4().hex[:20]}
+            self._record(**record, usage=usage, status=200, error=None)
+            self._send_json(200, resp, {"x-request-id": "req_" + cid[-12:]})
+            return
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self._start_sse({"x-request-id": "req_" + cid[-12:]})
+        xid = "req_fake" + uuid.uuid4().hex[:20]
+
+        def chunk(delta, finish_reason=None, last=False):
+            c = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": CREATED,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+            if provider == "mistral":
+                if last:
+                    c["usage"] = usage
+            else:
+                c["system_fingerprint"] = "fp_fake0001"
+                c["choices"][0]["logprobs"] = None
+                c["x_groq"] = {"id": xid, "usage": usage} if last else {"id": xid}
+            return c
+
+        self._sse(chunk({"role": "assistant", "content": ""}))
+        if tools:
+            self._sse(chunk({"tool_calls": [tool_call]}))
+            pieces = []
+        else:
+            pieces = _chunks(text)
+        for piece in pieces[:-1]:
+            self._sse(chunk({"content": piece}))
+        last_delta = {"content": pieces[-1]} if pieces else {}
+        self._record(**record, usage=usage, status=200, error=None)
+        self._sse(chunk(last_delta, finish, last=True))
+        if provider == "groq" and include_usage:
+            tail = chunk({}, None)
+            tail["choices"], tail["usage"] = [], usage
+            self._sse(tail)
+        self._sse("[DONE]")
+
+    # -- Cohere v2 --------------------------------------------------------------
+    def _cohere(self, path, body):
+        """Cohere's /v2/chat (JSON, or with `stream: true` SSE events message-start,
+        content-start, content-delta x3, content-end, message-end with
+        delta.finish_reason and delta.usage) and /v2/embed (embeddings by type, usage in
+        meta.billed_units). The v2 chat answer names no model: the record's model is None.
+        """
+        stream = bool(body.get("stream"))
+        request_model = body.get("model") or "unknown-model"
+        embed = path == "/v2/embed"
+        scenario = self.headers.get("X-Fake-Scenario") or (
+            "embeddings" if embed else "chat-stream" if stream else "chat"
+        )
+        if self._maybe_error("cohere", path, scenario, request_model, stream):
+            return
+        rid = str(uuid.uuid4())
+        if embed:
+            meta = copy.deepcopy(COHERE_EMBEDDINGS_META)
+            texts = body.get("texts") or []
+            resp = {
+                "id": rid,
+                "embeddings": {"float": [[0.0125 * (i + 1), -0.25, 0.5, 0.125] for i in range(max(len(texts), 1))]},
+                "texts": texts,
+                "meta": meta,
+                "response_type": "embeddings_by_type",
+            }
+            self._record(
+                path=path,
+                scenario=scenario,
+                request_model=request_model,
+                model=None,
+                usage=meta,
+                stream=False,
+                status=200,
+                error=None,
+            )
+            self._send_json(200, resp, {"x-trial-endpoint-call-remaining": "999"})
+            return
+        usage = copy.deepcopy(COHERE_USAGE.get(scenario, COHERE_USAGE["chat"]))
+        text = completion_text(scenario)
+        tools = scenario == "chat-tools"
+        tool_call = {
+            "id": "get_weather_fake" + uuid.uuid4().hex[:8],
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+        }
+        finish = "TOOL_CALL" if tools else "COMPLETE"
+        record = dict(
+            path=path,
+            scenario=scenario,
+            request_model=request_model,
+            model=None,
+            usage=usage,
+            stream=stream,
+            status=200,
+            error=None,
+        )
+        if not stream:
+            if tools:
+                message = {
+                    "role": "assistant",
+                    "tool_plan": "I will look up the weather in Paris.",
+                    "tool_calls": [tool_call],
+                }
+            else:
+                message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
+            resp = {"id": rid, "message": message, "finish_reason": finish, "usage": usage}
+            self._record(**record)
+            self._send_json(200, resp, {"x-trial-endpoint-call-remaining": "999"})
+            return
+        self._start_sse()
+        self._sse(
+            {
+                "id": rid,
+                "type": "message-start",
+                "delta": {
+                    "message": {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
+                },
+            },
+            "message-start",
+        )
+        if tools:
+            self._sse(
+                {
+                    "type": "tool-call-start",
+                    "index": 0,
+                    "delta": {
+                        "message": {"tool_calls": {**tool_call, "function": {"name": "get_weather", "arguments": ""}}}
+                    },
+                },
+                "tool-call-start",
+            )
+            self._sse(
+                {
+                    "type": "tool-call-delta",
+                    "index": 0,
+                    "delta": {"message": {"tool_calls": {"function": {"arguments": '{"city":"Paris"}'}}}},
+                },
+                "tool-call-delta",
+            )
+            self._sse({"type": "tool-call-end", "index": 0}, "tool-call-end")
+        else:
+            self._sse(
+                {"type": "content-start", "index": 0, "delta": {"message": {"content": {"type": "text", "text": ""}}}},
+                "content-start",
+            )
+            for piece in _chunks(text):
+                self._sse(
+                    {"type": "content-delta", "index": 0, "delta": {"message": {"content": {"text": piece}}}},
+                    "content-delta",
+                )
+            self._sse({"type": "content-end", "index": 0}, "content-end")
+        self._record(**record)
+        self._sse({"type": "message-end", "delta": {"finish_reason": finish, "usage": usage}}, "message-end")
+        self._sse("[DONE]")
 
     # -- Anthropic -----------------------------------------------------------
     def _anthropic_messages(self, path, body):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import HTTPException
 
-from breakeven.collector.price.periods import month_start, parse_instant, utc
-
-_MICROSECOND = timedelta(microseconds=1)
+from breakeven.collector.price.periods import MICROSECOND, month_start, parse_instant, utc
 
 
 def parse_time(name: str, value: str | None) -> datetime | None:
@@ -24,7 +22,7 @@ def parse_time(name: str, value: str | None) -> datetime | None:
 def time_range(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     """[since, until): until defaults to now, since to the start of the UTC month until falls in."""
     end = parse_time("until", until) or datetime.now(UTC)
-    start = parse_time("since", since) or month_start(end - _MICROSECOND)
+    start = parse_time("since", since) or month_start(end - MICROSECOND)
     if start >= end:
         raise HTTPException(400, f"since ({start.isoformat()}) must be before until ({end.isoformat()})")
     return start, end

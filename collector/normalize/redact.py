@@ -222,11 +222,6 @@ def may_carry_prompt(names: Iterable[str], flags: int) -> bool:
     return bool(flags & FLAT_PROMPT) or any(name in _PROMPT_ATTRIBUTES for name in names)
 
 
-def kept_names(names: Iterable[str]) -> tuple[str, ...]:
-    """The names strip_content keeps, in their order."""
-    return tuple(name for name in names if not is_content(name))
-
-
 def hash_messages(messages: list[list[str]]) -> str:
     """The prompt hash of canonical [role, text] messages."""
     canonical = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))

@@ -9,6 +9,9 @@ ALLOCATION_PERIODS = ("hour", "day", "month")
 NS_PER_SECOND = 1_000_000_000
 
 
+MICROSECOND = timedelta(microseconds=1)  # the last instant of a range [since, until) is until - MICROSECOND
+
+
 def parse_instant(text: str) -> datetime:
     """A date (00:00 UTC) or an ISO 8601 datetime (naive means UTC; `Z` accepted). ValueError if neither."""
     if len(text) == 10:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from breakeven.collector.price.breakeven import (
 )
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO
-from breakeven.collector.price.periods import month_start
+from breakeven.collector.price.periods import MICROSECOND, month_start
 from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.fields import money, number, tokens
 from breakeven.collector.reports.pools import pool_figures, pool_json
@@ -33,7 +33,6 @@ from breakeven.collector.store import spend as store
 from breakeven.collector.store.schema import calls
 
 _BOUGHT = ("frontier", "managed")
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def breakeven_report(
@@ -43,7 +42,7 @@ def breakeven_report(
     # The month to date is the month `until` falls in; an until on a month's first instant
     # means the month that just ended (its run rate is then its whole month).
     complete = until == month_start(until)
-    now = until - _MICROSECOND if complete else until
+    now = until - MICROSECOND if complete else until
     month = month_start(now)
     breaks = conv.breaks()
     bought = store.spend(

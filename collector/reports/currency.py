@@ -8,13 +8,14 @@ amounts are summed. A day without a rate is a ReportError (the API answers 400).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import USD, FxTable
 from breakeven.collector.price.money import ZERO
+from breakeven.collector.price.periods import MICROSECOND
 from breakeven.collector.reports.errors import ReportError
 from breakeven.collector.reports.fields import iso, number
 
@@ -22,7 +23,6 @@ FX_RULE = (
     "each amount is converted at the rate in force on its own UTC day (the latest [[pricing.fx]] rate dated on "
     "or before it), and converted amounts are summed"
 )
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class Converter:
@@ -60,7 +60,7 @@ class Converter:
         if self.currency == USD:
             return None
         if not self.used:  # nothing converted: name the rate that would have been
-            rate = self.fx.rate_at(self.currency, until - _MICROSECOND)
+            rate = self.fx.rate_at(self.currency, until - MICROSECOND)
             if rate is not None:
                 self.used[rate.day] = rate.per_usd
         rates = [{"rate": number(rate), "rate_date": day.isoformat()} for day, rate in sorted(self.used.items())]

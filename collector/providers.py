@@ -63,15 +63,8 @@ PROVIDER_ALIASES: dict[str, str] = {
     "triton": "triton",
     "tensorrt_llm": "tensorrt_llm",
 }
-# The names calls carried before they took the registry's values; migration 0010 renames
-# stored rows. Google's Gemini API and Vertex AI were one "google" then: its rows become gcp.gemini.
-RENAMED: Mapping[str, str] = {
-    "google": "gcp.gemini",
-    "azure": "azure.ai.openai",
-    "aws_bedrock": "aws.bedrock",
-    "mistral": "mistral_ai",
-    "xai": "x_ai",
-}
+# The names calls carried before the registry's (google, azure, aws_bedrock, mistral, xai) stay
+# aliases of them; migration 0010 renamed the stored rows.
 GOOGLE = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
 
 FRONTIER = frozenset(

@@ -27,7 +27,7 @@ from breakeven.collector.config.checks import SettingsError, read_toml
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.config.privacy import PrivacyConfig, parse_privacy
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.providers import PROVIDER_ALIASES
+from breakeven.collector.providers import canonical_provider
 from breakeven.collector.records import BACKEND_CLASSES
 
 ENV_PREFIX = "BREAKEVEN_"
@@ -223,7 +223,7 @@ def _as_backend_classes(raw: Any) -> dict[str, str]:
             raise SettingsError(f"backend_classes.{key}: {value!r} is not one of {', '.join(BACKEND_CLASSES)}")
         name = str(key).lower()
         # A provider may be named by any alias ("aws_bedrock", "google"): calls carry the canonical one.
-        result[PROVIDER_ALIASES.get(name, name)] = str(value)
+        result[canonical_provider(name) or name] = str(value)
     return result
 
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from breakeven.collector.app import Collector
 from breakeven.collector.config.settings import load_settings
+from breakeven.collector.store.schema import metadata
 
 # Shared expectation helpers assert outside test modules: give them pytest's assertion messages.
 pytest.register_assert_rewrite("tests.emitters")
@@ -109,6 +111,14 @@ class RunningCollector:
 
     def ingest(self) -> dict[str, Any]:
         return httpx.get(f"{self.api}/api/v1/ingest", timeout=10).json()
+
+    def rows_as_text(self) -> str:
+        """Every row of every ledger table, each value as text: what any query could show (on
+        DuckDB also what its compressed columns hold, which the file's raw bytes do not show)."""
+        with self.app.engine.connect() as conn:
+            return "\n".join(
+                repr(tuple(row)) for table in metadata.sorted_tables for row in conn.execute(sa.select(table))
+            )
 
 
 def start_collector(tmp_path: Path, **overrides: Any) -> RunningCollector:

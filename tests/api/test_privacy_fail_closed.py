@@ -19,7 +19,6 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -34,7 +33,6 @@ from breakeven.collector.config.settings import load_settings
 from breakeven.collector.normalize.keep import is_metadata_key
 from breakeven.collector.normalize.plan import read_names
 from breakeven.collector.normalize.redact import is_content
-from breakeven.collector.store.schema import metadata
 from tests.conftest import DIALECTS, RunningCollector, running_collector
 from tests.otel import chat_attributes
 
@@ -124,12 +122,6 @@ def collector(tmp_path, request: pytest.FixtureRequest) -> Iterator[RunningColle
         yield running
 
 
-def _every_row_as_text(running: RunningCollector) -> str:
-    """Every row of every ledger table, each value as text: what a query could ever show."""
-    with running.app.engine.connect() as conn:
-        return "\n".join(repr(tuple(row)) for table in metadata.sorted_tables for row in conn.execute(sa.select(table)))
-
-
 @pytest.mark.parametrize("collector", DIALECTS, indirect=True)
 def test_no_marker_under_an_unknown_key_comes_to_rest(
     collector: RunningCollector, tmp_path, caplog: pytest.LogCaptureFixture
@@ -168,7 +160,7 @@ def test_no_marker_under_an_unknown_key_comes_to_rest(
                 ("/api/v1/spend", {"group_by": "service", "since": "2023-01-01"}),
             ]
         )
-        rows = _every_row_as_text(collector)
+        rows = collector.rows_as_text()
     finally:
         client.close()
         channel.close()

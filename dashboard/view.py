@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request
 
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import USD
-from breakeven.collector.price.periods import month_start
+from breakeven.collector.price.periods import iso_z, month_start
 
 COOKIE = "breakeven_view"
 COOKIE_MAX_AGE = 365 * 86_400
@@ -83,13 +83,9 @@ class View:
             "currencies": list(self.currencies),
             "range": self.range,
             "label": self.label,
-            "since": _iso(self.since),
-            "until": _iso(self.until),
+            "since": iso_z(self.since),
+            "until": iso_z(self.until),
         }
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def currencies(pricing: PricingConfig) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from breakeven.collector.alerts import store
 from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, duration_text
 from breakeven.collector.api.times import parse_time
 from breakeven.collector.config.alerts import AlertsConfig, Rule
+from breakeven.collector.price.periods import iso_z
 
 if TYPE_CHECKING:
     from breakeven.collector.alerts.runner import AlertRunner
@@ -77,7 +78,7 @@ def alerts_router(engine: sa.Engine, config: AlertsConfig, runner: AlertRunner |
             "history": history,
             "rules": [rule_json(r) for r in config.rules],
             "interval": duration_text(config.interval),
-            "evaluated_at": None if last is None else last.isoformat().replace("+00:00", "Z"),
+            "evaluated_at": None if last is None else iso_z(last),
         }
 
     return router

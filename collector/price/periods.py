@@ -26,6 +26,11 @@ def utc(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def iso_z(at: datetime) -> str:
+    """An instant as the API and the dashboard show it: ISO 8601 in UTC, with Z (naive means UTC)."""
+    return utc(at).isoformat().replace("+00:00", "Z")
+
+
 def utc_date(at: datetime) -> date:
     """The UTC calendar day of an instant (prices and rates change at 00:00 UTC)."""
     return utc(at).date()

@@ -15,9 +15,9 @@ from typing import Any
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import USD, FxTable
 from breakeven.collector.price.money import ZERO
-from breakeven.collector.price.periods import MICROSECOND
+from breakeven.collector.price.periods import MICROSECOND, iso_z
 from breakeven.collector.reports.errors import ReportError
-from breakeven.collector.reports.fields import iso, number
+from breakeven.collector.reports.fields import number
 
 FX_RULE = (
     "each amount is converted at the rate in force on its own UTC day (the latest [[pricing.fx]] rate dated on "
@@ -70,8 +70,8 @@ class Converter:
 
 def header(conv: Converter, pricing: PricingConfig, since: datetime, until: datetime) -> dict[str, Any]:
     return {
-        "since": iso(since),
-        "until": iso(until),
+        "since": iso_z(since),
+        "until": iso_z(until),
         "currency": conv.currency,
         "fx": conv.described(until),
         "allocation_period": pricing.allocation_period,

@@ -6,11 +6,10 @@ Money and every other decimal (ratios, seconds, projected tokens) is a JSON stri
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from breakeven.collector.price.periods import utc
 from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.store.rows import decimal_text
 
@@ -31,10 +30,6 @@ def tokens(usage: TokenUsage) -> dict[str, int]:
         "input": usage.input, "cache_read": usage.cache_read, "cache_write": usage.cache_write,
         "output": usage.output, "reasoning": usage.reasoning, "total": usage.total,
     }  # fmt: skip
-
-
-def iso(at: datetime) -> str:
-    return utc(at).isoformat().replace("+00:00", "Z")
 
 
 def key_json(name: str, value: Any) -> Any:

@@ -13,7 +13,7 @@ utilization. Ratios are decimal strings, as every ratio of the money API.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from breakeven.collector.gpu.names import GPU_UTILIZATION
 from breakeven.collector.gpu.samples import SCRAPE
 from breakeven.collector.gpu.store import SourceTotals, TargetHealth, daily_means, scrape_health, source_totals
+from breakeven.collector.price.periods import iso_z
 from breakeven.collector.price.pools import Pool
 from breakeven.collector.store.rows import decimal_text
 
@@ -33,7 +34,7 @@ def _ratio(value: Decimal | None) -> str | None:
 
 
 def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if at is None else iso_z(at)
 
 
 def _rank(t: SourceTotals) -> tuple[int, int, int, str]:

@@ -40,7 +40,7 @@ from breakeven.collector.price.catalog import library_source
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.price.money import STORAGE_PRECISION, STORAGE_SCALE, ZERO
-from breakeven.collector.price.periods import parse_instant
+from breakeven.collector.price.periods import iso_z, parse_instant
 from breakeven.collector.records import PRICED, UNPRICED, Call, CallPrice
 from breakeven.collector.store.engine import head_revision, make_engine
 from breakeven.collector.store.hours import floor_hour, mark_dirty
@@ -421,9 +421,7 @@ def list_runs(conn: sa.Connection, limit: int = 100) -> list[dict[str, Any]]:
 
 
 def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else iso_z(value)
 
 
 def summary(run: RepriceRun) -> str:

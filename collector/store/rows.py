@@ -13,6 +13,7 @@ import orjson
 
 from breakeven.collector.price.fx import USD
 from breakeven.collector.price.money import stored
+from breakeven.collector.price.periods import iso_z
 from breakeven.collector.records import POOL, PRICED, TOKEN_FIELDS, Call, CallPrice, LlmSpan
 from breakeven.collector.store.schema import calls, llm_spans
 
@@ -137,7 +138,7 @@ def public_call(m: Any) -> dict[str, Any]:
     out["currency"] = USD
     out["priced"] = priced or m["price_status"] == POOL
     for name in TIME_COLUMNS:
-        out[name] = _iso(m[name])
+        out[name] = iso_z(m[name])
     out["duration_ms"] = (m["end_time"] - m["start_time"]).total_seconds() * 1000.0
     out["member_span_ids"] = [s for s in m["member_span_ids"].split(",") if s]
     out["conventions"] = [s for s in m["conventions"].split(",") if s]
@@ -154,9 +155,3 @@ def decimal_text(amount: Decimal | None, places: int = 2) -> str | None:
     whole, _, fraction = text.partition(".")
     fraction = fraction.rstrip("0").ljust(places, "0")
     return f"{whole}.{fraction}" if fraction else whole
-
-
-def _iso(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

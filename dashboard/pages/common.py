@@ -10,7 +10,7 @@ from typing import Any
 
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import MILLION, ONE, ZERO
-from breakeven.collector.price.periods import seconds_between
+from breakeven.collector.price.periods import iso_z, seconds_between
 from breakeven.collector.price.pools import fixed_cost
 from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.reports.currency import Converter
@@ -112,4 +112,4 @@ def ratio(value: Decimal | None) -> str | None:
 
 def iso(at: datetime) -> str:
     """An instant as ISO 8601 UTC with Z."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso_z(at)

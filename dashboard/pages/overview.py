@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO
-from breakeven.collector.price.periods import month_start, next_month, seconds_between
+from breakeven.collector.price.periods import iso_z, month_start, next_month, seconds_between
 from breakeven.collector.records import POOL
 from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.fields import money
@@ -68,8 +68,8 @@ def month_summary(conn: sa.Connection, pricing: PricingConfig, conv: Converter, 
     total = sum(totals.values(), ZERO)
     return {
         "month": month.strftime("%Y-%m"),
-        "since": month.isoformat().replace("+00:00", "Z"),
-        "until": now.isoformat().replace("+00:00", "Z"),
+        "since": iso_z(month),
+        "until": iso_z(now),
         "elapsed_share": None if scale is None else str(round(1 / scale, 4)),
         "classes": classes,
         "month_to_date": money(total),

@@ -156,7 +156,7 @@ ERROR_TYPE_FROM_BODY = {"anthropic-sdk"}
 # instrumentation's: the two spans of one call arrive in two traces. The collector links
 # them by the provider's response id (gen_ai.response.id on both); a failed call has none,
 # and is linked as the only failure of its process, provider and model whose SDK span lies
-# inside the instrumentation's (collector/calls/failures.py, halves_of_one_call).
+# inside the instrumentation's (collector/calls/halves.py, halves_of_one_call).
 TWO_TRACES = "openllmetry-anthropic-with-sdk-tracing"
 # Gemini (google-genai). OpenLLMetry names the provider gcp.gen_ai (any Google generative AI
 # endpoint), not the Gemini API: the collector stores what it says.
@@ -186,13 +186,8 @@ NO_USAGE = {
 REQUEST_MODEL_SENT = {("openllmetry-bedrock", s): m.rsplit(".", 1)[-1] for s, m in BEDROCK_MODELS.items()}
 
 # Known open bugs, replayed as strict expected failures (an XPASS fails the run, so a fix
-# must remove its entry). The mistralai 1.x SDK traces each call itself, in a trace of its
-# own that shares no id with OpenLLMetry's span: a call that succeeds is stored twice (its
-# streams and failures carry no provider there, and are stored once).
-KNOWN_OPEN: dict[tuple[str, str], str] = {
-    ("openllmetry-mistral", s): "the Mistral SDK's own span, in a trace of its own, is stored as a second call"
-    for s in ("chat", "chat-tools", "chat-async", "embeddings")
-}
+# must remove its entry). None open.
+KNOWN_OPEN: dict[tuple[str, str], str] = {}
 
 
 def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, scenario: str, content_sent: bool) -> None:

@@ -63,6 +63,7 @@ PLAIN_COUNTERS = {
     "log_records_received": "ingest_log_records_received",
     "prompt_hashes_from_logs": "ingest_prompt_hashes_from_logs",
     "failed_calls_unlinked": "ingest_failed_calls_unlinked",
+    "sdk_calls_unlinked": "ingest_sdk_calls_unlinked",
     "metric_points_received": "ingest_metric_points_received",
 }
 POOL_GAUGES = (
@@ -96,6 +97,8 @@ HELP = {
     "ingest_prompt_hashes_from_logs": "Prompt hashes taken from log records (whole ledger).",
     "ingest_failed_calls_unlinked": "Failed calls that may be another trace's half of one call, left alone: "
     "not the only match (whole ledger).",
+    "ingest_sdk_calls_unlinked": "Successful calls that may be another trace's half of one call (a client's own span "
+    "without a response id), left alone: not the only match (whole ledger).",
     "ingest_metric_points_received": "OTLP metric data points received (whole ledger).",
     "ingest_gpu_points": "GPU metric points by outcome (stored, unmatched, invalid) and source (whole ledger).",
     "ingest_gpu_scrapes_failed": "Scrapes of GPU metric endpoints that failed (whole ledger).",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from breakeven.collector.calls.failures import Failure, FailureMemory, failure_of
+from breakeven.collector.calls.halves import Half, HalfMemory, half_of, is_self_traced
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, merge_group
 from breakeven.collector.calls.tracecache import TraceState
 from breakeven.collector.records import Call, LlmSpan, WriteBatch
@@ -27,7 +27,7 @@ class CrossTraceLinks:
     def __init__(self) -> None:
         # (provider, response id) -> (call key, start ns, end ns) of the call that holds it
         self.responses: OrderedDict[ResponseKey, tuple[CallKey, int, int]] = OrderedDict()
-        self.failures = FailureMemory()  # failed calls, which have no response id
+        self.halves = HalfMemory()  # calls that a response id does not link: failed ones, and others'
 
     def drop_calls_answered_in_other_traces(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
         """One response, one call, even across traces; returns how many calls were dropped.
@@ -42,29 +42,30 @@ class CrossTraceLinks:
         Dropped calls' spans stay in llm_spans for audit. The last RESPONSES_REMEMBERED
         responses are remembered.
 
-        A failed call has no response id. Its two calls are linked when each is the other's
-        only candidate under failures.halves_of_one_call (both failed, one the client's own
-        span inside the other's, same provider, request model, operation, service and
-        process) among every failure seen: merged as above within a batch, a later one
-        dropped across batches (merge.FailureMemory). A failure left alone because its
-        match was not unique is counted (failed_calls_unlinked).
+        A failed call has no response id, and some clients' own spans name none (mistralai
+        1.x). Such a call's two halves are linked when each is the other's only candidate
+        under halves.halves_of_one_call (one the client's own span inside the other's, same
+        provider, request model, service, process and outcome, and the same operation,
+        prompt and usage where both carry them) among every half seen: merged as above
+        within a batch, a later one dropped across batches (halves.HalfMemory). A half left
+        alone because its match was not unique is counted (failed_calls_unlinked, or
+        sdk_calls_unlinked for a successful one).
 
         Updates `states` (the dropped and merged calls) and batch.calls and counters.
         """
         firsts: dict[ResponseKey, Call] = {}  # each response, the first call that names it
         repeats: dict[ResponseKey, list[Call]] = {}  # a response several calls name: all of them
-        failures: list[Failure] = []
+        no_id: list[Call] = []
         for call in batch.calls:
-            if call.response_id is not None:
+            if call.response_id is None:
+                no_id.append(call)
+            else:
                 key = (call.provider, call.response_id)
                 first = firsts.setdefault(key, call)
                 if first is not call:
                     repeats.setdefault(key, [first]).append(call)
-            elif call.status == "error":
-                failure = failure_of(call, _process_of(call, states))
-                if failure is not None:
-                    failures.append(failure)
-        if not firsts and not failures:
+        halves = self._halves_of(batch.calls, no_id, states)
+        if not firsts and not halves:
             return 0
         replaced: dict[CallKey, Call | None] = {}  # call key -> its new value, None: dropped
         responses = self.responses
@@ -83,21 +84,36 @@ class CrossTraceLinks:
                     responses.move_to_end(key)
         while len(responses) > RESPONSES_REMEMBERED:
             responses.popitem(last=False)
-        if failures:
-            self._link_failures(batch, states, failures, replaced)
+        if halves:
+            self._link_halves(batch, states, halves, replaced)
         if not replaced:
             return 0
         return _apply(replaced, batch, states)
 
-    def _link_failures(
+    def _halves_of(self, calls: list[Call], no_id: list[Call], states: dict[str, TraceState]) -> list[Half]:
+        """The batch's calls that the rule without a response id is for (halves.half_of)."""
+        memory = self.halves
+        for call in no_id:
+            if call.status != "error" and call.provider is not None and is_self_traced(call.emitter):
+                memory.watch(call.provider)
+        watched = memory.watched
+        maybe = no_id if not watched else [c for c in calls if c.response_id is None or c.provider in watched]
+        halves = []
+        for call in maybe:
+            half = half_of(call, _process_of(call, states), watched)
+            if half is not None:
+                halves.append(half)
+        return halves
+
+    def _link_halves(
         self,
         batch: WriteBatch,
         states: dict[str, TraceState],
-        failures: list[Failure],
+        halves: list[Half],
         replaced: dict[CallKey, Call | None],
     ) -> None:
-        """The failed-call half of drop_calls_answered_in_other_traces: fills `replaced`."""
-        paired = self.failures.pair(failures)
+        """The half of drop_calls_answered_in_other_traces for calls without a response id: fills `replaced`."""
+        paired = self.halves.pair(halves)
         for key in paired.again:  # merged before; its trace's call was recomputed since
             replaced[key] = None
         in_batch = {c.key: c for c in batch.calls}
@@ -108,9 +124,9 @@ class CrossTraceLinks:
                 merged = merge_group(_member_spans(owner, states) + _member_spans(in_batch[merged_in.key], states))
                 if merged.key == owner.key:
                     replaced[owner.key] = merged
-        if paired.ambiguous:
-            counter = ("failed_calls_unlinked", "")
-            batch.counters[counter] = batch.counters.get(counter, 0) + paired.ambiguous
+        for half in paired.ambiguous:
+            counter = ("failed_calls_unlinked" if half.failed else "sdk_calls_unlinked", "")
+            batch.counters[counter] = batch.counters.get(counter, 0) + 1
 
 
 def _owner_of_group(

@@ -19,8 +19,9 @@ response model, quantization, time to first token) from the innermost, the engin
 the backend class from the innermost span that saw an address, before any that did not);
 token counts from the span that reports the most token kinds, the innermost on a tie.
 
-Across traces (collector/calls/crosstrace.py) calls merge by provider response id; a failed call,
-which has none, by halves_of_one_call and FailureMemory (collector/calls/failures.py).
+Across traces (collector/calls/crosstrace.py) calls merge by provider response id; a call with
+none on one side (a failed call; a client's own span that names none) by halves_of_one_call and
+HalfMemory (collector/calls/halves.py).
 """
 
 from __future__ import annotations

@@ -106,6 +106,7 @@ def ingest_totals(conn: sa.Connection) -> dict[str, Any]:
         "log_records_received": 0,
         "prompt_hashes_from_logs": 0,
         "failed_calls_unlinked": 0,
+        "sdk_calls_unlinked": 0,
         "metric_points_received": 0,
         # GPU metric points by outcome, then source (otlp, scrape); collector/gpu.
         "gpu_points": {"stored": {}, "unmatched": {}, "invalid": {}},

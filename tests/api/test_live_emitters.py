@@ -548,7 +548,7 @@ def test_failed_call_across_traces_is_one_call(
         live = run("chat-error", one_call=False)
     assert len({format(s.context.trace_id, "032x") for s in live.spans}) == 2  # the emitters' doing
     assert len(live.calls) == 1, [(c["emitter"], c["span_id"]) for c in live.calls]
-    # no response id, so linked by failures.halves_of_one_call: both failed, the SDK's span inside
+    # no response id, so linked by halves.halves_of_one_call: both failed, the SDK's span inside
     # OpenLLMetry's, one process; the outer one's identity and error, both spans listed
     (sdk_span,) = [s for s in live.spans if s is not live.span]
     call = live.call

@@ -229,6 +229,52 @@ def test_failed_calls_that_are_not_one_call_stay_apart(
     assert _counter(engine, "failed_calls_unlinked") == unlinked
 
 
+def _mistral(trace_id: str, span_id: str, start: int, end: int, sdk: bool = False, **fields: object) -> LlmSpan:
+    """One half of a successful Mistral call (openllmetry-mistral/chat): mistralai 1.x's own span
+    (sdk: no operation, no response id, its server address) or OpenLLMetry's around it."""
+    half: dict[str, object] = dict(
+        provider="mistral_ai",
+        request_model="mistral-large-latest",
+        operation=None if sdk else "chat",
+        response_id=None if sdk else "166298ff6875429cb844269764ba48bc",
+        emitter="mistralai_sdk_tracer" if sdk else "opentelemetry.instrumentation.mistralai@0.62.4",
+        server_address="127.0.0.1:32899" if sdk else None,
+        input_tokens=61,
+        output_tokens=27,
+        service="checkout",
+        process="instance-1",
+    )
+    return _span(trace_id, span_id, start=start, end=end, **{**half, **fields})
+
+
+@pytest.mark.parametrize("exports", [1, 2], ids=["one export", "the client's span first, in an export of its own"])
+def test_a_self_traced_call_without_a_response_id_is_one_call(
+    pipeline: Pipeline, engine: sa.Engine, exports: int
+) -> None:
+    sdk, outer = _mistral(T2, "b" * 16, 5, 25, sdk=True), _mistral(T1, "a" * 16, 0, 27)
+    if exports == 1:
+        _send(pipeline, sdk, outer)
+    else:
+        _send(pipeline, sdk)
+        _send(pipeline, outer)
+    assert _rows(engine, "SELECT count(*), sum(input_tokens), sum(output_tokens) FROM calls") == [(1, 61, 27)]
+    assert _counter(engine, "sdk_calls_unlinked") == 0
+
+
+def test_self_traced_calls_in_a_burst_stay_apart_and_are_counted(pipeline: Pipeline, engine: sa.Engine) -> None:
+    """Two calls of one model in flight at once with the same token counts: which is which is unknown."""
+    _send(
+        pipeline,
+        _mistral(T1, "a" * 16, 0, 27),
+        _mistral(T2, "b" * 16, 5, 25, sdk=True),
+        _mistral(T3, "c" * 16, 2, 29, response_id="other"),
+        _mistral("4" * 32, "d" * 16, 6, 26, sdk=True),
+    )
+    assert _rows(engine, "SELECT count(*) FROM calls") == [(4,)]
+    assert _counter(engine, "sdk_calls_unlinked") == 4
+    assert _counter(engine, "failed_calls_unlinked") == 0
+
+
 def test_nul_in_a_string_is_stored_not_a_failed_commit(pipeline: Pipeline, engine: sa.Engine) -> None:
     """PostgreSQL text cannot hold NUL: it becomes U+FFFD there instead of failing the export."""
     _send(pipeline, _span(T1, "a" * 16, service="check\x00out"))

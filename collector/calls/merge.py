@@ -12,6 +12,12 @@ Two spans of one trace describe the same call when
     one reports none (a gateway's outer span, an SDK span without usage), only direct
     descent counts, not time alone; and
   - they are not siblings (same parent: two parallel calls) and not two engine spans.
+One more pair is one call, siblings included: a framework's span and a client library's
+span that no descent links (LangChain's instrumentations leave their LLM span out of the
+context the client runs in, so the client's span hangs beside it: layered_pairs), when each
+is the other's only candidate. And a failed call that passed from one service to another (an
+app's client span and a gateway's span, the HTTP hop between them unseen, neither with usage)
+is one call when each failed span is the other's only candidate: failed_hops.
 Grouping is transitive. Each field of the call comes from the span that knows it best:
 who (service, team, feature, environment, request model, the call's identity and time)
 from the outermost span, the caller; what served it (backend, backend class, provider,
@@ -63,6 +69,130 @@ def _usage_agrees(a: LlmSpan, b: LlmSpan) -> bool:
     if a.total_input() is not None and b.total_input() is not None and a.total_input() != b.total_input():
         return False
     return a.output_tokens is None or b.output_tokens is None or a.output_tokens == b.output_tokens
+
+
+def _scope(span: LlmSpan) -> str:
+    return span.emitter.partition("@")[0]
+
+
+def two_layers(a: LlmSpan, b: LlmSpan) -> bool:
+    """Whether two spans of one trace, neither descending from the other, could be one call
+    seen by two instrumentation layers: a framework's span and, beside it, the client's.
+
+    Every test is one such a pair always passes (tests/fixtures/emitters/README.md,
+    LangChain): two instrumentation scopes, one process, so the same service, provider,
+    request model and outcome, the same operation and token counts where both carry them
+    (neither or both report usage), and the client's span inside the framework's with no
+    clock skew allowed. Two parallel calls pass it too when they look alike; layered_pairs
+    merges only a pair in which each is the other's only candidate.
+    """
+    if a.trace_id != b.trace_id or a.span_id == b.span_id or a.is_engine or b.is_engine:
+        return False
+    if _scope(a) == _scope(b) or a.provider is None or not a.request_model:
+        return False
+    if (a.provider, a.request_model, a.service, a.status) != (b.provider, b.request_model, b.service, b.status):
+        return False
+    if a.process is not None and b.process is not None and a.process != b.process:
+        return False
+    if a.operation is not None and b.operation is not None and a.operation != b.operation:
+        return False
+    if _has_usage(a) != _has_usage(b):
+        return False
+    if _has_usage(a) and (a.total_input() != b.total_input() or a.output_tokens != b.output_tokens):
+        return False
+    inner, outer = (a, b) if (a.start_ns, -a.end_ns) > (b.start_ns, -b.end_ns) else (b, a)
+    return outer.start_ns <= inner.start_ns and inner.end_ns <= outer.end_ns
+
+
+def layered_pairs(
+    spans: Sequence[LlmSpan], ancestors: dict[str, set[str]] | None = None
+) -> list[tuple[LlmSpan, LlmSpan]]:
+    """The pairs of two_layers, (outer, inner), in which each span is the other's only candidate.
+
+    Spans on one parent chain are left to same_call. A sweep over start times: a span can
+    only contain one that starts before it ends. ancestors: _ancestor_ids of every span.
+    """
+    if ancestors is None:
+        by_id = {s.span_id: s for s in spans}
+        ancestors = {s.span_id: _ancestor_ids(s, by_id) for s in spans}
+    found: dict[str, list[LlmSpan]] = {s.span_id: [] for s in spans}
+    ordered = sorted(spans, key=_outer_first)
+    for i, a in enumerate(ordered):
+        horizon = max(a.start_ns, a.end_ns)
+        for b in ordered[i + 1 :]:
+            if b.start_ns > horizon:
+                break
+            if not two_layers(a, b) or a.span_id in ancestors[b.span_id] or b.span_id in ancestors[a.span_id]:
+                continue
+            found[a.span_id].append(b)
+            found[b.span_id].append(a)
+    pairs = []
+    for a in ordered:  # outer first: each pair once, as (outer, inner)
+        mine = found[a.span_id]
+        if len(mine) == 1 and _outer_first(a) < _outer_first(mine[0]):
+            theirs = found[mine[0].span_id]
+            if len(theirs) == 1 and theirs[0] is a:
+                pairs.append((a, mine[0]))
+    return pairs
+
+
+def _failed_bare(span: LlmSpan) -> bool:
+    return span.status == "error" and not _has_usage(span)
+
+
+def failed_hop(outer: LlmSpan, inner: LlmSpan) -> bool:
+    """Whether two failed spans without usage could be one failed call seen on both sides of a
+    hop between services: the caller's span, and inside it a gateway's (or an engine's).
+
+    Every test is one such a pair always passes (tests/fixtures/emitters/README.md, LiteLLM
+    proxy): one trace, two services, both failed, neither with usage, not siblings, not two
+    engine spans, the same operation where both name one, and the inner span inside the outer
+    one within the clock skew (two hosts). Usage, which settles a call that succeeded, is not
+    there to tell two failures apart, so failed_hops merges only a pair in which each is the
+    other's only candidate.
+    """
+    return (
+        outer.trace_id == inner.trace_id
+        and outer.span_id != inner.span_id
+        and outer.service is not None
+        and inner.service is not None
+        and outer.service != inner.service
+        and not (outer.is_engine and inner.is_engine)
+        and (inner.parent_span_id is None or inner.parent_span_id != outer.parent_span_id)
+        and (outer.operation is None or inner.operation is None or outer.operation == inner.operation)
+        and _failed_bare(outer)
+        and _failed_bare(inner)
+        and _nested_in(inner, outer)
+    )
+
+
+def failed_hops(spans: Sequence[LlmSpan]) -> list[tuple[LlmSpan, LlmSpan]]:
+    """The pairs of failed_hop, (outer, inner), in which each span is the other's only candidate."""
+    failed = sorted((s for s in spans if _failed_bare(s)), key=_outer_first)
+    if len(failed) < 2:
+        return []
+    found: dict[str, list[LlmSpan]] = {s.span_id: [] for s in failed}
+    outer_of: dict[tuple[str, str], LlmSpan] = {}
+    for i, a in enumerate(failed):
+        horizon = max(a.start_ns, a.end_ns) + CLOCK_SKEW_NS  # a later start cannot contain a
+        for b in failed[i + 1 :]:
+            if b.start_ns > horizon:
+                break
+            outer = a if failed_hop(a, b) else b if failed_hop(b, a) else None
+            if outer is not None:
+                found[a.span_id].append(b)
+                found[b.span_id].append(a)
+                outer_of[a.span_id, b.span_id] = outer
+    pairs = []
+    for a in failed:  # each pair once: keyed (earlier, later) in outer_of
+        mine = found[a.span_id]
+        if len(mine) != 1 or (a.span_id, mine[0].span_id) not in outer_of:
+            continue
+        theirs = found[mine[0].span_id]
+        if len(theirs) == 1 and theirs[0] is a:
+            outer = outer_of[a.span_id, mine[0].span_id]
+            pairs.append((outer, mine[0] if outer is a else a))
+    return pairs
 
 
 def same_call(a: LlmSpan, b: LlmSpan, by_id: dict[str, LlmSpan]) -> bool:
@@ -126,6 +256,9 @@ def group_spans(spans: Sequence[LlmSpan]) -> list[list[LlmSpan]]:
             above = by_id.get(above_id)
             if above is not None:
                 join(above, span)
+    for outer, inner in [*layered_pairs(ordered, ancestors), *failed_hops(ordered)]:
+        if root(outer.span_id) != root(inner.span_id):
+            parent[root(inner.span_id)] = root(outer.span_id)
     groups: dict[str, list[LlmSpan]] = {}
     for span in ordered:
         groups.setdefault(root(span.span_id), []).append(span)

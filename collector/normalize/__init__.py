@@ -134,7 +134,13 @@ def _port(value: Any) -> int | None:
 def _operation(raw: Any, attrs: Mapping[str, Any], plan: Plan) -> str | None:
     if raw is not None:
         text = str(raw).lower()
-        return c.OPERATIONS.get(text, text)
+        if c.LITELLM in plan.dialects and text in c.LITELLM_CALL_TYPES:
+            return c.LITELLM_CALL_TYPES[text]
+        operation = c.OPERATIONS.get(text)
+        if operation is not None:
+            return operation
+        # gen_ai.operation.name and llm.request.type come first: "ai." is a Vercel ai.operationId
+        return c.ai_sdk_operation(text) if text.startswith("ai.") else text
     kind = attrs.get("openinference.span.kind")
     if kind is not None:
         return c.OPENINFERENCE_CALL_KINDS.get(str(kind).upper()) or "chat"
@@ -168,6 +174,8 @@ def _ttft_ms(span: DecodedSpan, seconds: Any) -> float | None:
 def _streaming(span: DecodedSpan, value: Any, params: Mapping[str, Any]) -> bool | None:
     if value is None:
         value = params.get("stream")
+        if value is False and span.scope_name in c.STREAM_PARAMETER_IS_SETTING:
+            value = None
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -251,9 +259,12 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
     ) = c.firsts(span.attributes, plan.reads)
     params = _invocation_parameters(raw_params)
     operation = _operation(raw_operation, attrs, plan)
-    if not _is_call_shape(attrs, operation):
+    agent_key = c.AGENT_RUN_KEYS.get(span.scope_name)
+    if not _is_call_shape(attrs, operation) or (agent_key is not None and agent_key in span.attributes):
         return None
 
+    if raw_provider is not None and c.VERCEL_AI in plan.dialects:
+        raw_provider = c.ai_sdk_provider(str(raw_provider))  # openai.chat -> openai
     provider = canonical_provider(raw_provider)
     named_provider, named_operation, named_model = _from_span_name(span, plan)
     provider = provider or named_provider
@@ -321,9 +332,32 @@ def normalize_span(span: DecodedSpan, settings: Settings) -> LlmSpan | Rejection
         plan.dialects,  # conventions
         is_engine,
         attrs,  # attributes
-        _text(response_id),
+        _text(response_id) if response_id is not None else _openinference_response_id(span, plan),
         _process(span.resource),
     )
+
+
+def _openinference_response_id(span: DecodedSpan, plan: Plan) -> str | None:
+    """The provider's response id inside OpenInference's output.value (it has no attribute for it).
+
+    The provider's answer as JSON (OpenAI, Anthropic: its `id`), or LangChain's LLMResult (its
+    llm_output's `id`): what links OpenInference's LangChain span to a client instrumentation's
+    span of the same call, which lands in a trace of its own (tests/fixtures/emitters/README.md,
+    LangChain). Only the id is read; the text is dropped with the rest of the content.
+    """
+    if c.OPENINFERENCE not in plan.dialects:
+        return None
+    value = span.attributes.get("output.value")
+    if not isinstance(value, str) or not value.startswith("{"):
+        return None
+    answer = _parameters_from_json(value)
+    llm_output = answer.get("llm_output")
+    if isinstance(llm_output, Mapping):
+        answer = llm_output
+    elif answer.get("object") is None and answer.get("type") != "message":
+        return None  # not a provider's answer we know
+    found = answer.get("id")
+    return found if isinstance(found, str) and found else None
 
 
 def _process(resource: Mapping[str, Any]) -> str | None:

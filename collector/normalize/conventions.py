@@ -2,7 +2,8 @@
 
 Precedence for every field (first present wins): breakeven's own attributes, then the
 user's [attributes] mapping, then the current OTel GenAI names, the older OTel GenAI
-names, OpenInference, OpenLLMetry/Traceloop, OpenLIT and engine-specific names (vLLM).
+names, OpenInference, OpenLLMetry/Traceloop, OpenLIT, engine-specific names (vLLM) and
+the Vercel AI SDK's own `ai.*` names.
 The lists below ARE that rule; tests/unit/test_precedence.py pins it.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from breakeven.collector.memo import remember
 from breakeven.collector.normalize.redact import BREAKEVEN_KEY, LITELLM_KEY, TRACELOOP_KEY, key_flags
+from breakeven.collector.providers import PROVIDER_ALIASES
 from breakeven.collector.records import DecodedSpan
 
 OTEL_GENAI = "otel_genai"  # gen_ai.provider.name era (semconv >= 1.37)
@@ -24,6 +26,7 @@ VLLM = "vllm"
 SGLANG = "sglang"
 TGI = "tgi"
 LITELLM = "litellm"
+VERCEL_AI = "vercel_ai"  # the Vercel AI SDK's own ai.* attributes (npm `ai`, experimental_telemetry)
 BREAKEVEN = "breakeven"
 
 PROVIDER = (
@@ -32,12 +35,14 @@ PROVIDER = (
     "gen_ai.system",
     "llm.provider",
     "llm.system",
+    "ai.model.provider",  # the Vercel AI SDK's provider id: openai.chat, anthropic.messages, ...
 )
 REQUEST_MODEL = (
     "breakeven.request_model",
     "gen_ai.request.model",
     "llm.request.model",
     "llm.request.model_name",  # OpenInference anthropic
+    "ai.model.id",
 )
 RESPONSE_MODEL = (
     "breakeven.response_model",
@@ -46,9 +51,10 @@ RESPONSE_MODEL = (
     "llm.response.model_name",
     "llm.model_name",
     "embedding.model_name",
+    "ai.response.model",
 )
-RESPONSE_ID = ("gen_ai.response.id", "llm.response.id")
-OPERATION = ("gen_ai.operation.name", "llm.request.type")
+RESPONSE_ID = ("gen_ai.response.id", "llm.response.id", "ai.response.id")
+OPERATION = ("gen_ai.operation.name", "llm.request.type", "ai.operationId")
 SERVER_ADDRESS = ("server.address", "net.peer.name", "gen_ai.openai.api_base", "llm.openai.api_base")
 SERVER_PORT = ("server.port", "net.peer.port")
 
@@ -57,12 +63,17 @@ INPUT_TOKENS = (
     "gen_ai.usage.prompt_tokens",
     "llm.token_count.prompt",
     "llm.usage.prompt_tokens",
+    "ai.usage.inputTokens",  # the Vercel AI SDK 5+ (the whole prompt, cached part included)
+    "ai.usage.promptTokens",  # ... 4
+    "ai.usage.tokens",  # ... an embedding's
 )
 OUTPUT_TOKENS = (
     "gen_ai.usage.output_tokens",
     "gen_ai.usage.completion_tokens",
     "llm.token_count.completion",
     "llm.usage.completion_tokens",
+    "ai.usage.outputTokens",
+    "ai.usage.completionTokens",
 )
 CACHE_READ_TOKENS = (
     "gen_ai.usage.cache_read.input_tokens",
@@ -71,6 +82,8 @@ CACHE_READ_TOKENS = (
     "llm.token_count.prompt_details.cache_read",
     "llm.usage.cache_read_input_tokens",
     "gen_ai.usage.cached_tokens",
+    "ai.usage.inputTokenDetails.cacheReadTokens",
+    "ai.usage.cachedInputTokens",
 )
 CACHE_WRITE_TOKENS = (
     "gen_ai.usage.cache_creation.input_tokens",
@@ -79,6 +92,7 @@ CACHE_WRITE_TOKENS = (
     "gen_ai.usage.input_tokens.cache_write",
     "llm.token_count.prompt_details.cache_write",
     "llm.usage.cache_creation_input_tokens",
+    "ai.usage.inputTokenDetails.cacheWriteTokens",
 )
 REASONING_TOKENS = (
     "gen_ai.usage.reasoning.output_tokens",
@@ -87,8 +101,11 @@ REASONING_TOKENS = (
     "llm.token_count.completion_details.reasoning",
     "llm.usage.reasoning_tokens",
     "gen_ai.usage.completion_tokens_details.reasoning_tokens",
+    "gen_ai.usage.details.reasoning_tokens",  # pydantic-ai: its usage details, OpenAI's names
+    "ai.usage.outputTokenDetails.reasoningTokens",
+    "ai.usage.reasoningTokens",
 )
-TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total")
+TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total", "ai.usage.totalTokens")
 
 # Seconds from request to first token.
 TTFT_SECONDS = (
@@ -96,12 +113,14 @@ TTFT_SECONDS = (
     "gen_ai.server.time_to_first_token",
     "gen_ai.response.time_to_first_chunk",
     "gen_ai.server.ttft",  # OpenLIT
+    "gen_ai.client.operation.time_to_first_chunk",  # the Vercel AI SDK's @ai-sdk/otel
 )
 # Span events that mark the first streamed token.
 FIRST_TOKEN_EVENTS = (
     "First Token Stream Event",  # OpenInference
     "gen_ai.content.completion.chunk",
     "llm.content.completion.chunk",  # OpenLLMetry
+    "ai.stream.firstChunk",  # the Vercel AI SDK
 )
 STREAMING = (
     "breakeven.streaming",
@@ -114,6 +133,10 @@ STREAMING = (
 # Bedrock Runtime's streaming operations, as rpc.method names them.
 STREAMING_RPC_METHODS = frozenset({"ConverseStream", "InvokeModelWithResponseStream"})
 INVOCATION_PARAMETERS = ("llm.invocation_parameters", "embedding.invocation_parameters", "gen_ai.request.parameters")
+# Scopes whose invocation parameters' `stream` is the model's setting, not how it was called:
+# OpenInference's LangChain spans say "stream": false for a chain's .stream() of a
+# ChatOpenAI(streaming=False) (tests/fixtures/emitters/README.md, LangChain). Only true counts.
+STREAM_PARAMETER_IS_SETTING = frozenset({"openinference.instrumentation.langchain"})
 # Instrumentation scopes that only ever make LLM-call spans, named "{operation} {model}"
 # (the OTel GenAI span name); their error spans may carry no attribute at all.
 GENAI_SCOPE_PREFIXES = {"openlit.instrumentation.": OPENLIT}
@@ -160,10 +183,51 @@ OPERATIONS: Mapping[str, str] = {
     "response": "chat",
 }
 # Spans that carry gen_ai.* attributes but are not one inference call.
+# The Vercel AI SDK's wrapper spans (ai.generateText, ai.embedMany, ai.toolCall, ...) read as this.
+AI_SDK_FUNCTION = "ai_sdk_function"
 NOT_CALL_OPERATIONS = frozenset(
-    {"execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "workflow", "task", "agent", "tool"}
-)
+    {
+        "execute_tool", "invoke_agent", "create_agent", "invoke_workflow", "workflow", "task", "agent", "tool",
+        "agent_step", AI_SDK_FUNCTION,
+    }
+)  # fmt: skip
 OPENINFERENCE_CALL_KINDS = {"LLM": None, "EMBEDDING": "embeddings"}
+# LiteLLM's call types (its spans' gen_ai.operation.name and llm.request.type): its
+# `completion` is a chat completion, unlike OpenLLMetry's, so they are read before OPERATIONS.
+LITELLM_CALL_TYPES: Mapping[str, str] = {
+    "completion": "chat", "acompletion": "chat", "anthropic_messages": "chat",
+    "responses": "chat", "aresponses": "chat",
+    "text_completion": "text_completion", "atext_completion": "text_completion",
+    "embedding": "embeddings", "aembedding": "embeddings", "rerank": "rerank", "arerank": "rerank",
+    "generate_content": "generate_content", "agenerate_content": "generate_content",
+}  # fmt: skip
+# Scopes whose agent run span names its agent under this key: pydantic-ai's ("agent run",
+# "invoke_agent <name>") carries the run's summed usage, and before 1.0 no operation at all.
+AGENT_RUN_KEYS: Mapping[str, str] = {"pydantic-ai": "agent_name"}
+# The Vercel AI SDK's ai.operationId: the model call is the inner span, `<function>.doGenerate`,
+# `.doStream`, `.doEmbed`. The outer one (ai.generateText, ai.streamObject, ai.embedMany ...)
+# spans every step of one function call, its usage summed over them, and ai.toolCall runs a
+# tool: neither is a call.
+AI_SDK_CALL_STEPS = {"dogenerate": "chat", "dostream": "chat", "doembed": "embeddings", "dorerank": "rerank"}
+# Vercel provider ids (@ai-sdk/google-vertex's, @ai-sdk/amazon-bedrock's) whose first part does
+# not name the provider.
+AI_SDK_PROVIDERS = {"google.vertex": "gcp.vertex_ai", "amazon-bedrock": "aws.bedrock"}
+
+
+def ai_sdk_operation(operation_id: str) -> str:
+    """The operation of a Vercel AI SDK span by its lower-cased ai.operationId (AI_SDK_FUNCTION: no call)."""
+    return AI_SDK_CALL_STEPS.get(operation_id.rsplit(".", 1)[-1], AI_SDK_FUNCTION)
+
+
+def ai_sdk_provider(raw: str) -> str:
+    """The provider a Vercel AI SDK provider id names (openai.chat -> openai); a known name as it is."""
+    text = raw.strip().lower()
+    if text in PROVIDER_ALIASES:
+        return text
+    for prefix, provider in AI_SDK_PROVIDERS.items():
+        if text == prefix or text.startswith(prefix + "."):
+            return provider
+    return text.split(".", 1)[0]
 
 
 def first(attrs: Mapping[str, Any], keys: Sequence[str]) -> Any:
@@ -211,6 +275,8 @@ def detect(span: DecodedSpan, flags: int | None = None) -> tuple[str, ...]:
         found.append(LITELLM)
     if "openinference.span.kind" in attrs:
         found.append(OPENINFERENCE)
+    if "ai.operationId" in attrs:
+        found.append(VERCEL_AI)
     if openlit_sdk or scope.startswith("openlit") or "gen_ai.sdk.version" in attrs:
         found.append(OPENLIT)
     if (

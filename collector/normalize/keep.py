@@ -71,6 +71,7 @@ METADATA_KEYS = frozenset(
 METADATA_PREFIXES = (
     "breakeven.",
     "gen_ai.usage.",
+    "gen_ai.aggregated_usage.",  # pydantic-ai's agent run: its requests' usage summed
     "gen_ai.latency.",
     "gen_ai.openai.request.",
     "gen_ai.openai.response.",

@@ -69,6 +69,14 @@ CONTENT_KEYS = frozenset(
         "ai.values",
         "ai.embedding",
         "ai.embeddings",
+        # pydantic-ai: a model request's events (before 1.0), an agent run's messages and
+        # answer, a tool's arguments and result (before 1.0).
+        "events",
+        "all_messages_events",
+        "pydantic_ai.all_messages",
+        "final_result",
+        "tool_arguments",
+        "tool_response",
     }
 )
 # ... and by prefix: flattened message lists and template variables.
@@ -119,7 +127,9 @@ _PROMPT_VALUES = ("gen_ai.prompt", "gen_ai.content.prompt", "llm.prompts", "inpu
 # prompt (its outer span: {"system", "prompt"} or {"system", "messages"}), an embedding's inputs.
 _VERCEL_PROMPTS = ("ai.prompt.messages", "ai.prompt", "ai.values", "ai.value")
 # Every attribute prompt_messages reads a prompt from by its exact name.
-_PROMPT_ATTRIBUTES = frozenset({"gen_ai.input.messages", *_PROMPT_VALUES, *_VERCEL_PROMPTS})
+# pydantic-ai before 1.0: a model request's OTel GenAI events, as one JSON list attribute.
+_EVENT_LIST = "events"
+_PROMPT_ATTRIBUTES = frozenset({"gen_ai.input.messages", _EVENT_LIST, *_PROMPT_VALUES, *_VERCEL_PROMPTS})
 # At most 9 digits of index: int() refuses numbers past 4300 digits, and no prompt has a billion messages.
 _FLAT_OPENLLMETRY = re.compile(r"^gen_ai\.prompt\.(\d{1,9})\.(role|content)$")
 _FLAT_OPENINFERENCE = re.compile(
@@ -241,7 +251,7 @@ def prompt_messages(
             flat = _flattened(attrs, pattern)
             if flat and not any(text in REDACTION_PLACEHOLDERS for _role, text in flat):
                 return flat
-    from_events = _messages_from_events(events)
+    from_events = _messages_from_events(events) or _messages_from_event_list(attrs.get(_EVENT_LIST))
     if from_events:
         return from_events
     for key in _PROMPT_VALUES:
@@ -252,6 +262,21 @@ def prompt_messages(
             return _embedding_request_inputs(value)
         return _messages_from_value(value, "user")
     return _vercel_messages(attrs)
+
+
+def _messages_from_event_list(value: Any) -> list[list[str]]:
+    """The prompt in a JSON list of OTel GenAI events (each with its `event.name`), as pydantic-ai
+    before 1.0 sends a model request's messages: the message events, not the answer's."""
+    found = _json_or_text(value)
+    if not isinstance(found, list):
+        return []
+    messages: list[list[str]] = []
+    for event in found:
+        name = event.get("event.name") if isinstance(event, Mapping) else None
+        role = _PROMPT_EVENT_ROLES.get(name) if isinstance(name, str) else None
+        if role is not None:
+            messages.extend(_messages_from_value(event.get("content"), role))
+    return messages
 
 
 def _vercel_messages(attrs: Mapping[str, Any]) -> list[list[str]]:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call
+from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call, two_layers
+from breakeven.collector.records import LlmSpan
 from tests.spans import llm
 
 
@@ -220,6 +221,7 @@ _SPAN_DRAFTS = st.lists(
         st.sampled_from([0, 5, 50, 300, 1000]),  # duration, ms
         st.sampled_from([None, (10, 5), (10, 5), (12, 5), (10, 6)]),  # usage
         st.booleans(),  # engine span
+        st.sampled_from(["framework", "client"]),  # its instrumentation scope (merge.two_layers)
     ),
     min_size=1,
     max_size=9,
@@ -238,16 +240,38 @@ def test_grouping_compares_only_candidates_yet_equals_comparing_every_pair(draft
             input_tokens=usage and usage[0],
             output_tokens=usage and usage[1],
             is_engine=engine,
+            emitter=scope,
         )
-        for sid, (parent, start, duration, usage, engine) in zip(_IDS, drafts, strict=False)
+        for sid, (parent, start, duration, usage, engine, scope) in zip(_IDS, drafts, strict=False)
     ]
     by_id = {s.span_id: s for s in spans}
-    # The definition: connected components of same_call over every pair.
+    # The definition: connected components of same_call over every pair, and of the two_layers
+    # pairs off one parent chain in which each is the other's only candidate.
+    chain = {s.span_id: _ancestors(s, by_id) for s in spans}
+    layered = {
+        s.span_id: [
+            o.span_id
+            for o in spans
+            if two_layers(s, o) and o.span_id not in chain[s.span_id] and s.span_id not in chain[o.span_id]
+        ]
+        for s in spans
+    }
     component = {s.span_id: {s.span_id} for s in spans}
     for a, b in itertools.combinations(spans, 2):
-        if component[a.span_id] is not component[b.span_id] and same_call(a, b, by_id):
+        unique_pair = layered[a.span_id] == [b.span_id] and layered[b.span_id] == [a.span_id]
+        if component[a.span_id] is not component[b.span_id] and (same_call(a, b, by_id) or unique_pair):
             merged = component[a.span_id] | component[b.span_id]
             for sid in merged:
                 component[sid] = merged
     expected = {frozenset(c) for c in component.values()}
     assert {frozenset(s.span_id for s in g) for g in group_spans(spans)} == expected
+
+
+def _ancestors(span: LlmSpan, by_id: dict[str, LlmSpan]) -> set[str]:
+    """Every id up the span's parent chain, through the spans held."""
+    ids: set[str] = set()
+    parent = span.parent_span_id
+    while parent is not None and parent not in ids:
+        ids.add(parent)
+        parent = by_id[parent].parent_span_id if parent in by_id else None
+    return ids

@@ -486,3 +486,60 @@ def test_a_bedrock_rpc_method_says_the_call_streamed(method: str, streaming: boo
     span = normalize_span(decoded(attrs), SETTINGS)
     assert isinstance(span, LlmSpan)
     assert span.streaming is streaming
+
+
+@pytest.mark.parametrize(
+    ("scope", "params", "streaming"),
+    [
+        pytest.param("openinference.instrumentation.langchain", '{"stream": false}', None,
+                     id="OpenInference LangChain: stream false is the model's setting, not the call"),
+        pytest.param("openinference.instrumentation.langchain", '{"stream": true}', True,
+                     id="OpenInference LangChain: stream true is a streamed call"),
+        pytest.param("openinference.instrumentation.openai", '{"stream": false}', False,
+                     id="OpenInference OpenAI: the request's own stream false"),
+    ],
+)  # fmt: skip
+def test_a_stream_parameter_that_is_a_setting_says_only_true(scope: str, params: str, streaming: bool | None) -> None:
+    attrs = {"openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
+             "llm.invocation_parameters": params, "llm.token_count.prompt": 10, "llm.token_count.completion": 2}  # fmt: skip
+    span = normalize_span(decoded(attrs, scope=scope), SETTINGS)
+    assert isinstance(span, LlmSpan)
+    assert span.streaming is streaming
+
+
+_OI_LLM = {"openinference.span.kind": "LLM", "llm.provider": "openai", "llm.model_name": "gpt-4o-mini",
+           "llm.token_count.prompt": 10, "llm.token_count.completion": 2}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("attrs", "response_id"),
+    [
+        pytest.param({"output.value": '{"id": "chatcmpl-1", "object": "chat.completion", "choices": []}'},
+                     "chatcmpl-1", id="OpenInference OpenAI: the answer's id"),
+        pytest.param({"output.value": '{"id": "msg_1", "type": "message", "content": []}'},
+                     "msg_1", id="OpenInference Anthropic: the message's id"),
+        pytest.param({"output.value": '{"generations": [[]], "llm_output": {"id": "chatcmpl-2"}, "type": "LLMResult"}'},
+                     "chatcmpl-2", id="OpenInference LangChain: llm_output's id"),
+        pytest.param({"output.value": '{"generations": [[]], "llm_output": null, "type": "LLMResult"}'},
+                     None, id="OpenInference LangChain on a stream: no llm_output, no id"),
+        pytest.param({"output.value": '{"id": "lc_run--1", "text": "an answer"}'},
+                     None, id="an id of an answer we do not know is no response id"),
+        pytest.param({"output.value": "Here is the answer"}, None, id="plain text"),
+        pytest.param({"output.value": '{"id": "chatcmpl-1", "obj'}, None, id="cut JSON"),
+        pytest.param({"output.value": '{"id": "chatcmpl-1", "object": "chat.completion"}', "llm.response.id": "r-9"},
+                     "r-9", id="an id attribute comes first"),
+    ],
+)  # fmt: skip
+def test_openinference_response_id_is_read_from_the_answer(attrs: dict[str, Any], response_id: str | None) -> None:
+    span = normalize_span(decoded({**_OI_LLM, **attrs}), SETTINGS)
+    assert isinstance(span, LlmSpan)
+    assert span.response_id == response_id
+    assert "output.value" not in span.attributes  # read, then dropped with the content
+
+
+def test_a_response_id_in_output_value_is_read_only_from_openinference() -> None:
+    attrs = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 3,
+             "output.value": '{"id": "chatcmpl-1", "object": "chat.completion"}'}  # fmt: skip
+    span = normalize_span(decoded(attrs), SETTINGS)
+    assert isinstance(span, LlmSpan)
+    assert span.response_id is None

@@ -14,7 +14,14 @@ SETTINGS = load_settings({}, environ={})
 
 
 def test_precedence_lists_are_pinned() -> None:
-    assert c.PROVIDER == ("breakeven.provider", "gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
+    assert c.PROVIDER == (
+        "breakeven.provider",
+        "gen_ai.provider.name",
+        "gen_ai.system",
+        "llm.provider",
+        "llm.system",
+        "ai.model.provider",
+    )
     assert c.INPUT_TOKENS[:2] == ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
     assert c.REQUEST_MODEL[:2] == ("breakeven.request_model", "gen_ai.request.model")
 
@@ -67,6 +74,18 @@ def test_precedence_lists_are_pinned() -> None:
             "team",
             "mine",
             id="breakeven attribute beats resource",
+        ),
+        pytest.param(
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.id": "asked-by-ai-sdk",
+                "gen_ai.request.model": "asked",
+                "ai.usage.inputTokens": 99,
+                "gen_ai.usage.input_tokens": 10,
+            },
+            "input_tokens",
+            10,
+            id="otel names beat the Vercel AI SDK's own",
         ),
     ],
 )

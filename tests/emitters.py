@@ -254,16 +254,8 @@ NO_USAGE = {
 REQUEST_MODEL_SENT = {("openllmetry-bedrock", s): m.rsplit(".", 1)[-1] for s, m in BEDROCK_MODELS.items()}
 
 # Known open bugs, replayed as strict expected failures (an XPASS fails the run, so a fix
-# must remove its entry). OpenInference's LangChain tracer never makes its spans current (by
-# design, _tracer.py), so an OpenAI client instrumentation's span under it starts a trace of
-# its own. The provider's response id (in OpenInference's output.value) links the two of a
-# call that succeeded; a stream's LangChain output holds none, a failed call has none.
-KNOWN_OPEN: dict[tuple[str, str], str] = {
-    (e, s): "the OpenAI client's span, in a trace of its own beside OpenInference's LangChain span, "
-    "is stored as a second call"
-    for e in ("openinference-langchain-openai", "openinference-langchain-openllmetry-openai")
-    for s in ("chat-stream", "chat-error-400", "chat-error-429")
-}
+# must remove its entry). None open.
+KNOWN_OPEN: dict[tuple[str, str], str] = {}
 
 
 def check_call(call: dict[str, Any], expected: dict[str, Any], emitter: str, scenario: str, content_sent: bool) -> None:

@@ -8,14 +8,17 @@ which calls are one; the pipeline's writer thread (collector/calls/pipeline.py) 
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 
-from breakeven.collector.calls.halves import Half, HalfMemory, half_of, is_self_traced
+from breakeven.collector.calls.halves import INSTRUMENTATION, Half, HalfMemory, half_of, layer_of
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, merge_group
 from breakeven.collector.calls.tracecache import TraceState
 from breakeven.collector.records import Call, LlmSpan, WriteBatch
 
 RESPONSES_REMEMBERED = 100_000
+# Successful calls of providers not watched yet (halves.HalfMemory.watched), kept in case the
+# outer layer's span of one of them comes later: a framework's span ends after the client's.
+RECENT_REMEMBERED = 4_096
 
 ResponseKey = tuple[str | None, str]  # (provider, response id)
 CallKey = tuple[str, str]  # (trace id, span id)
@@ -28,6 +31,7 @@ class CrossTraceLinks:
         # (provider, response id) -> (call key, start ns, end ns) of the call that holds it
         self.responses: OrderedDict[ResponseKey, tuple[CallKey, int, int]] = OrderedDict()
         self.halves = HalfMemory()  # calls that a response id does not link: failed ones, and others'
+        self.recent: deque[tuple[Call, str | None]] = deque(maxlen=RECENT_REMEMBERED)  # (call, its process)
 
     def drop_calls_answered_in_other_traces(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
         """One response, one call, even across traces; returns how many calls were dropped.
@@ -42,11 +46,12 @@ class CrossTraceLinks:
         Dropped calls' spans stay in llm_spans for audit. The last RESPONSES_REMEMBERED
         responses are remembered.
 
-        A failed call has no response id, and some clients' own spans name none (mistralai
-        1.x). Such a call's two halves are linked when each is the other's only candidate
-        under halves.halves_of_one_call (one the client's own span inside the other's, same
-        provider, request model, service, process and outcome, and the same operation,
-        prompt and usage where both carry them) among every half seen: merged as above
+        A failed call has no response id, and some layers' spans name none (mistralai 1.x's
+        own, a LangChain stream's). Such a call's two halves are linked when each is the
+        other's only candidate under halves.halves_of_one_call (the inner layer's span a
+        root inside the outer one's, same provider, request model, service, process and
+        outcome, and the same operation, prompt and usage where both carry them) among
+        every half seen: merged as above
         within a batch, a later one dropped across batches (halves.HalfMemory). A half left
         alone because its match was not unique is counted (failed_calls_unlinked, or
         sdk_calls_unlinked for a successful one).
@@ -93,17 +98,39 @@ class CrossTraceLinks:
     def _halves_of(self, calls: list[Call], no_id: list[Call], states: dict[str, TraceState]) -> list[Half]:
         """The batch's calls that the rule without a response id is for (halves.half_of)."""
         memory = self.halves
-        for call in no_id:
-            if call.status != "error" and call.provider is not None and is_self_traced(call.emitter):
-                memory.watch(call.provider)
         watched = memory.watched
+        newly: set[str] = set()
+        for call in no_id:
+            provider = call.provider
+            if call.status == "error" or provider is None or provider in watched:
+                continue
+            if layer_of(call.emitter) != INSTRUMENTATION and memory.watch(provider):
+                newly.add(provider)
+        if newly:
+            self._remember_recent(newly)
         maybe = no_id if not watched else [c for c in calls if c.response_id is None or c.provider in watched]
         halves = []
         for call in maybe:
             half = half_of(call, _process_of(call, states), watched)
             if half is not None:
                 halves.append(half)
+        recent = self.recent
+        for call in calls:
+            if call.status != "error" and call.provider is not None and call.provider not in watched:
+                recent.append((call, _process_of(call, states)))
         return halves
+
+    def _remember_recent(self, providers: set[str]) -> None:
+        """The recent successful calls of providers watched from now on, remembered as stored halves."""
+        watched = self.halves.watched
+        halves = []
+        for call, process in self.recent:
+            if call.provider in providers:
+                half = half_of(call, process, watched)
+                if half is not None:
+                    halves.append(half)
+        self.halves.remember(halves)
+        self.recent = deque(((c, p) for c, p in self.recent if c.provider not in providers), maxlen=RECENT_REMEMBERED)
 
     def _link_halves(
         self,

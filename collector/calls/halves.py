@@ -1,13 +1,15 @@
 """A call seen twice across traces with nothing to link the two by: which two calls are one
 (collector/calls/crosstrace.py links them).
 
-Some provider clients trace their own calls, each in a trace of its own beside an
-instrumentation library's (docs/one-call-one-record.md). Where both spans name the
-provider's response id, crosstrace.py links them by it. Where one of them names none, two
-calls are one call only when each is the other's only candidate under halves_of_one_call,
-among every such half seen (HalfMemory): a failed call (no response id on either span), and
-a client whose own span names no response id (the mistralai 1.x SDK's) beside an
-instrumentation's that may.
+One call can be traced by two layers in two traces: a provider client that traces itself
+beside an instrumentation library's span (each its own root, docs/one-call-one-record.md),
+or a framework's instrumentation whose span is never made current, so that the client
+instrumentation's span under it starts a trace of its own (OpenInference's LangChain
+tracer). Where both spans name the provider's response id, crosstrace.py links them by it.
+Where one names none, two calls are one call only when each is the other's only candidate
+under halves_of_one_call, among every such half seen (HalfMemory): a failed call (no
+response id on either span), a client's own span without one (mistralai 1.x), a
+framework's span without one (a LangChain stream), each beside the other layer's span.
 """
 
 from __future__ import annotations
@@ -18,19 +20,36 @@ from dataclasses import dataclass, field
 
 from breakeven.collector.records import Call
 
+# The layers that trace one call, outermost first, by instrumentation scope (evidence:
+# tests/fixtures/emitters/README.md). A framework's instrumentation calls a client that
+# an instrumentation library traces, which may call a client that traces itself.
+FRAMEWORK = 0
+INSTRUMENTATION = 1
+SELF_TRACED = 2
+# Frameworks' instrumentations whose span of a model call may stand in another trace than
+# the client's span under it: their scopes.
+FRAMEWORK_SCOPES = frozenset({"openinference.instrumentation.langchain", "opentelemetry.instrumentation.langchain"})
 # Provider clients that trace their own calls, each in a trace of its own beside an
-# instrumentation library's (evidence: tests/fixtures/emitters/README.md): their scopes.
+# instrumentation library's: their scopes.
 SELF_TRACING_SCOPES = frozenset({"com.anthropic.sdk.python", "mistralai_sdk_tracer"})
 HALVES_REMEMBERED = 10_000
-# Providers whose self-tracing client was seen succeeding without a response id: only their
-# successful calls are remembered as candidates (a bound, against made-up provider names).
+# Providers whose framework or self-tracing client was seen succeeding without a response
+# id: only their successful calls are remembered as candidates (a bound, against made-up
+# provider names).
 WATCHED_PROVIDERS = 64
+
+
+def layer_of(emitter: str) -> int:
+    """Which layer a call's emitter (scope[@version]) traces: FRAMEWORK, INSTRUMENTATION or SELF_TRACED."""
+    name, _, _version = emitter.partition("@")
+    if name in SELF_TRACING_SCOPES:
+        return SELF_TRACED
+    return FRAMEWORK if name in FRAMEWORK_SCOPES else INSTRUMENTATION
 
 
 def is_self_traced(emitter: str) -> bool:
     """Whether a call's emitter (scope[@version]) is a provider client's own tracing."""
-    name, _, _version = emitter.partition("@")
-    return name in SELF_TRACING_SCOPES
+    return layer_of(emitter) == SELF_TRACED
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +59,12 @@ class Half:
     key: tuple[str, str]  # the call's (trace id, span id)
     start_ns: int
     end_ns: int
-    self_traced: bool  # the provider client's own span (SELF_TRACING_SCOPES)
+    layer: int  # FRAMEWORK, INSTRUMENTATION or SELF_TRACED
     origin: tuple[str | None, ...]  # provider, request model, service, process, status
     operation: str | None
-    usage: tuple[int, int] | None  # (all input, all output) tokens; None: the span reported none
+    usage: tuple[int, int] | None  # (all input, output) tokens (output holds reasoning); None: none reported
     prompt_hash: str | None
+    root: bool = True  # the call's outermost span is its trace's root
 
     @property
     def failed(self) -> bool:
@@ -54,15 +74,15 @@ class Half:
 def half_of(call: Call, process: str | None, watched: set[str] | frozenset[str] = frozenset()) -> Half | None:
     """The call as the cross-trace rule sees it; None when the rule is not for it.
 
-    The rule is for a failed call without a response id, for a self-tracing client's call
-    without one, and for any successful call of a provider in `watched` (HalfMemory.watched:
-    the other half of such a client's call). process: the sending process of the call's own
-    span (LlmSpan.process).
+    The rule is for a failed call without a response id; for a framework's or a
+    self-tracing client's call without one; and for any successful call of a provider in
+    `watched` (HalfMemory.watched: the other layer's half of such a call). process: the
+    sending process of the call's own span (LlmSpan.process).
     """
     if call.provider is None or not call.request_model:
         return None
-    self_traced = is_self_traced(call.emitter)
-    if call.status == "error" or self_traced:
+    layer = layer_of(call.emitter)
+    if call.status == "error" or layer != INSTRUMENTATION:
         if call.response_id is not None:  # the response-id rule's
             return None
     elif call.provider not in watched:
@@ -70,33 +90,31 @@ def half_of(call: Call, process: str | None, watched: set[str] | frozenset[str] 
     origin = (call.provider, call.request_model, call.service, process, call.status)
     usage = None
     if call.usage_reported:
-        usage = (
-            call.input_tokens + call.cache_read_tokens + call.cache_write_tokens,
-            call.output_tokens + call.reasoning_tokens,
-        )
-    return Half(call.key, call.start_ns, call.end_ns, self_traced, origin, call.operation, usage, call.prompt_hash)
+        usage = (call.input_tokens + call.cache_read_tokens + call.cache_write_tokens, call.output_tokens)
+    root = call.parent_span_id is None
+    return Half(call.key, call.start_ns, call.end_ns, layer, origin, call.operation, usage, call.prompt_hash, root)
 
 
 def halves_of_one_call(a: Half, b: Half) -> bool:
-    """Whether two calls could be one call seen twice: by the client's own tracing, in its
-    own trace, and by the instrumentation around it (docs/one-call-one-record.md).
+    """Whether two calls could be one call seen twice, by two layers in two traces
+    (docs/one-call-one-record.md).
 
     Every test is one that a real pair always passes: one process made both spans, so they
     name the same provider, request model, service and process and ended the same way; the
-    same operation, prompt and token counts where both carry them (the client's own span may
-    name no operation); and the client's span lies inside the instrumentation's (one clock:
-    no skew allowed). Whether each is the other's only candidate is HalfMemory.pair's test.
+    same operation, prompt and token counts where both carry them; and the inner layer's
+    span is the root of its trace and lies inside the outer one's (one clock: no skew
+    allowed). Whether each is the other's only candidate is HalfMemory.pair's test.
     """
-    if a.key[0] == b.key[0] or a.self_traced == b.self_traced or a.origin != b.origin:
+    if a.key[0] == b.key[0] or a.layer == b.layer or a.origin != b.origin:
         return False
-    client, caller = (a, b) if a.self_traced else (b, a)
-    if client.operation is not None and client.operation != caller.operation:
+    inner, outer = (a, b) if a.layer > b.layer else (b, a)
+    if inner.operation is not None and outer.operation is not None and inner.operation != outer.operation:
         return False
     if a.prompt_hash is not None and b.prompt_hash is not None and a.prompt_hash != b.prompt_hash:
         return False
     if a.usage is not None and b.usage is not None and a.usage != b.usage:
         return False
-    return caller.start_ns <= client.start_ns and client.end_ns <= caller.end_ns
+    return inner.root and outer.start_ns <= inner.start_ns and inner.end_ns <= outer.end_ns
 
 
 def candidates(halves: Sequence[Half]) -> dict[tuple[str, str], list[Half]]:
@@ -146,10 +164,21 @@ class HalfMemory:
         self._linked: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
         self.watched: set[str] = set()
 
-    def watch(self, provider: str) -> None:
-        """Remember that a client of this provider traces its successful calls without a response id."""
+    def watch(self, provider: str) -> bool:
+        """Remember that a framework or client of this provider traces successful calls without a
+        response id; whether it is watched now (at most WATCHED_PROVIDERS are)."""
         if len(self.watched) < WATCHED_PROVIDERS:
             self.watched.add(provider)
+        return provider in self.watched
+
+    def remember(self, stored: Sequence[Half]) -> None:
+        """Remember halves already stored as unpaired candidates (crosstrace.py's recent calls of a
+        provider watched from now on)."""
+        for half in stored:
+            if half.key not in self._linked and half.key not in self._seen:
+                self._seen[half.key] = half
+                self._by_origin.setdefault(half.origin, set()).add(half.key)
+        self._trim()
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -157,8 +186,7 @@ class HalfMemory:
     def pair(self, new: Sequence[Half]) -> HalfPairs:
         """Pair a batch's halves with each other and with the remembered ones.
 
-        In each pair the remembered half (already stored) is kept, else the caller's
-        (the instrumentation's, around the client's own span).
+        In each pair the remembered half (already stored) is kept, else the outer layer's.
         """
         out = HalfPairs()
         fresh = self._fresh(new, out.again)
@@ -268,7 +296,7 @@ def _choose_pairs(
         (b,) = found[a.key]
         if len(found[b.key]) != 1 or a.key in witnesses or b.key in witnesses:
             continue
-        kept, merged = (b, a) if b.key not in fresh or a.self_traced else (a, b)
+        kept, merged = (b, a) if b.key not in fresh or a.layer > b.layer else (a, b)
         pairs.append((kept, merged))
         paired |= {a.key, b.key}
     return pairs, paired

@@ -232,8 +232,15 @@ def may_carry_prompt(names: Iterable[str], flags: int) -> bool:
     return bool(flags & FLAT_PROMPT) or any(name in _PROMPT_ATTRIBUTES for name in names)
 
 
+# Roles that name the same thing: OpenAI's o-series take the system prompt as `developer`,
+# and langchain-openai sends it so to them, while the client's instrumentation may say system.
+_SAME_ROLE = {"developer": "system"}
+
+
 def hash_messages(messages: list[list[str]]) -> str:
     """The prompt hash of canonical [role, text] messages."""
+    if any(role in _SAME_ROLE for role, _text in messages):
+        messages = [[_SAME_ROLE.get(role, role), text] for role, text in messages]
     canonical = json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(HASH_PREFIX + canonical.encode("utf-8")).hexdigest()
 

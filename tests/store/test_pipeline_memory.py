@@ -261,6 +261,35 @@ def test_a_self_traced_call_without_a_response_id_is_one_call(
     assert _counter(engine, "sdk_calls_unlinked") == 0
 
 
+def _langchain(trace_id: str, span_id: str, start: int, end: int, client: bool = False, **fields: object) -> LlmSpan:
+    """One half of a LangChain stream (openinference-langchain-openllmetry-openai/chat-stream):
+    OpenInference's LangChain span (no response id, under its chain span) or, in a trace of
+    its own, OpenLLMetry's client span (with the response id)."""
+    half: dict[str, object] = dict(
+        provider="openai",
+        request_model="gpt-4o-mini",
+        operation="chat",
+        response_id="chatcmpl-1" if client else None,
+        emitter="opentelemetry.instrumentation.openai.v1@0.62.4"
+        if client
+        else "openinference.instrumentation.langchain@0.1.80",
+        input_tokens=297,
+        cache_read_tokens=2048,
+        output_tokens=432,
+        service="app",
+        process="instance-1",
+    )
+    return _span(trace_id, span_id, None if client else "c" * 16, start=start, end=end, **{**half, **fields})
+
+
+def test_a_framework_span_after_its_clients_export_is_one_call(pipeline: Pipeline, engine: sa.Engine) -> None:
+    """The client's span ends first and is stored first; the framework's, in a later export and
+    with no response id, finds it among the recent calls of a provider not watched before."""
+    _send(pipeline, _langchain(T2, "b" * 16, 5, 25, client=True))
+    _send(pipeline, _langchain(T1, "a" * 16, 0, 27))
+    assert _rows(engine, "SELECT trace_id, input_tokens, output_tokens FROM calls") == [(T2, 297, 432)]
+
+
 def test_self_traced_calls_in_a_burst_stay_apart_and_are_counted(pipeline: Pipeline, engine: sa.Engine) -> None:
     """Two calls of one model in flight at once with the same token counts: which is which is unknown."""
     _send(

@@ -12,12 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from breakeven.collector.calls.halves import (
+    FRAMEWORK,
+    INSTRUMENTATION,
+    SELF_TRACED,
     Half,
     HalfMemory,
     candidates,
     half_of,
     halves_of_one_call,
     is_self_traced,
+    layer_of,
 )
 from breakeven.collector.records import Call
 from tests.spans import T0
@@ -34,6 +38,8 @@ def fail(
     end: int,
     *,
     sdk: bool = False,
+    framework: bool = False,
+    root: bool = True,
     trace: str | None = None,
     prompt: str | None = None,
     operation: str | None = "chat",
@@ -47,11 +53,12 @@ def fail(
         key=(trace or name, name),
         start_ns=T0 + start * 1_000_000,
         end_ns=T0 + end * 1_000_000,
-        self_traced=sdk,
+        layer=SELF_TRACED if sdk else FRAMEWORK if framework else INSTRUMENTATION,
         origin=tuple(fields.values()),
         operation=operation,
         usage=usage,
         prompt_hash=prompt,
+        root=root,
     )
 
 
@@ -121,10 +128,34 @@ CALLER, CLIENT = fail("ol", 0, 27), fail("sdk", 5, 25, sdk=True)
             id="other token counts: another call",
         ),
         pytest.param(
-            ok("ol", 0, 27, operation=None),
+            ok("ol", 0, 27, operation="embeddings"),
             ok("sdk", 5, 25, sdk=True, operation="chat"),
             False,
-            id="an operation on the client's span only, not the caller's",
+            id="two operations named: they differ",
+        ),
+        # A framework's span and the client instrumentation's in a trace of its own
+        # (openinference-langchain-openai/chat-stream and chat-error-400).
+        pytest.param(
+            ok("lc", 0, 27, framework=True, usage=(40, 12)),
+            ok("oi", 5, 25, usage=(40, 12)),
+            True,
+            id="LangChain's span around the client's root span",
+        ),
+        pytest.param(fail("lc", 0, 27, framework=True), fail("oi", 5, 25), True, id="a failed LangChain call"),
+        pytest.param(
+            ok("lc", 0, 27, framework=True), ok("oi", 5, 25, root=False), False, id="the inner span is no root"
+        ),
+        pytest.param(
+            ok("lc", 5, 25, framework=True), ok("oi", 0, 27), False, id="the client's span around LangChain's"
+        ),
+        pytest.param(
+            ok("lc", 0, 27, framework=True, usage=(40, 12)),
+            ok("oi", 5, 25, usage=(40, 13)),
+            False,
+            id="LangChain's, other token counts",
+        ),
+        pytest.param(
+            ok("lc", 0, 27, framework=True), ok("lc2", 5, 25, framework=True), False, id="two framework spans"
         ),
     ],
 )
@@ -188,6 +219,12 @@ OK = {"status": "ok", "error_type": None}
         ),
         pytest.param(_call(**OK, response_id="msg_1"), {"anthropic"}, True, id="a success of a watched provider"),
         pytest.param(_call(**OK), {"openai"}, False, id="a success of a provider not watched"),
+        pytest.param(
+            _call(**OK, emitter="openinference.instrumentation.langchain@0.1.80"),
+            set(),
+            True,
+            id="a framework's success, no id",
+        ),
     ],
 )
 def test_which_calls_the_rule_is_for(call: Call, watched: set[str], applies: bool) -> None:
@@ -197,7 +234,7 @@ def test_which_calls_the_rule_is_for(call: Call, watched: set[str], applies: boo
 def test_half_of_names_its_origin_side_and_usage() -> None:
     half = half_of(_call(emitter=SDK), "instance-1")
     assert half is not None
-    assert half.self_traced
+    assert half.layer == SELF_TRACED
     assert half.failed
     assert half.origin == ORIGIN
     assert half.usage is None
@@ -208,7 +245,7 @@ def test_half_of_names_its_origin_side_and_usage() -> None:
             usage_reported=True,
             input_tokens=50,
             cache_read_tokens=11,
-            output_tokens=20,
+            output_tokens=27,
             reasoning_tokens=7,
         ),
         "instance-1",
@@ -216,6 +253,9 @@ def test_half_of_names_its_origin_side_and_usage() -> None:
     assert counted is not None
     assert not counted.failed
     assert counted.usage == (61, 27)
+    assert layer_of("openinference.instrumentation.langchain@0.1.80") == FRAMEWORK
+    assert layer_of(OPENLLMETRY) == INSTRUMENTATION
+    assert layer_of(MISTRAL_SDK) == SELF_TRACED
     assert is_self_traced(SDK)
     assert is_self_traced(MISTRAL_SDK)
     assert is_self_traced("com.anthropic.sdk.python")

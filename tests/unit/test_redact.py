@@ -45,6 +45,13 @@ def test_same_prompt_same_hash_whatever_the_dialect_and_no_text_left(attrs: dict
     assert prompt_hash == reference
 
 
+def test_a_developer_message_hashes_as_the_system_prompt() -> None:
+    """o-series models take the system prompt as `developer` (langchain-openai sends it so)."""
+    assert hash_messages([["developer", "Be terse."], ["user", PROMPT]]) == hash_messages(
+        [["system", "Be terse."], ["user", PROMPT]]
+    )
+
+
 def test_content_events_are_emptied_and_hashed() -> None:
     events = [
         SpanEvent("gen_ai.content.prompt", 1, {"gen_ai.prompt": PROMPT}),

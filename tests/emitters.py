@@ -193,11 +193,24 @@ NO_SERVER_ADDRESS = {
     *(("openllmetry-anthropic", s) for s in ANTHROPIC_SCENARIOS),
     ("openllmetry-openai", "responses"),  # its chat and embeddings spans have gen_ai.openai.api_base
     ("openlit-anthropic", "chat-error"),  # a bare span: no attributes at all
+    *((e, s) for e in ("openinference-google-genai", "openllmetry-google-genai") for s in GEMINI_SCENARIOS),
+    *(("openllmetry-bedrock", s) for s in BEDROCK_SCENARIOS),
+    *((e, s) for e in ("openllmetry-groq", "openllmetry-cohere") for s in CHAT_API_SCENARIOS),
+    # OpenLLMetry's Mistral span has no address; mistralai's own span, one call with it, has
+    # (but not on a stream or a failure, where the SDK's span is no call: no provider)
+    *(("openllmetry-mistral", s) for s in ("chat-stream", "chat-error", "chat-error-429")),
+}
+# server.address without server.port: the backend is the host alone.
+NO_SERVER_PORT = {
+    *(("otel-google-genai", s) for s in GEMINI_SCENARIOS),
 }
 # Streams whose spans say nothing of the first token (no TTFT attribute, no first-chunk event).
 NO_TTFT = {
     *((e, s) for e in ("openllmetry-anthropic", "openinference-anthropic") for s in ANTHROPIC_SCENARIOS),
     ("otel-anthropic", "chat-stream-helper"),  # messages.stream(): TTFT only on create(stream=True)
+    *((e, "chat-stream") for e in ("openllmetry-google-genai", "openinference-google-genai")),
+    *((e, "chat-stream") for e in ("openllmetry-mistral", "openllmetry-groq")),
+    *((e, "converse-stream") for e in ("openllmetry-bedrock", "otel-botocore")),
 }
 # TTFT measured from before the span starts: anthropic's _base_client.py takes its start
 # time, then builds the span, so the first chunk can come "later" than the span's whole
@@ -206,6 +219,9 @@ TTFT_FROM_BEFORE_SPAN = {"anthropic-sdk"}
 # error.type is the API error envelope's type (`api_error`), not the exception's class
 # (anthropic/_tracing.py error_type()); everyone else names the class the client raised.
 ERROR_TYPE_FROM_BODY = {"anthropic-sdk"}
+# error.type is the HTTP status code ("400", "429"), not the class google-genai raised
+# (ClientError for both): the OTel google-genai instrumentation.
+ERROR_TYPE_IS_STATUS = {"otel-google-genai"}
 # The anthropic SDK's own tracing starts a new trace instead of joining the
 # instrumentation's: the two spans of one call arrive in two traces. The collector links
 # them by the provider's response id (gen_ai.response.id on both); a failed call has none,

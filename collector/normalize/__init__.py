@@ -105,6 +105,10 @@ def _host_and_port(address: Any, port: Any) -> tuple[str | None, int | None]:
             return None, None
         url_host, url_port = found
         return url_host, _port(port) if port is not None else url_port
+    host, colon, tail = text.rpartition(":")
+    if colon and tail.isdecimal() and host and (":" not in host or host[0] == "["):
+        # host:port or [IPv6]:port (mistralai 1.x's own spans put the port in the address)
+        return host.strip("[]").lower(), _port(port) if port is not None else _port(tail)
     return text.lower(), _port(port)
 
 

@@ -371,7 +371,7 @@ def _flattened(attrs: Mapping[str, Any], pattern: re.Pattern[str]) -> list[list[
         if match:
             field = "role" if match.group(2) == "role" else "content"
             slot = found.setdefault(int(match.group(1)), {})
-            slot[field] = slot.get(field, "") + _text(value)
+            slot[field] = slot.get(field, "") + (_text(value) if field == "role" else _content_text(value))
     return [[found[i].get("role", "user"), found[i].get("content", "")] for i in sorted(found)]
 
 
@@ -419,12 +419,28 @@ def _messages_from_value(value: Any, default_role: str) -> list[list[str]]:
     return [[default_role, str(value)]]
 
 
+def _content_text(value: Any) -> str:
+    """A flattened content attribute's text: itself, or the text of the content parts it holds
+    as JSON (OpenLLMetry's cohere embed span: '[{"type": "text", "text": ...}]')."""
+    if isinstance(value, str) and value.lstrip()[:1] == "[":
+        parts = _json_or_text(value)
+        if isinstance(parts, list) and parts and all(isinstance(p, Mapping) and "type" in p for p in parts):
+            return _text(parts)
+    return _text(value)
+
+
+# Parts that mark a place in the prompt and carry no text: Bedrock Converse's cache point.
+_MARKER_PARTS = frozenset({"cachePoint"})
+
+
 def _text(value: Any) -> str:
     """The text of a content value: plain text, or the text parts of a parts list."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, Mapping) and value.keys() <= _MARKER_PARTS:
+        return ""
     if isinstance(value, Mapping):
         for key in ("content", "text"):
             if key in value:

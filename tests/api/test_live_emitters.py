@@ -2,7 +2,9 @@
 
 For each instrumentation package that co-installs with the project's test dependencies
 (pyproject.toml, ``test`` extra), and for the anthropic client's own tracing (alone and
-beside OpenLLMetry): instrument the real openai / anthropic client in this process, call tests/fakeprovider.py with every scenario of tests/emitters.py, export with
+beside OpenLLMetry): instrument the real provider client (openai, anthropic, google-genai,
+boto3, mistralai, groq, cohere) in this process, call tests/fakeprovider.py with every
+scenario of tests/emitters.py, export with
 the real OTel SDK (OTLP/HTTP or OTLP/gRPC, traces and logs) to a real collector, and check
 every stored call against what the fake provider returned, with the same expectations and
 per-emitter habit tables as the replayed captures (tests/api/test_emitter_captures.py),
@@ -28,6 +30,7 @@ from typing import Any
 
 import pytest
 import wrapt
+from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -40,13 +43,16 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from breakeven.collector.normalize.redact import hash_messages
+from breakeven.collector.providers import backend_class
 from tests.conftest import RunningCollector, wait_for
 from tests.emitters import (
-    ANTHROPIC_SCENARIOS,
     ERROR_TYPE_FROM_BODY,
+    ERROR_TYPE_IS_STATUS,
     NO_SERVER_ADDRESS,
+    NO_SERVER_PORT,
     NO_TTFT,
-    OPENAI_SCENARIOS,
+    NO_USAGE,
+    SCENARIOS,
     TTFT_FROM_BEFORE_SPAN,
     TWO_TRACES,
     call_scenario,
@@ -77,6 +83,9 @@ CONTENT_SWITCHES = (
 _OPENINFERENCE_OFF = {name: "true" for name in CONTENT_SWITCHES if name.startswith("OPENINFERENCE_")}
 _GENAI_ON = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}
 _GENAI_OFF = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}
+# the OTel contrib instrumentations in their default (old conventions) mode: a boolean
+_OTEL_ON = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+_OTEL_OFF = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}
 # anthropic>=2 traces itself (through the global TracerProvider unless told otherwise): off
 # for the instrumentation libraries, as in their captures; anthropic-sdk and
 # openllmetry-anthropic-with-sdk-tracing turn it on with the test's provider instead.
@@ -99,14 +108,18 @@ class Emitter:
     content_off: dict[str, str]
     env: dict[str, str] = field(default_factory=dict)
     sdk_tracing: bool = False  # the anthropic client's own tracing, on (its default) with our provider
+    # the client traces itself through the global TracerProvider (mistralai 1.x): the module
+    # that asks for it (opentelemetry.trace as `trace`), which is shown ours as the global one
+    global_tracing: str | None = None
+    untraced: frozenset[str] = frozenset()  # scenarios the instrumentation makes no span of
 
     @property
     def scenarios(self) -> list[str]:
-        return OPENAI_SCENARIOS if self.provider == "openai" else ANTHROPIC_SCENARIOS
+        return [s for s in SCENARIOS[self.provider] if s not in self.untraced]
 
     @property
     def spans_per_call(self) -> int:
-        return 1 + (self.instrumentor is not None and self.sdk_tracing)
+        return 1 + (self.instrumentor is not None and (self.sdk_tracing or self.global_tracing is not None))
 
     def new_instrumentor(self) -> Any:
         if self.instrumentor is None:
@@ -212,6 +225,92 @@ EMITTERS = {
             _OPENLLMETRY_OFF,
             sdk_tracing=True,
         ),
+        # The second wave: Gemini, Bedrock, Mistral, Groq and Cohere clients.
+        Emitter(
+            "otel-google-genai",
+            "gemini",
+            "opentelemetry.instrumentation.google_genai:GoogleGenAiSdkInstrumentor",
+            "opentelemetry.instrumentation.google_genai",
+            ["otel_genai"],
+            True,
+            _GENAI_ON,
+            _GENAI_OFF,
+        ),
+        Emitter(
+            "openllmetry-google-genai",
+            "gemini",
+            "opentelemetry.instrumentation.google_generativeai:GoogleGenerativeAiInstrumentor",
+            "opentelemetry.instrumentation.google_generativeai",
+            ["openllmetry", "otel_genai"],
+            True,
+            _OPENLLMETRY_ON,
+            _OPENLLMETRY_OFF,
+            untraced=frozenset({"embeddings"}),  # embed_content is not wrapped
+        ),
+        Emitter(
+            "openinference-google-genai",
+            "gemini",
+            "openinference.instrumentation.google_genai:GoogleGenAIInstrumentor",
+            "openinference.instrumentation.google_genai",
+            ["openinference"],
+            False,
+            {},
+            _OPENINFERENCE_OFF,
+        ),
+        Emitter(
+            "openllmetry-bedrock",
+            "bedrock",
+            "opentelemetry.instrumentation.bedrock:BedrockInstrumentor",
+            "opentelemetry.instrumentation.bedrock",
+            ["otel_genai"],
+            True,
+            _OPENLLMETRY_ON,
+            _OPENLLMETRY_OFF,
+        ),
+        Emitter(
+            "otel-botocore",
+            "bedrock",
+            "opentelemetry.instrumentation.botocore:BotocoreInstrumentor",
+            "opentelemetry.instrumentation.botocore.bedrock-runtime",
+            ["otel_genai_legacy"],
+            True,
+            _OTEL_ON,
+            _OTEL_OFF,
+        ),
+        # mistralai 1.x traces its own calls, in a trace of their own, through the global
+        # TracerProvider (any user of OpenLLMetry has one): two spans a call, as captured.
+        Emitter(
+            "openllmetry-mistral",
+            "mistral",
+            "opentelemetry.instrumentation.mistralai:MistralAiInstrumentor",
+            "opentelemetry.instrumentation.mistralai",
+            ["openllmetry", "otel_genai_legacy"],
+            True,
+            _OPENLLMETRY_ON,
+            _OPENLLMETRY_OFF,
+            global_tracing="mistralai.extra.observability.otel",
+        ),
+        Emitter(
+            "openllmetry-groq",
+            "groq",
+            "opentelemetry.instrumentation.groq:GroqInstrumentor",
+            "opentelemetry.instrumentation.groq",
+            ["otel_genai"],
+            True,
+            _OPENLLMETRY_ON,
+            _OPENLLMETRY_OFF,
+            untraced=frozenset({"embeddings"}),  # only chat completions are wrapped
+        ),
+        Emitter(
+            "openllmetry-cohere",
+            "cohere",
+            "opentelemetry.instrumentation.cohere:CohereInstrumentor",
+            "opentelemetry.instrumentation.cohere",
+            ["openllmetry", "otel_genai_legacy"],
+            True,
+            _OPENLLMETRY_ON,
+            _OPENLLMETRY_OFF,
+        ),
     )
 }
 # uninstrument() leaves these emitters' wrappers on the client classes (the tests take
@@ -220,6 +319,9 @@ EMITTERS = {
 # "Completions.create"), but unwrap() wants the owning object's path: it then looks up
 # getattr(module, "Completions.create"), finds nothing, and every unwrap is a no-op.
 UNINSTRUMENT_LEAVES_PATCHED = {"openllmetry-openai"}
+# mistralai 1.x's own span of a stream or a failed call names no provider: not a call, so the
+# call is OpenLLMetry's span alone (its other calls are both spans, in two traces).
+SDK_SPAN_NOT_A_CALL = {("openllmetry-mistral", s) for s in ("chat-stream", "chat-error", "chat-error-429")}
 # With its OPENINFERENCE_HIDE_* switches on, OpenInference still sends input.value, as the
 # placeholder "__REDACTED__", and the collector hashes that as if it were the prompt.
 SENDS_REDACTION_PLACEHOLDER = {"openinference-openai", "openinference-anthropic"}
@@ -263,17 +365,21 @@ def real_sdk(running: RunningCollector, service: str, protocol: str) -> Iterator
         logger_provider.shutdown()
 
 
+# The client packages instrumentors patch (module name prefixes).
+PATCHED_CLIENTS = ("openai", "anthropic", "google.genai", "botocore", "boto3", "mistralai", "groq", "cohere")
+
+
 def _leftover_patches() -> list[tuple[Any, str, Any]]:
     """Every wrapt wrapper on the provider clients' modules and classes: (owner, name, wrapper).
 
-    Neither client uses wrapt itself, so each one is an instrumentor's. Their `types`
+    No client uses wrapt itself, so each one is an instrumentor's. Their `types`
     packages (thousands of data classes, and nothing an instrumentor wraps) are skipped.
     """
     proxy = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)  # wrapt 2 / wrapt 1
     found = []
     for name, module in list(sys.modules.items()):
         parts = name.split(".")
-        if module is None or parts[0] not in ("openai", "anthropic") or "types" in parts:
+        if module is None or not name.startswith(PATCHED_CLIENTS) or "types" in parts:
             continue
         # type(v), not isinstance(): the clients' lazy proxies would load what they stand for
         classes = [v for v in vars(module).values() if issubclass(type(v), type) and v.__module__ == name]
@@ -322,6 +428,19 @@ class LiveCall:
     wall_ms: float  # how long the client call took, as the test timed it
 
 
+class _GlobalIs:
+    """opentelemetry.trace as a client that traces through the global provider sees it: ours is global."""
+
+    def __init__(self, telemetry: Sdk) -> None:
+        self.telemetry = telemetry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(otel_trace, name)
+
+    def get_tracer_provider(self) -> TracerProvider:
+        return self.telemetry.tracer_provider
+
+
 @contextmanager
 def live_emitter(
     running: RunningCollector,
@@ -350,11 +469,13 @@ def live_emitter(
             try:
                 call_scenario(emitter.provider, fake.base_url, scenario, **emitter.client_options(telemetry, content))
             except Exception as exc:
-                if scenario != "chat-error":
+                if not scenario.startswith("chat-error"):
                     raise
                 raised = exc
             wall_ms = (time.perf_counter() - began) * 1000
-            assert (raised is not None) == (scenario == "chat-error"), "the error scenario, and only it, raises"
+            assert (raised is not None) == scenario.startswith("chat-error"), (
+                "the error scenarios, and only they, raise"
+            )
             wait_for(lambda: len(telemetry.spans.get_finished_spans()) - span_mark >= emitter.spans_per_call, timeout=5)
             telemetry.flush()
             spans = list(telemetry.spans.get_finished_spans()[span_mark:])
@@ -374,12 +495,14 @@ def live_emitter(
             )
             return LiveCall(scenario, calls[0], expected, span, spans, "SECRET-PROMPT" in sent, calls, wall_ms)
 
-        with instrumented(emitter, telemetry) as left_patched:
+        with instrumented(emitter, telemetry) as left_patched, monkeypatch.context() as patch:
+            if emitter.global_tracing is not None:  # ours, as the global provider, to that client alone
+                patch.setattr(importlib.import_module(emitter.global_tracing), "trace", _GlobalIs(telemetry))
             yield service, run
         assert bool(left_patched) == (emitter.name in UNINSTRUMENT_LEAVES_PATCHED), sorted(set(left_patched))
         made = len(telemetry.spans.get_finished_spans())
         fake.clear()
-        call_scenario(emitter.provider, fake.base_url, "chat")
+        call_scenario(emitter.provider, fake.base_url, emitter.scenarios[0])
         telemetry.flush()
         assert len(fake.returned) == 1
         assert len(telemetry.spans.get_finished_spans()) == made, "a call after uninstrument() made a span"
@@ -412,11 +535,18 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
     assert scope is not None
     assert scope.name == emitter.scope
     assert call["emitter"] == scope.name + (f"@{scope.version}" if scope.version else "")
-    assert call["conventions"] == emitter.conventions
+    two = emitter.name == TWO_TRACES or (emitter.global_tracing is not None and key not in SDK_SPAN_NOT_A_CALL)
+    spans = 2 if two else 1
+    if spans == 2:  # the client's own span adds its dialect
+        assert set(emitter.conventions) <= set(call["conventions"])
+    else:
+        assert call["conventions"] == emitter.conventions
     assert call["quantization"] is None
-    assert call["usage_reported"] is (live.expected["status"] == "ok")
+    assert call["usage_reported"] is (live.expected["status"] == "ok" and key not in NO_USAGE)
     if emitter.name in ERROR_TYPE_FROM_BODY and live.expected["status"] == "error":
         assert call["error_type"] == fake.returned[0]["error"]["error"]["type"]
+    elif emitter.name in ERROR_TYPE_IS_STATUS and live.expected["status"] == "error":
+        assert call["error_type"] == str(fake.returned[0]["status"])
     elif live.expected["status"] == "error":  # the exception the client raised, module-qualified or not
         assert call["error_type"].rsplit(".", 1)[-1] == live.expected["error_type"]
     else:
@@ -436,7 +566,8 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
         # from: see test_call_across_traces_keeps_what_the_sdk_span_knows.
         assert call["span_count"] == 2
         return
-    assert (call["member_span_ids"], call["span_count"]) == ([call["span_id"]], 1)
+    assert call["member_span_ids"][0] == call["span_id"]
+    assert call["span_count"] == len(call["member_span_ids"]) == spans
     if live.expected["streaming"] and key not in NO_TTFT:
         assert 0 < call["ttft_ms"] <= live.wall_ms
         if emitter.name not in TTFT_FROM_BEFORE_SPAN:
@@ -444,8 +575,11 @@ def check_live_fields(live: LiveCall, emitter: Emitter, service: str, fake: Fake
             assert call["ttft_ms"] <= call["duration_ms"] + 1
     else:
         assert call["ttft_ms"] is None
-    if key in NO_SERVER_ADDRESS:  # the collector cannot see the endpoint; it goes by provider
-        assert (call["server_address"], call["backend"], call["backend_class"]) == (None, None, "frontier")
+    if key in NO_SERVER_ADDRESS:  # the collector cannot see the endpoint; it goes by provider (and model)
+        by_provider = backend_class(call["provider"], None, None, None, call["request_model"], False, {})
+        assert (call["server_address"], call["backend"], call["backend_class"]) == (None, None, by_provider)
+    elif key in NO_SERVER_PORT:  # the host alone: the backend is the host
+        assert (call["server_address"], call["backend"], call["backend_class"]) == ("127.0.0.1", "127.0.0.1", "unknown")
     else:  # 127.0.0.1 is no public API: not frontier, whatever the provider attribute says
         assert (call["server_address"], call["backend"], call["backend_class"]) == (
             "127.0.0.1",
@@ -475,7 +609,7 @@ def test_live_emitter_stores_one_call_per_request_matching_the_provider(
     with live_emitter(shared_collector, fake_provider, monkeypatch, emitter, protocol, content) as (service, run):
         for scenario in emitter.scenarios:
             live = run(scenario)
-            if content and scenario not in ("chat-error", "embeddings"):
+            if content and scenario != "embeddings" and not scenario.startswith("chat-error"):
                 assert live.content_sent, f"{scenario}: content capture is on, yet the prompt was not sent"
             if not content:
                 assert not live.content_sent, f"{scenario}: content capture is off, yet the prompt was sent"

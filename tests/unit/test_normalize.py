@@ -341,6 +341,26 @@ HOSTILE_BASE = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4
             id="URL with a port past 65535 (.port raised)",
         ),
         pytest.param(
+            {"server.address": "10.0.0.7:8000", "server.port": "8000"},
+            dict(server_address="10.0.0.7", backend="10.0.0.7:8000"),
+            id="host:port in server.address (mistralai 1.x's own spans)",
+        ),
+        pytest.param(
+            {"server.address": "10.0.0.7:8000"},
+            dict(server_address="10.0.0.7", backend="10.0.0.7:8000"),
+            id="host:port in server.address, no server.port",
+        ),
+        pytest.param(
+            {"server.address": "[fd00::7]:8000"},
+            dict(server_address="fd00::7", backend="fd00::7:8000"),
+            id="[IPv6]:port in server.address",
+        ),
+        pytest.param(
+            {"server.address": "fd00::7"},
+            dict(server_address="fd00::7", backend="fd00::7"),
+            id="a bare IPv6 address is no host:port",
+        ),
+        pytest.param(
             {"server.address": "10.0.0.7", "server.port": math.inf},
             dict(server_address="10.0.0.7", backend="10.0.0.7"),
             id="infinite port (int() raised OverflowError)",

@@ -36,6 +36,18 @@ PROMPT = "SECRET-PROMPT-unit"
             },
             id="openinference flattened",
         ),
+        pytest.param(
+            {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": json.dumps([{"type": "text", "text": PROMPT}])},
+            id="openllmetry flattened, content parts as JSON (cohere embed)",
+        ),
+        pytest.param(
+            {
+                "gen_ai.input.messages": json.dumps(
+                    [{"role": "user", "content": [{"text": PROMPT}, {"cachePoint": {"type": "default"}}]}]
+                )
+            },
+            id="a Bedrock cache point among the parts is no text",
+        ),
     ],
 )
 def test_same_prompt_same_hash_whatever_the_dialect_and_no_text_left(attrs: dict) -> None:

@@ -85,3 +85,20 @@ def llm(span_id: str, parent: str | None = None, *, start: int = 0, end: int = 1
     )
     base.update(fields)
     return LlmSpan(**base)
+
+
+def calls_by_definition(spans: list[LlmSpan], candidates: dict[str, list[str]]) -> set[frozenset[str]]:
+    """The calls merge.group_spans must find, by the definition, as sets of span ids: connected
+    components of merge.same_call over every pair, and of the pairs that a second rule
+    (`candidates`: each span's candidates under it) makes each other's only candidate."""
+    from breakeven.collector.calls.merge import same_call
+
+    by_id = {s.span_id: s for s in spans}
+    component = {s.span_id: {s.span_id} for s in spans}
+    for a, b in itertools.combinations(spans, 2):
+        unique_pair = candidates[a.span_id] == [b.span_id] and candidates[b.span_id] == [a.span_id]
+        if component[a.span_id] is not component[b.span_id] and (same_call(a, b, by_id) or unique_pair):
+            merged = component[a.span_id] | component[b.span_id]
+            for sid in merged:
+                component[sid] = merged
+    return {frozenset(c) for c in component.values()}

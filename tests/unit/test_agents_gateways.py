@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakeven.collector.calls.merge import calls_of_trace, failed_hop, failed_hops, group_spans, same_call
+from breakeven.collector.calls.merge import calls_of_trace, failed_hop, failed_hops, group_spans
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.normalize import normalize_span
 from breakeven.collector.normalize.keep import audit_names
 from breakeven.collector.normalize.redact import prompt_messages
 from breakeven.collector.records import LlmSpan
-from tests.spans import decoded, llm
+from tests.spans import calls_by_definition, decoded, llm
 
 SETTINGS = load_settings({}, environ={})
 REQUEST = {
@@ -228,16 +228,7 @@ def test_grouping_equals_the_definition_with_failed_hops(drafts: list) -> None:
         )
         for sid, (parent, start, duration, service, failed) in zip(_IDS, drafts, strict=False)
     ]
-    by_id = {s.span_id: s for s in spans}
     # The definition: connected components of same_call over every pair, and of the failed_hop
     # pairs (either way round) in which each is the other's only candidate.
     hops = {s.span_id: [o.span_id for o in spans if failed_hop(s, o) or failed_hop(o, s)] for s in spans}
-    component = {s.span_id: {s.span_id} for s in spans}
-    for a, b in itertools.combinations(spans, 2):
-        unique_pair = hops[a.span_id] == [b.span_id] and hops[b.span_id] == [a.span_id]
-        if component[a.span_id] is not component[b.span_id] and (same_call(a, b, by_id) or unique_pair):
-            merged = component[a.span_id] | component[b.span_id]
-            for sid in merged:
-                component[sid] = merged
-    expected = {frozenset(c) for c in component.values()}
-    assert {frozenset(s.span_id for s in g) for g in group_spans(spans)} == expected
+    assert {frozenset(s.span_id for s in g) for g in group_spans(spans)} == calls_by_definition(spans, hops)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breakeven.collector.calls.merge import calls_of_trace, group_spans, same_call, two_layers
+from breakeven.collector.calls.merge import calls_of_trace, group_spans, two_layers
 from breakeven.collector.records import LlmSpan
-from tests.spans import llm
+from tests.spans import calls_by_definition, llm
 
 
 def test_instrumentation_span_with_sdk_span_beneath_is_one_call() -> None:
@@ -256,15 +256,7 @@ def test_grouping_compares_only_candidates_yet_equals_comparing_every_pair(draft
         ]
         for s in spans
     }
-    component = {s.span_id: {s.span_id} for s in spans}
-    for a, b in itertools.combinations(spans, 2):
-        unique_pair = layered[a.span_id] == [b.span_id] and layered[b.span_id] == [a.span_id]
-        if component[a.span_id] is not component[b.span_id] and (same_call(a, b, by_id) or unique_pair):
-            merged = component[a.span_id] | component[b.span_id]
-            for sid in merged:
-                component[sid] = merged
-    expected = {frozenset(c) for c in component.values()}
-    assert {frozenset(s.span_id for s in g) for g in group_spans(spans)} == expected
+    assert {frozenset(s.span_id for s in g) for g in group_spans(spans)} == calls_by_definition(spans, layered)
 
 
 def _ancestors(span: LlmSpan, by_id: dict[str, LlmSpan]) -> set[str]:

@@ -44,7 +44,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from breakeven.collector.normalize.redact import hash_messages
 from breakeven.collector.providers import backend_class
-from tests.conftest import RunningCollector, wait_for
+from tests.conftest import RunningCollector, running_collector, wait_for
 from tests.emitters import (
     ERROR_TYPE_FROM_BODY,
     ERROR_TYPE_IS_STATUS,
@@ -506,6 +506,16 @@ def live_emitter(
         telemetry.flush()
         assert len(fake.returned) == 1
         assert len(telemetry.spans.get_finished_spans()) == made, "a call after uninstrument() made a span"
+
+
+@pytest.fixture(scope="module")
+def shared_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
+    """One DuckDB collector for the module. A live run checks what each emitter sends against
+    what the provider answered; how the two dialects store a call is the replayed captures'
+    business (tests/api/test_emitter_captures.py runs them on both), so the live runs, the
+    suite's slowest, run once."""
+    with running_collector(tmp_path_factory.mktemp("live"), "duckdb") as running:
+        yield running
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def _who_what_columns() -> list[sa.Column[object]]:
         sa.Column("parent_span_id", sa.String(16)),
         sa.Column("start_time", TS, nullable=False),
         sa.Column("end_time", TS, nullable=False),
-        sa.Column("ttft_ms", sa.Float),
+        sa.Column("ttft_ms", sa.Double),  # a double on both dialects (migration 0011)
         sa.Column("service", sa.String),
         sa.Column("environment", sa.String),
         sa.Column("team", sa.String),

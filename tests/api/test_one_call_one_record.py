@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import uuid
 
+import httpx
 import pytest
+import sqlalchemy as sa
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from tests.conftest import RunningCollector
-from tests.otel import chat_attributes, tracer
+from tests.otel import chat_attributes, chat_export, tracer
 
 USAGE = {"gen_ai.usage.input_tokens": 900, "gen_ai.usage.output_tokens": 100}
 
@@ -111,3 +113,24 @@ def test_instrumentation_and_sdk_span_in_one_export(shared_collector: RunningCol
     assert call["span_count"] == 2
     counters = shared_collector.ingest()
     assert counters["spans_merged"] >= 1
+
+
+def test_ttft_reads_back_as_sent_on_both_dialects(shared_collector: RunningCollector) -> None:
+    """DuckDB's FLOAT is 32 bits (102.621534 ms read back as 102.62153625488281); ttft_ms is a
+    double on both dialects (migration 0011), in calls and in llm_spans."""
+    service = f"ttft-{uuid.uuid4().hex}"
+    export = chat_export(service, **{"gen_ai.server.time_to_first_token": 0.102621534})
+    reply = httpx.post(
+        f"{shared_collector.otlp_http}/v1/traces",
+        content=export.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert reply.status_code == 200
+    trace_id = export.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
+    sent = 0.102621534 * 1000
+    with shared_collector.app.engine.connect() as conn:
+        for table in ("calls", "llm_spans"):
+            stored = conn.execute(sa.text(f"SELECT ttft_ms FROM {table} WHERE trace_id = :t"), {"t": trace_id})
+            assert stored.scalar_one() == pytest.approx(sent, rel=0, abs=1e-9), table
+    (call,) = shared_collector.calls(service=service)
+    assert call["ttft_ms"] == pytest.approx(sent, rel=0, abs=1e-9)

@@ -68,6 +68,9 @@ class Settings:
     # Processes that decode, redact and normalize trace exports beside the writer's (0: threads
     # of the server's own process); see docs/performance.md.
     decode_processes: int = 2
+    # The longest an export waits for its decode process; past it the export is refused (503,
+    # retry) and the process pool replaced: a hung or half-written decode never wedges ingest.
+    decode_timeout_seconds: int = 5
     # Pipeline.
     queue_max_spans: int = 200_000
     batch_max_spans: int = 20_000

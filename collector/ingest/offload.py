@@ -245,12 +245,14 @@ class TraceDecoder:
                 raise DecoderUnavailable("a decode process died; retry") from None
 
     def outcome(self, body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
-        """Blocking: the export's Outcome (gRPC's threads)."""
+        """Blocking: the export's Outcome (gRPC's threads), within decode_timeout_seconds."""
         future, pool = self._submit(body, content_type, sender)
         try:
-            return future.result()
+            return future.result(timeout=None if pool is None else self.settings.decode_timeout_seconds)
         except BrokenProcessPool:
             raise self._died_decoding(pool) from None
+        except TimeoutError:
+            raise self._hung(pool) from None
 
     async def outcome_async(self, body: bytes, content_type: str, sender: Sender) -> exports.Outcome:
         """The export's Outcome, awaited (the HTTP receiver's event loop)."""
@@ -258,9 +260,11 @@ class TraceDecoder:
             return await asyncio.to_thread(exports.body_traces_outcome, body, content_type, self.settings, sender)
         future, pool = self._submit(body, content_type, sender)
         try:
-            return await asyncio.wrap_future(future)
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.settings.decode_timeout_seconds)
         except BrokenProcessPool:
             raise self._died_decoding(pool) from None
+        except TimeoutError:
+            raise self._hung(pool) from None
 
     def _died_decoding(self, pool: ProcessPoolExecutor | None) -> DecoderUnavailable:
         """A decode process of `pool` died holding an export: the pool is broken, so replace
@@ -269,6 +273,19 @@ class TraceDecoder:
             with self._lock:
                 self._replace(pool)
         return DecoderUnavailable("a decode process died while decoding this export; retry")
+
+    def _hung(self, pool: ProcessPoolExecutor | None) -> DecoderUnavailable:
+        """An export's decode took past decode_timeout_seconds: a process of `pool` hangs, or
+        wrote half a result the pool waits on for ever. Kill the pool's processes (its other
+        exports fail too, each refused with a retry), start a fresh pool, and say so."""
+        if pool is not None:
+            with self._lock:
+                if self._pool is pool:
+                    for process in list(pool._processes.values()):
+                        process.kill()
+                    self._replace(pool)
+        seconds = self.settings.decode_timeout_seconds
+        return DecoderUnavailable(f"decoding this export took longer than {seconds} s; retry")
 
     def _replace(self, pool: ProcessPoolExecutor) -> None:
         """Swap a broken pool for a fresh one (the lock is held)."""

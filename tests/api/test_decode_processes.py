@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -91,6 +92,33 @@ def test_a_dead_decode_process_costs_a_retry_not_a_span(tmp_path: Path) -> None:
         metrics = httpx.get(f"{running.api}/metrics", timeout=10).text
         assert "breakeven_ingest_decode_processes 2.0" in metrics
         assert "breakeven_ingest_decode_process_deaths_total 1.0" in metrics
+
+
+def test_a_hung_decode_process_costs_a_bounded_wait_and_a_retry_not_a_wedge(tmp_path: Path) -> None:
+    """A decode process that stops answering (SIGSTOP: a hang, or a half-written result the pool
+    waits on) fails the export it held within decode_timeout_seconds; a fresh pool takes the next."""
+    with running_collector(tmp_path, "duckdb", decode_timeout_seconds=1) as running:
+        assert _export(running, "before").status_code == 200
+        stopped = _decode_pids(running)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            reply = _export(running, "held")
+            waited = time.monotonic() - began
+            assert reply.status_code == 503
+            assert reply.headers["Retry-After"] == "2"
+            assert "longer than 1 s" in reply.text
+            assert waited < 5  # the bound (1 s) and the pool's replacement, never the exporter's 10 s
+            assert _export(running, "after").status_code == 200
+            assert running.calls(service="held") == []
+            assert len(running.calls(service="after")) == 1
+            assert not set(_decode_pids(running)) & set(stopped)
+            assert all(not _alive(pid) for pid in stopped)  # killed, not left stopped
+        finally:
+            for pid in stopped:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_grpc_exports_survive_a_dead_decode_process(tmp_path: Path) -> None:

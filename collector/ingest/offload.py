@@ -281,7 +281,7 @@ class TraceDecoder:
         if pool is not None:
             with self._lock:
                 if self._pool is pool:
-                    for process in list(pool._processes.values()):
+                    for process in list((pool._processes or {}).values()):  # None once shut down
                         process.kill()
                     self._replace(pool)
         seconds = self.settings.decode_timeout_seconds

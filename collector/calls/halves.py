@@ -47,11 +47,6 @@ def layer_of(emitter: str) -> int:
     return FRAMEWORK if name in FRAMEWORK_SCOPES else INSTRUMENTATION
 
 
-def is_self_traced(emitter: str) -> bool:
-    """Whether a call's emitter (scope[@version]) is a provider client's own tracing."""
-    return layer_of(emitter) == SELF_TRACED
-
-
 @dataclass(frozen=True, slots=True)
 class Half:
     """A call that may be one half of a call seen in two traces, as halves_of_one_call compares it."""

@@ -20,7 +20,6 @@ from breakeven.collector.calls.halves import (
     candidates,
     half_of,
     halves_of_one_call,
-    is_self_traced,
     layer_of,
 )
 from breakeven.collector.records import Call
@@ -256,11 +255,9 @@ def test_half_of_names_its_origin_side_and_usage() -> None:
     assert layer_of("openinference.instrumentation.langchain@0.1.80") == FRAMEWORK
     assert layer_of(OPENLLMETRY) == INSTRUMENTATION
     assert layer_of(MISTRAL_SDK) == SELF_TRACED
-    assert is_self_traced(SDK)
-    assert is_self_traced(MISTRAL_SDK)
-    assert is_self_traced("com.anthropic.sdk.python")
-    assert not is_self_traced(OPENLLMETRY)
-    assert not is_self_traced("com.anthropic.sdk.python.other@1")
+    assert layer_of(SDK) == SELF_TRACED
+    assert layer_of("com.anthropic.sdk.python") == SELF_TRACED
+    assert layer_of("com.anthropic.sdk.python.other@1") == INSTRUMENTATION
 
 
 # Batches in arrival order; the pairs linked (kept, merged in) and how many failures were

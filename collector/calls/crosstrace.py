@@ -95,6 +95,14 @@ class CrossTraceLinks:
             return 0
         return _apply(replaced, batch, states)
 
+    def know_stored(self, stored: dict[ResponseKey, tuple[CallKey, int, int]]) -> None:
+        """Remember responses whose calls are stored (read from a database other collectors
+        share, under the responses' locks: writer.stored_responses), as this collector's own."""
+        responses = self.responses
+        for key, where in stored.items():
+            responses[key] = where
+            responses.move_to_end(key)
+
     def _halves_of(self, calls: list[Call], no_id: list[Call], states: dict[str, TraceState]) -> list[Half]:
         """The batch's calls that the rule without a response id is for (halves.half_of)."""
         memory = self.halves

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
 from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.merge import call_of_span, calls_of_new_trace, calls_of_trace, spans_by_trace
 from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
@@ -25,6 +27,11 @@ from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWrite
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600
+# On a shared PostgreSQL a commit holds an advisory lock per trace (and per provider response
+# of its calls) until it ends; PostgreSQL's lock table holds max_locks_per_transaction x
+# max_connections of them in all (6,400 by default). A group commit of more traces is made
+# as several commits of at most this many, each holding at most twice as many locks.
+TRACES_PER_LOCKED_COMMIT = 512
 
 
 class QueueFull(Exception):
@@ -54,8 +61,8 @@ class Pipeline:
     ) -> None:
         self.writer = writer
         self.price = price
-        # PostgreSQL may be shared by several collectors: what this one has not seen,
-        # another may have stored, so every trace not in the cache is looked up there.
+        # PostgreSQL may be shared by several collectors: each commit locks its traces and
+        # reads what is stored of them, whatever this one remembers (_commit_shared).
         self.shared_store = not writer.is_duckdb
         self.queue_max = queue_max_spans
         self.batch_max = batch_max_spans
@@ -155,11 +162,35 @@ class Pipeline:
                 self.on_commit(self.commit_seconds_last, [p.future for p in taken])
 
     def _commit(self, taken: list[_Pending]) -> None:
-        batch, states = self._build([p.work for p in taken])
-        self.writer.write(batch, int(time.time() * 1e6))
-        self._remember(batch, states)
+        works = [p.work for p in taken]
+        if self.shared_store:
+            self._commit_shared(works)
+        else:
+            batch, states = self._build(works)
+            self.writer.write(batch, int(time.time() * 1e6))
+            self._remember(batch, states)
         for pending in taken:
             pending.future.set_result(None)
+
+    def _commit_shared(self, works: Sequence[Work]) -> None:
+        """Commit on a PostgreSQL that other collectors may share: exactly the ledger one
+        collector would make, whichever collector each span reached and in whatever order.
+
+        Each commit first takes an advisory lock per trace it touches (writer.locked), so
+        no other collector commits to those traces meanwhile; then reads what is stored of
+        them, whatever this collector remembers (another may have stored spans since), merges
+        the new spans into that, and replaces the traces' changed calls, all in the lock's
+        transaction. A call naming a provider response is looked up, under a lock of that
+        response, among the calls every collector stored (writer.stored_responses). The
+        trace cache and the seen-trace filter are not used here: a read per trace is the
+        price of any routing. More than TRACES_PER_LOCKED_COMMIT traces are committed in
+        parts; the exports are answered once every part committed, and an export sent again
+        after a part failed finds its committed spans stored (duplicates, ignored).
+        """
+        for trace_ids, part in _parts(works, TRACES_PER_LOCKED_COMMIT):
+            with self.writer.locked(trace_ids) as conn:
+                batch, _ = self._build(part, conn)
+                self.writer.write_in(conn, batch, int(time.time() * 1e6))
 
     def _commit_alone(self, pending: _Pending) -> bool:
         try:
@@ -169,7 +200,9 @@ class Pipeline:
             return False
         return True
 
-    def _build(self, works: Sequence[Work]) -> tuple[WriteBatch, dict[str, TraceState]]:
+    def _build(
+        self, works: Sequence[Work], conn: sa.Connection | None = None
+    ) -> tuple[WriteBatch, dict[str, TraceState]]:
         """Merge new spans and hints with what is known of their traces.
 
         The trace cache and the seen-trace filter are left alone (_remember updates them
@@ -177,16 +210,22 @@ class Pipeline:
         if it fails: the parked prompt-hash hints (a hint given to a span is used up), and
         the remembered provider responses and failed calls of cross-trace linking
         (collector/calls/crosstrace.py), which a retry of the same export meets again.
+
+        conn: a shared database's locked transaction (_commit_shared), which the traces'
+        stored spans, and the calls stored that name the batch's responses, are read in.
         """
-        built = self._build_new(works)
+        built = self._build_new(works) if conn is None else None
         if built is not None:
             return built
         batch = WriteBatch()
         by_trace, hints_by_trace = _group(works, batch)
-        states = self._known_states(by_trace, hints_by_trace)
+        states = self._known_states(by_trace, hints_by_trace, conn)
         duplicates, calls_added = self._merge_traces(batch, by_trace, hints_by_trace, states)
         if duplicates == 0 and self.writer.is_duckdb:
             batch.span_rows = _rows_as_received(works, batch)
+        if conn is not None:
+            responses = sorted({(c.provider, c.response_id) for c in batch.calls if c.response_id is not None}, key=str)
+            self._links.know_stored(self.writer.stored_responses(conn, responses))
         dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
         if self.price is not None:
             batch.prices = [self.price(call) for call in batch.calls]
@@ -294,19 +333,28 @@ class Pipeline:
         return batch, states
 
     def _known_states(
-        self, by_trace: dict[str, list[LlmSpan]], hints_by_trace: dict[str, list[PromptHashHint]]
+        self,
+        by_trace: dict[str, list[LlmSpan]],
+        hints_by_trace: dict[str, list[PromptHashHint]],
+        conn: sa.Connection | None = None,
     ) -> dict[str, TraceState]:
         """What is known of these traces: from the cache, else from the database when seen before.
 
         A trace the seen-filter never saw is new: no state, no query. Else its stored
         spans that started within TRACE_LOOKUP_WINDOW_NS of the new ones (_window) are
         loaded (and added to a cached state that does not cover that stretch of time).
+        With conn (a shared database's locked transaction), every trace's stored spans are
+        read there, and the cache is not used.
         """
         states: dict[str, TraceState] = {}
         to_load: dict[str, tuple[int, int]] = {}
         now = time.time_ns()
-        cache, seen, shared_store = self.cache, self.seen, self.shared_store
+        cache, seen = self.cache, self.seen
         for trace_id in {**by_trace, **hints_by_trace} if hints_by_trace else by_trace:
+            if conn is not None:
+                lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
+                to_load[trace_id] = (lo - TRACE_LOOKUP_WINDOW_NS, hi + TRACE_LOOKUP_WINDOW_NS)
+                continue
             state = cache.get(trace_id)
             if state is not None:
                 states[trace_id] = state
@@ -315,7 +363,7 @@ class Pipeline:
                 lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
                 if state.covers_window(lo, hi):
                     continue
-            elif not shared_store and not seen.maybe_seen(trace_id):
+            elif not seen.maybe_seen(trace_id):
                 continue
             else:
                 lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
@@ -323,7 +371,7 @@ class Pipeline:
         if not to_load:
             return states
         loaded: dict[str, list[LlmSpan]] = {}
-        for span in self.writer.spans_of_traces(to_load):
+        for span in self.writer.spans_of_traces(to_load, conn):
             loaded.setdefault(span.trace_id, []).append(span)
         for trace_id, (lo, hi) in to_load.items():
             cached = states.get(trace_id)
@@ -376,6 +424,27 @@ def _group(
         for hint in work.hints:
             hints_by_trace.setdefault(hint.trace_id, []).append(hint)
     return by_trace, hints_by_trace
+
+
+def _parts(works: Sequence[Work], most_traces: int) -> list[tuple[list[str], list[Work]]]:
+    """The works as parts of at most most_traces traces each, with those traces' ids: the
+    works themselves when they touch that few (most groups), else works made of their
+    spans and hints split by trace, the counters all in the first part's."""
+    touched = [s.trace_id for w in works for s in w.spans] + [h.trace_id for w in works for h in w.hints]
+    trace_ids = list(dict.fromkeys(touched))
+    if len(trace_ids) <= most_traces:
+        return [(trace_ids, list(works))]
+    ids_of_parts = [trace_ids[i : i + most_traces] for i in range(0, len(trace_ids), most_traces)]
+    part_of = {trace_id: n for n, ids in enumerate(ids_of_parts) for trace_id in ids}
+    parts = [Work() for _ in ids_of_parts]
+    for work in works:
+        for name_reason, value in work.counters.items():
+            parts[0].counters[name_reason] = parts[0].counters.get(name_reason, 0) + value
+        for span in work.spans:
+            parts[part_of[span.trace_id]].spans.append(span)
+        for hint in work.hints:
+            parts[part_of[hint.trace_id]].hints.append(hint)
+    return [(ids, [part]) for ids, part in zip(ids_of_parts, parts, strict=True)]
 
 
 def _count(batch: WriteBatch, duplicates: int, calls_added: int) -> None:

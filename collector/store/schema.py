@@ -77,9 +77,15 @@ calls = sa.Table(
     sa.Column("price_source", sa.String),  # "genai-prices 0.2.3", "price book <path>", "pool <name>"
     sa.Column("price_entry", sa.String),
     sa.Column("unpriced_reason", sa.String),
+    # The provider's id of the response (migration 0012), which links calls across traces
+    # and collectors (collector/calls/crosstrace.py).
+    sa.Column("response_id", sa.String),
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 _postgresql_only(sa.Index("ix_calls_start_time", calls.c.start_time))
+_postgresql_only(
+    sa.Index("ix_calls_response_id", calls.c.response_id, postgresql_where=calls.c.response_id.isnot(None))
+)
 
 # One row per LLM span as received (normalized, content removed), for audit and re-merge.
 llm_spans = sa.Table(
@@ -94,6 +100,7 @@ llm_spans = sa.Table(
     *_token_columns(nullable=True),
     # JSON, content removed; zstd-compressed on DuckDB (migration 0008, which says why)
     sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("response_id", sa.String),  # migration 0012, as on calls
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 _postgresql_only(sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time))

@@ -4,13 +4,18 @@ DuckDB gets columnar batches through Arrow (executemany is far slower there) int
 tables without keys or indexes (migration 0002); every by-trace delete or update is
 bounded by start time, so DuckDB's zone maps keep it off the old row groups. The
 pipeline de-duplicates before rows get here. PostgreSQL gets multi-row inserts with
-ON CONFLICT DO NOTHING on its primary keys, which also guard several collectors that
-share one database.
+ON CONFLICT DO NOTHING on its primary keys.
+
+PostgreSQL may be shared by several collectors. There each commit is made in `locked`: a
+transaction that first takes an advisory lock per trace it writes (lock_traces), so the
+pipeline reads what other collectors stored of those traces and replaces their calls while
+no other collector can (collector/calls/pipeline.py, _commit_shared).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +25,32 @@ from sqlalchemy.dialects import postgresql
 
 from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, SpanKey, WriteBatch
 from breakeven.collector.store.hours import hours_of_ns, mark_dirty
-from breakeven.collector.store.rows import TIME_COLUMNS, call_columns, ns_to_datetime, span_columns, span_from_row
+from breakeven.collector.store.rows import (
+    TIME_COLUMNS,
+    call_columns,
+    datetime_to_ns,
+    ns_to_datetime,
+    span_columns,
+    span_from_row,
+)
 from breakeven.collector.store.schema import calls, ingest_counters, llm_spans
 
 # A late span is looked up among the spans of its trace that started within this much of
 # it: spans of one call overlap in time, so this bounds the lookup, not the merge.
 TRACE_LOOKUP_WINDOW_NS = 3600 * 10**9
+
+# The two key spaces of breakeven's advisory locks on PostgreSQL (pg_advisory_xact_lock's
+# first int4), so they meet no other application's locks: a trace's (its id's hashtext), and
+# a provider response's (hashtext of "provider response-id").
+TRACE_LOCKS = 0x62726B01
+RESPONSE_LOCKS = 0x62726B02
+# Taken in one statement, in key order, so two collectors' commits never deadlock: each waits
+# for the other's commit at the first key they share. hashtext is 32 bits: two traces that
+# share a key only wait for each other, they are not merged.
+_LOCK_KEYS = sa.text(
+    "SELECT count(pg_advisory_xact_lock(:space, k))"
+    " FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest(CAST(:keys AS text[])) AS t ORDER BY k) AS ordered"
+)
 
 
 _ARROW_TYPES = {
@@ -120,30 +145,68 @@ class LedgerWriter:
 
     def write(self, batch: WriteBatch, received_at_us: int) -> None:
         """Commit the batch, or raise and commit nothing."""
-        prices = batch.prices or [NOT_PRICED] * len(batch.calls)
-        # The hours whose calls changed, rolled up again by the roller (collector/store/rollup.py).
-        hours = hours_of_ns([k.start_ns for k in batch.replaced_calls] + [c.start_ns for c in batch.calls])
-        if self.is_duckdb:
-            span_table = (
-                _span_rows_table(batch.span_rows, batch.new_spans, received_at_us)
-                if batch.span_rows is not None
-                else _arrow_table(_SCHEMAS["llm_spans"], span_columns(batch.new_spans, received_at_us))
-            )
-            call_table = (
-                _received_table(batch.call_rows, received_at_us)
-                if batch.call_rows is not None
-                else _arrow_table(_SCHEMAS["calls"], call_columns(batch.calls, prices, received_at_us))
-            )
+        if not self.is_duckdb:
             with self.engine.begin() as conn:
-                self._write_duckdb(conn, batch, span_table, call_table)
-                _duckdb_bookkeeping(conn, batch.counters, hours)
+                self.write_in(conn, batch, received_at_us)
             return
+        prices = batch.prices or [NOT_PRICED] * len(batch.calls)
+        hours = _changed_hours(batch)
+        span_table = (
+            _span_rows_table(batch.span_rows, batch.new_spans, received_at_us)
+            if batch.span_rows is not None
+            else _arrow_table(_SCHEMAS["llm_spans"], span_columns(batch.new_spans, received_at_us))
+        )
+        call_table = (
+            _received_table(batch.call_rows, received_at_us)
+            if batch.call_rows is not None
+            else _arrow_table(_SCHEMAS["calls"], call_columns(batch.calls, prices, received_at_us))
+        )
+        with self.engine.begin() as conn:
+            self._write_duckdb(conn, batch, span_table, call_table)
+            _duckdb_bookkeeping(conn, batch.counters, hours)
+
+    def write_in(self, conn: sa.Connection, batch: WriteBatch, received_at_us: int) -> None:
+        """PostgreSQL: write the batch in the caller's transaction (`locked`'s)."""
+        prices = batch.prices or [NOT_PRICED] * len(batch.calls)
+        hours = _changed_hours(batch)
         span_cols = span_columns(batch.new_spans, received_at_us)
         call_cols = call_columns(batch.calls, prices, received_at_us)
+        self._write_generic(conn, batch, span_cols, call_cols)
+        self._bump_counters(conn, batch.counters)
+        mark_dirty(conn, hours)
+
+    @contextmanager
+    def locked(self, trace_ids: Sequence[str]) -> Iterator[sa.Connection]:
+        """PostgreSQL: a transaction holding the advisory lock of each of these traces until it
+        commits (when the block ends) or rolls back (when it raises)."""
         with self.engine.begin() as conn:
-            self._write_generic(conn, batch, span_cols, call_cols)
-            self._bump_counters(conn, batch.counters)
-            mark_dirty(conn, hours)
+            _lock(conn, TRACE_LOCKS, trace_ids)
+            yield conn
+
+    def stored_responses(
+        self, conn: sa.Connection, responses: Sequence[tuple[str | None, str]]
+    ) -> dict[tuple[str | None, str], tuple[tuple[str, str], int, int]]:
+        """PostgreSQL, in `locked`'s transaction: lock these (provider, response id) pairs, then
+        the calls other commits stored that name them: pair -> ((trace id, span id), start ns,
+        end ns), the first stored where several are."""
+        if not responses:
+            return {}
+        _lock(conn, RESPONSE_LOCKS, [f"{provider or ''} {response_id}" for provider, response_id in responses])
+        wanted = set(responses)
+        rows = conn.execute(
+            sa.select(calls.c.provider, calls.c.response_id, calls.c.trace_id, calls.c.span_id, calls.c.start_time,
+                      calls.c.end_time)
+            .where(calls.c.response_id == sa.func.any(sa.literal(sorted({r for _, r in responses}),
+                                                                 postgresql.ARRAY(sa.String))))
+            .order_by(calls.c.received_at, calls.c.start_time)
+        )  # fmt: skip
+        found: dict[tuple[str | None, str], tuple[tuple[str, str], int, int]] = {}
+        for provider, response_id, trace_id, span_id, start, end in rows:
+            if (provider, response_id) in wanted:
+                found.setdefault(
+                    (provider, response_id), ((trace_id, span_id), datetime_to_ns(start), datetime_to_ns(end))
+                )
+        return found
 
     def _write_duckdb(
         self,
@@ -235,24 +298,29 @@ class LedgerWriter:
         )
         conn.execute(stmt)
 
-    def spans_of_traces(self, windows: Mapping[str, tuple[int, int]]) -> list[LlmSpan]:
-        """The stored LLM spans of these traces that started within their windows (ns)."""
+    def spans_of_traces(
+        self, windows: Mapping[str, tuple[int, int]], conn: sa.Connection | None = None
+    ) -> list[LlmSpan]:
+        """The stored LLM spans of these traces that started within their windows (ns), read
+        in `conn`'s transaction when given (`locked`'s), else on a connection of their own."""
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.spans_of_traces(windows, own)
         found: list[LlmSpan] = []
-        with self.engine.connect() as conn:
-            for lo, hi, trace_ids in _clusters(windows):
-                # PostgreSQL gets one array parameter: thousands of IN placeholders cost more
-                # to prepare than the indexed lookup itself.
-                in_traces = (
-                    llm_spans.c.trace_id.in_(trace_ids)
-                    if self.is_duckdb
-                    else llm_spans.c.trace_id == sa.func.any(sa.literal(trace_ids, postgresql.ARRAY(sa.String)))
+        for lo, hi, trace_ids in _clusters(windows):
+            # PostgreSQL gets one array parameter: thousands of IN placeholders cost more
+            # to prepare than the indexed lookup itself.
+            in_traces = (
+                llm_spans.c.trace_id.in_(trace_ids)
+                if self.is_duckdb
+                else llm_spans.c.trace_id == sa.func.any(sa.literal(trace_ids, postgresql.ARRAY(sa.String)))
+            )
+            rows = conn.execute(
+                sa.select(llm_spans).where(
+                    llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi)), in_traces
                 )
-                rows = conn.execute(
-                    sa.select(llm_spans).where(
-                        llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi)), in_traces
-                    )
-                )
-                found.extend(span_from_row(r) for r in rows)
+            )
+            found.extend(span_from_row(r) for r in rows)
         return found
 
     def trace_ids_received_since(self, since_us: int, limit: int) -> list[str]:
@@ -266,6 +334,17 @@ class LedgerWriter:
                 .limit(limit)
             )
             return [r[0] for r in rows]
+
+
+def _changed_hours(batch: WriteBatch) -> list[datetime]:
+    """The hours whose calls the batch changes, rolled up again by the roller (collector/store/rollup.py)."""
+    return hours_of_ns([k.start_ns for k in batch.replaced_calls] + [c.start_ns for c in batch.calls])
+
+
+def _lock(conn: sa.Connection, space: int, keys: Sequence[str]) -> None:
+    """Take the transaction-scoped advisory locks of these keys in `space`, in key order."""
+    if keys:
+        conn.execute(_LOCK_KEYS, {"space": space, "keys": list(keys)})
 
 
 def _duckdb_bookkeeping(conn: sa.Connection, counters: Mapping[tuple[str, str], int], hours: list[datetime]) -> None:

@@ -347,9 +347,10 @@ def test_concurrent_writes_keep_the_prompt_rollups_exact(engine: sa.Engine) -> N
 
 def test_the_migration_marks_every_hour_with_calls_to_roll_up_again(engine: sa.Engine) -> None:
     """A ledger rolled up before 0007: its clean hours are marked again, so the page stays exact meanwhile."""
-    migrate(engine, "0006")
+    migrate(engine)
     ledger = dataset(120, seed=17)
-    write(engine, ledger)
+    write(engine, ledger)  # by today's writer, into today's tables; then back to 0006 with the rows
+    downgrade(engine, "0006")
     with engine.begin() as conn:
         conn.execute(rollup_dirty.delete())  # as 0006's roller leaves them (its call_rollups do not matter here)
     migrate(engine)

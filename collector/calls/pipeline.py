@@ -82,9 +82,12 @@ class Pipeline:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Warm the seen-trace filter from the database and start the writer thread."""
-        since_us = int((time.time() - WARM_WINDOW_SECONDS) * 1e6)
-        self.seen.add_all(self.writer.trace_ids_received_since(since_us, self.seen.capacity))
+        """Warm the seen-trace filter from the database (not a shared one, where every trace
+        is read: _commit_shared) and start the writer thread."""
+        if not self.shared_store:
+            since_us = int((time.time() - WARM_WINDOW_SECONDS) * 1e6)
+            trace_ids, complete_since_us = self.writer.trace_ids_received_since(since_us, self.seen.capacity)
+            self.seen.warm(trace_ids, complete_since_us * 1000)
         self._running = True
         self._thread = threading.Thread(target=self._run, name="breakeven-writer", daemon=True)
         self._thread.start()
@@ -313,6 +316,8 @@ class Pipeline:
         states: dict[str, TraceState] = {}
         cache, seen, made = self.cache, self.seen, batch.calls
         for work in works:
+            if work.spans and self._before_memory(min(span.start_ns for span in work.spans)):
+                return None
             for trace_id, spans in spans_by_trace(work.spans).items():
                 if trace_id in states or trace_id in cache or seen.maybe_seen(trace_id):
                     return None
@@ -363,10 +368,10 @@ class Pipeline:
                 lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
                 if state.covers_window(lo, hi):
                     continue
-            elif not seen.maybe_seen(trace_id):
-                continue
             else:
                 lo, hi = _window(by_trace.get(trace_id, ()), hints_by_trace.get(trace_id, ()), now)
+                if not seen.maybe_seen(trace_id) and not self._before_memory(lo):
+                    continue
             to_load[trace_id] = (lo - TRACE_LOOKUP_WINDOW_NS, hi + TRACE_LOOKUP_WINDOW_NS)
         if not to_load:
             return states
@@ -385,6 +390,17 @@ class Pipeline:
             calls = {c.key: c for c in calls_of_trace(list(spans.values()))}
             states[trace_id] = TraceState(spans, calls, covers)
         return states
+
+    def _before_memory(self, start_ns: int) -> bool:
+        """Whether a span that started then may be of a trace stored before the seen-trace
+        filter's memory (SeenTraces.complete_since_ns), so is looked up whatever the filter says.
+
+        A span is received after it starts, so a copy stored before the filter's memory
+        started before it too; TRACE_LOOKUP_WINDOW_NS of margin covers a sender's clock
+        running ahead. New traffic starts later: no query. A re-sent span of any age, after
+        any restart, is looked up, and recognised.
+        """
+        return start_ns < self.seen.complete_since_ns + TRACE_LOOKUP_WINDOW_NS
 
     def _hinted(self, span: LlmSpan) -> LlmSpan:
         """The span with the prompt hash a log record brought before it, if any."""

@@ -4,11 +4,13 @@ TraceCache holds the LLM spans and calls of the most recent traces (bounded by c
 SeenTraces is a Bloom filter over every trace id stored since start (and warmed from
 the database at start), in two rotating generations of fixed size: a trace that is
 not in the cache but may have been seen is looked up in the database (the slow path
-for late spans); a trace the filter has never seen is new, with no query.
+for late spans); a trace the filter has never seen is new, with no query, unless its
+spans started before what the filter holds (SeenTraces.complete_since_ns).
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -62,6 +64,12 @@ class TraceCache:
 class SeenTraces:
     """A two-generation Bloom filter of trace ids; false positives cost one query.
 
+    complete_since_ns: every trace stored at or after this time (the ledger's received_at)
+    is in the filter: the warm-up's start (Pipeline.start), then, whenever the oldest
+    generation is dropped, the time the one kept began. A trace stored before may be
+    missing, so the pipeline looks up a span that started before it (pipeline._before_memory):
+    a re-sent span is recognised at any age, and new traffic still costs no query.
+
     Its two hot loops run in C (collector/calls/_bloom.c) where that was built, else in Python
     (_set_bits, _any_generation_has): the same bits either way.
     """
@@ -74,6 +82,13 @@ class SeenTraces:
         self._current = bytearray(self.bits // 8)
         self._previous = bytearray(self.bits // 8)
         self._count = 0
+        self.complete_since_ns = 0
+        self._current_since_ns = 0  # every trace stored since is in the current generation or later
+
+    def warm(self, trace_ids: list[str], complete_since_ns: int) -> None:
+        """Start from these trace ids: every trace stored since complete_since_ns (ns) among them."""
+        self.add_all(trace_ids)
+        self.complete_since_ns = self._current_since_ns = complete_since_ns
 
     def add(self, trace_id: str) -> None:
         """Remember a trace id."""
@@ -86,6 +101,10 @@ class SeenTraces:
             if self._count >= self.capacity:
                 self._previous, self._current = self._current, bytearray(self.bits // 8)
                 self._count = 0
+                # Ids are added after their commit: a trace stored from now on lands in the new
+                # generation, and the one kept holds every trace stored since it began.
+                self.complete_since_ns = self._current_since_ns
+                self._current_since_ns = time.time_ns()
             chunk = trace_ids[done : done + self.capacity - self._count]
             _set_bits(self.bits, self.HASHES, self._current, chunk)
             self._count += len(chunk)

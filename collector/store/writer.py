@@ -323,17 +323,23 @@ class LedgerWriter:
             found.extend(span_from_row(r) for r in rows)
         return found
 
-    def trace_ids_received_since(self, since_us: int, limit: int) -> list[str]:
-        """Trace ids of the newest spans, to warm the pipeline's memory after a restart."""
+    def trace_ids_received_since(self, since_us: int, limit: int) -> tuple[list[str], int]:
+        """Trace ids of spans received since since_us, to warm the pipeline's memory after a
+        restart, and the time (us) since which every trace stored is among them: since_us,
+        0 when no span was received before (a new ledger: a backfill of old spans costs no
+        lookups), or, when more than `limit` traces were, later (the newest `limit` traces by
+        their last span)."""
         since = sa.func.to_timestamp(since_us / 1e6) if not self.is_duckdb else sa.func.make_timestamptz(since_us)
+        last = sa.func.max(llm_spans.c.received_at)
+        query = sa.select(llm_spans.c.trace_id).where(llm_spans.c.received_at >= since).group_by(llm_spans.c.trace_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(llm_spans.c.trace_id)
-                .where(llm_spans.c.received_at >= since)
-                .group_by(llm_spans.c.trace_id)
-                .limit(limit)
-            )
-            return [r[0] for r in rows]
+            ids = [r[0] for r in conn.execute(query.limit(limit + 1))]
+            if len(ids) <= limit:
+                older = conn.execute(sa.select(sa.literal(1)).where(llm_spans.c.received_at < since).limit(1)).first()
+                return ids, since_us if older is not None else 0
+            rows = conn.execute(query.add_columns(last).order_by(last.desc()).limit(limit)).all()
+        # every span received after the oldest of these traces' last spans is of one of them
+        return [r[0] for r in rows], datetime_to_ns(rows[-1][1]) // 1000 + 1
 
 
 def _changed_hours(batch: WriteBatch) -> list[datetime]:

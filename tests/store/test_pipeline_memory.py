@@ -5,13 +5,16 @@ both dialects (DuckDB has no keys since migration 0002, so this is the only guar
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
+from breakeven.collector.calls.merge import calls_of_trace
 from breakeven.collector.calls.pipeline import Pipeline
-from breakeven.collector.records import LlmSpan, PromptHashHint, Work
+from breakeven.collector.calls.tracecache import SeenTraces
+from breakeven.collector.records import LlmSpan, PromptHashHint, Work, WriteBatch
 from breakeven.collector.store.engine import migrate
 from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
 from tests.spans import T0, llm
@@ -106,6 +109,54 @@ def test_after_a_restart_resent_spans_are_still_ignored(writer: LedgerWriter, en
         second.stop()
     assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(2,)]
     assert _rows(engine, f"SELECT span_count FROM calls WHERE trace_id = '{T1}'") == [(2,)]
+
+
+def _store_aged(writer: LedgerWriter, *spans: LlmSpan, days: int) -> None:
+    """Spans and their calls stored `days` ago, as by a collector that ran then."""
+    batch = WriteBatch(new_spans=list(spans), calls=calls_of_trace(list(spans)))
+    writer.write(batch, int(time.time() * 1e6) - days * 86_400 * 10**6)
+
+
+@pytest.mark.parametrize("days", [1, 30, 400])
+def test_a_span_resent_after_a_restart_is_ignored_whatever_its_age(
+    writer: LedgerWriter, engine: sa.Engine, days: int
+) -> None:
+    """Stored long before the warm-up's window (6 h): the filter never held the trace."""
+    ago_ms = (time.time_ns() - T0) // 1_000_000 - days * 86_400_000 - 60_000  # a minute before it was stored
+    spans = [
+        _span(T1, "a" * 16, start=ago_ms, end=ago_ms + 1000),
+        _span(T1, "b" * 16, "a" * 16, start=ago_ms + 5, end=ago_ms + 990),
+    ]
+    _store_aged(writer, *spans, days=days)
+    running = _start(writer)
+    try:
+        _send(running, *spans)  # an exporter's retry after a long outage, a replay from a file
+        _send(running, spans[1])
+    finally:
+        running.stop()
+    assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(2,)]
+    assert _rows(engine, f"SELECT span_count FROM calls WHERE trace_id = '{T1}'") == [(2,)]
+    assert _counter(engine, "duplicates_ignored") == 3
+
+
+def test_a_span_resent_after_its_trace_left_the_seen_filter_is_ignored(writer: LedgerWriter, engine: sa.Engine) -> None:
+    """The filter holds its newest traces in two generations; the oldest are dropped as it
+    fills. A span of a dropped trace, sent again minutes later, is looked up, not taken as new."""
+    running = Pipeline(writer, queue_max_spans=1000, batch_max_spans=100, cache_traces=1)
+    running.seen = SeenTraces(bits_per_generation=1 << 12, capacity=4)
+    running.start()
+    recent_ms = (time.time_ns() - T0) // 1_000_000 - 60_000
+    first = _span(T1, "a" * 16, start=recent_ms, end=recent_ms + 1000)
+    try:
+        _send(running, first)
+        for n in range(20):  # five generations' worth of other traces
+            _send(running, _span(f"{n + 10:032x}", "c" * 16, start=recent_ms, end=recent_ms + 1000))
+        assert not running.seen.maybe_seen(T1)
+        _send(running, first)
+    finally:
+        running.stop()
+    assert _rows(engine, f"SELECT count(*) FROM llm_spans WHERE trace_id = '{T1}'") == [(1,)]
+    assert _rows(engine, f"SELECT count(*) FROM calls WHERE trace_id = '{T1}'") == [(1,)]
 
 
 def test_a_cached_trace_loads_spans_outside_the_stretch_it_covers(pipeline: Pipeline, engine: sa.Engine) -> None:
@@ -343,3 +394,18 @@ def test_one_export_that_cannot_commit_does_not_fail_the_others_in_its_group(
     finally:
         running.stop()
     assert sorted(_rows(engine, "SELECT trace_id FROM calls")) == [(T1,), (T3,)]
+
+
+def test_the_warm_up_says_since_when_it_holds_every_trace(writer: LedgerWriter) -> None:
+    """More traces in the warm-up's window than the filter takes: the newest by their last
+    span, and the time since which every stored trace is among them."""
+    now_us = int(time.time() * 1e6)
+    assert writer.trace_ids_received_since(now_us - 3600_000_000, 5) == ([], 0)  # nothing stored: all held
+    writer.write(WriteBatch(new_spans=[_span("f" * 32, "a" * 16)]), now_us - 7200_000_000)
+    for n in range(5):  # trace n stored n minutes ago
+        writer.write(WriteBatch(new_spans=[_span(f"{n + 1:032x}", "a" * 16)]), now_us - n * 60_000_000)
+    every, since_us = writer.trace_ids_received_since(now_us - 3600_000_000, 5)
+    assert (sorted(every), since_us) == ([f"{n + 1:032x}" for n in range(5)], now_us - 3600_000_000)
+    newest, since_us = writer.trace_ids_received_since(now_us - 3600_000_000, 3)
+    assert sorted(newest) == [f"{n + 1:032x}" for n in range(3)]
+    assert since_us == now_us - 2 * 60_000_000 + 1

@@ -107,7 +107,7 @@ class LlmSpan:
     attributes: Attributes = field(default_factory=dict)  # audit copy, content removed
     response_id: str | None = None  # the provider's id of the response (gen_ai.response.id)
     # The process that sent it (resource service.instance.id, else host.name:process.pid), to
-    # tell apart two processes of one service; held in memory only, not stored (None when read back).
+    # tell apart two processes of one service (stored since migration 0012; None before).
     process: str | None = None
     # The audit copy as stored JSON, when a decode process made it before the hand-off
     # (collector/ingest/offload.py); `attributes` is then empty.
@@ -179,6 +179,7 @@ class Call:
     conventions: str
     member_span_ids: tuple[str, ...]
     response_id: str | None = None
+    process: str | None = None  # the process that sent its own (outermost) span: LlmSpan.process
 
     @property
     def key(self) -> tuple[str, str]:

@@ -9,8 +9,16 @@ which calls are one; the pipeline's writer thread (collector/calls/pipeline.py) 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from typing import Protocol
 
-from breakeven.collector.calls.halves import INSTRUMENTATION, Half, HalfMemory, half_of, layer_of
+from breakeven.collector.calls.halves import (
+    INSTRUMENTATION,
+    Half,
+    HalfMemory,
+    extents_by_origin,
+    half_of,
+    layer_of,
+)
 from breakeven.collector.calls.merge import CLOCK_SKEW_NS, merge_group
 from breakeven.collector.calls.tracecache import TraceState
 from breakeven.collector.records import Call, LlmSpan, WriteBatch
@@ -22,6 +30,21 @@ RECENT_REMEMBERED = 4_096
 
 ResponseKey = tuple[str | None, str]  # (provider, response id)
 CallKey = tuple[str, str]  # (trace id, span id)
+Origin = tuple[str | None, ...]  # Half.origin
+
+
+class SharedLedger(Protocol):
+    """A database other collectors share, read in the batch's locked transaction
+    (pipeline._commit_shared; store/writer.py does it): what the other collectors remembered."""
+
+    def watch(self, providers: set[str], newly: set[str]) -> set[str]:
+        """Record `newly` as watched (HalfMemory.watched) and return which of `providers` are, each
+        provider locked first so no other collector changes that meanwhile."""
+        ...
+
+    def stored_calls(self, origins: dict[Origin, tuple[int, int]]) -> list[Call]:
+        """Each origin locked, the stored calls of that origin overlapping its range (ns)."""
+        ...
 
 
 class CrossTraceLinks:
@@ -33,7 +56,9 @@ class CrossTraceLinks:
         self.halves = HalfMemory()  # calls that a response id does not link: failed ones, and others'
         self.recent: deque[tuple[Call, str | None]] = deque(maxlen=RECENT_REMEMBERED)  # (call, its process)
 
-    def drop_calls_answered_in_other_traces(self, batch: WriteBatch, states: dict[str, TraceState]) -> int:
+    def drop_calls_answered_in_other_traces(
+        self, batch: WriteBatch, states: dict[str, TraceState], shared: SharedLedger | None = None
+    ) -> int:
         """One response, one call, even across traces; returns how many calls were dropped.
 
         Two calls of different traces are one call when they name the same (provider,
@@ -56,6 +81,12 @@ class CrossTraceLinks:
         alone because its match was not unique is counted (failed_calls_unlinked, or
         sdk_calls_unlinked for a successful one).
 
+        shared: a database other collectors share (pipeline._commit_shared). The calls
+        stored there that could be the other halves of the batch's are candidates too (a
+        call stored by another collector stays, one of the batch is dropped); the watched
+        providers are those every collector watched; recent calls are not kept (they are
+        stored). The responses stored there the pipeline reads itself (know_stored).
+
         Updates `states` (the dropped and merged calls) and batch.calls and counters.
         """
         firsts: dict[ResponseKey, Call] = {}  # each response, the first call that names it
@@ -69,7 +100,7 @@ class CrossTraceLinks:
                 first = firsts.setdefault(key, call)
                 if first is not call:
                     repeats.setdefault(key, [first]).append(call)
-        halves = self._halves_of(batch.calls, no_id, states)
+        halves = self._halves_of(batch.calls, no_id, shared)
         if not firsts and not halves:
             return 0
         replaced: dict[CallKey, Call | None] = {}  # call key -> its new value, None: dropped
@@ -103,29 +134,40 @@ class CrossTraceLinks:
             responses[key] = where
             responses.move_to_end(key)
 
-    def _halves_of(self, calls: list[Call], no_id: list[Call], states: dict[str, TraceState]) -> list[Half]:
-        """The batch's calls that the rule without a response id is for (halves.half_of)."""
+    def _halves_of(self, calls: list[Call], no_id: list[Call], shared: SharedLedger | None) -> list[Half]:
+        """The batch's calls that the rule without a response id is for (halves.half_of), and
+        with a shared database, its stored calls that could pair with them remembered."""
         memory = self.halves
         watched = memory.watched
         newly: set[str] = set()
         for call in no_id:
             provider = call.provider
-            if call.status == "error" or provider is None or provider in watched:
+            if provider is None or call.status == "error" or provider in watched:
                 continue
-            if layer_of(call.emitter) != INSTRUMENTATION and memory.watch(provider):
+            if layer_of(call.emitter) != INSTRUMENTATION:
                 newly.add(provider)
-        if newly:
-            self._remember_recent(newly)
+        if shared is not None:
+            providers = {c.provider for c in calls if c.provider is not None and c.status != "error"}
+            for provider in shared.watch(providers, newly):
+                memory.watch(provider)
+        elif newly:
+            self._remember_recent({provider for provider in newly if memory.watch(provider)})
         maybe = no_id if not watched else [c for c in calls if c.response_id is None or c.provider in watched]
         halves = []
         for call in maybe:
-            half = half_of(call, _process_of(call, states), watched)
+            half = half_of(call, call.process, watched)
             if half is not None:
                 halves.append(half)
+        if shared is not None:
+            if halves:
+                in_batch = {c.key for c in calls}
+                stored = (half_of(c, c.process, watched) for c in shared.stored_calls(extents_by_origin(halves)))
+                memory.remember([h for h in stored if h is not None and h.key not in in_batch])
+            return halves
         recent = self.recent
         for call in calls:
             if call.status != "error" and call.provider is not None and call.provider not in watched:
-                recent.append((call, _process_of(call, states)))
+                recent.append((call, call.process))
         return halves
 
     def _remember_recent(self, providers: set[str]) -> None:
@@ -211,13 +253,6 @@ def _member_spans(call: Call, states: dict[str, TraceState]) -> list[LlmSpan]:
     state = states.get(call.trace_id)
     held = state.spans if state is not None else {}
     return [held[span_id] for span_id in call.member_span_ids if span_id in held]
-
-
-def _process_of(call: Call, states: dict[str, TraceState]) -> str | None:
-    """The process that sent the call's own span (LlmSpan.process)."""
-    state = states.get(call.trace_id)
-    span = state.spans.get(call.span_id) if state is not None else None
-    return span.process if span is not None else None
 
 
 def _nested_calls(call: Call, start_ns: int, end_ns: int) -> bool:

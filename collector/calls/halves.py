@@ -212,7 +212,7 @@ class HalfMemory:
         for key in fresh:
             self._forget(key)  # a call that comes back is compared as it is now
         pool = list(fresh.values())
-        for origin, (lo, hi) in _extents(pool).items():
+        for origin, (lo, hi) in extents_by_origin(pool).items():
             for key in self._by_origin.get(origin, ()):
                 old = self._seen[key]
                 if old.start_ns <= hi and lo <= old.end_ns:  # only overlapping ones can nest
@@ -268,7 +268,7 @@ class HalfMemory:
                 del self._by_origin[half.origin]
 
 
-def _extents(halves: Sequence[Half]) -> dict[tuple[str | None, ...], tuple[int, int]]:
+def extents_by_origin(halves: Sequence[Half]) -> dict[tuple[str | None, ...], tuple[int, int]]:
     """Each origin's range of times (first start, last end) among the halves."""
     spans: dict[tuple[str | None, ...], tuple[int, int]] = {}
     for f in halves:

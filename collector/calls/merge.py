@@ -310,6 +310,7 @@ def call_of_span(span: LlmSpan) -> Call:
         _conventions_text(span.conventions),
         (span.span_id,),  # member_span_ids
         span.response_id,
+        span.process,
     )
 
 
@@ -391,6 +392,7 @@ def _merge_many(group: Sequence[LlmSpan]) -> Call:
         ",".join(conventions),
         tuple(s.span_id for s in outer_first),  # member_span_ids
         response_id,
+        outer.process,
     )
 
 

@@ -23,7 +23,7 @@ from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.merge import call_of_span, calls_of_new_trace, calls_of_trace, spans_by_trace
 from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 from breakeven.collector.records import Call, CallPrice, LlmSpan, PromptHashHint, SpanKey, Work, WriteBatch
-from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
+from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, LockedLedger
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600
@@ -229,7 +229,8 @@ class Pipeline:
         if conn is not None:
             responses = sorted({(c.provider, c.response_id) for c in batch.calls if c.response_id is not None}, key=str)
             self._links.know_stored(self.writer.stored_responses(conn, responses))
-        dropped = self._links.drop_calls_answered_in_other_traces(batch, states)
+        shared = LockedLedger(conn) if conn is not None else None
+        dropped = self._links.drop_calls_answered_in_other_traces(batch, states, shared)
         if self.price is not None:
             batch.prices = [self.price(call) for call in batch.calls]
         _count(batch, duplicates, calls_added - dropped)

@@ -23,7 +23,7 @@ TIME_COLUMNS = frozenset({"start_time", "end_time", "received_at"})
 _SHARED = (
     "ttft_ms", "service", "environment", "team", "feature", "operation", "provider", "backend",
     "backend_class", "server_address", "request_model", "response_model", "quantization",
-    "prompt_hash", "streaming", "status", "error_type", "emitter", "response_id",
+    "prompt_hash", "streaming", "status", "error_type", "emitter", "response_id", "process",
 )  # fmt: skip
 _IDENTITY = ("trace_id", "span_id", "parent_span_id")
 _CALL_ATTRS = (*_IDENTITY, *_SHARED, *TOKEN_FIELDS, "usage_reported", "conventions")

@@ -77,9 +77,10 @@ calls = sa.Table(
     sa.Column("price_source", sa.String),  # "genai-prices 0.2.3", "price book <path>", "pool <name>"
     sa.Column("price_entry", sa.String),
     sa.Column("unpriced_reason", sa.String),
-    # The provider's id of the response (migration 0012), which links calls across traces
-    # and collectors (collector/calls/crosstrace.py).
+    # What links calls across traces and collectors (migration 0012, collector/calls/crosstrace.py):
+    # the provider's id of the response, and the process that sent the call's own span.
     sa.Column("response_id", sa.String),
+    sa.Column("process", sa.String),
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 _postgresql_only(sa.Index("ix_calls_start_time", calls.c.start_time))
@@ -101,9 +102,19 @@ llm_spans = sa.Table(
     # JSON, content removed; zstd-compressed on DuckDB (migration 0008, which says why)
     sa.Column("attributes", sa.Text, nullable=False),
     sa.Column("response_id", sa.String),  # migration 0012, as on calls
+    sa.Column("process", sa.String),
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 _postgresql_only(sa.Index("ix_llm_spans_start_time", llm_spans.c.start_time))
+
+# The providers a framework or self-tracing client was seen serving without a response id
+# (collector/calls/halves.py, HalfMemory.watched), shared by collectors on one PostgreSQL (0012).
+cross_trace_providers = sa.Table(
+    "cross_trace_providers",
+    metadata,
+    sa.Column("provider", sa.String, nullable=False),
+    _postgresql_only(sa.PrimaryKeyConstraint("provider")),
+)
 
 # Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
 # One row per (name, reason) on PostgreSQL; appended on DuckDB, where readers sum them

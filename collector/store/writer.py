@@ -28,12 +28,13 @@ from breakeven.collector.store.hours import hours_of_ns, mark_dirty
 from breakeven.collector.store.rows import (
     TIME_COLUMNS,
     call_columns,
+    call_from_row,
     datetime_to_ns,
     ns_to_datetime,
     span_columns,
     span_from_row,
 )
-from breakeven.collector.store.schema import calls, ingest_counters, llm_spans
+from breakeven.collector.store.schema import calls, cross_trace_providers, ingest_counters, llm_spans
 
 # A late span is looked up among the spans of its trace that started within this much of
 # it: spans of one call overlap in time, so this bounds the lookup, not the merge.
@@ -44,6 +45,8 @@ TRACE_LOOKUP_WINDOW_NS = 3600 * 10**9
 # a provider response's (hashtext of "provider response-id").
 TRACE_LOCKS = 0x62726B01
 RESPONSE_LOCKS = 0x62726B02
+PROVIDER_LOCKS = 0x62726B03  # a provider's entry in cross_trace_providers
+ORIGIN_LOCKS = 0x62726B04  # the calls of one origin (halves.Half.origin) that may be two halves of one
 # Taken in one statement, in key order, so two collectors' commits never deadlock: each waits
 # for the other's commit at the first key they share. hashtext is 32 bits: two traces that
 # share a key only wait for each other, they are not merged.
@@ -340,6 +343,76 @@ class LedgerWriter:
             rows = conn.execute(query.add_columns(last).order_by(last.desc()).limit(limit)).all()
         # every span received after the oldest of these traces' last spans is of one of them
         return [r[0] for r in rows], datetime_to_ns(rows[-1][1]) // 1000 + 1
+
+
+_WATCH_LOCKS = sa.text(
+    "SELECT count(CASE WHEN alone THEN pg_advisory_xact_lock(:space, k)"
+    " ELSE pg_advisory_xact_lock_shared(:space, k) END)"
+    " FROM (SELECT hashtext(p) AS k, bool_or(x) AS alone"
+    " FROM unnest(CAST(:providers AS text[]), CAST(:exclusive AS boolean[])) AS u(p, x)"
+    " GROUP BY 1 ORDER BY 1) AS ordered"
+)
+_CALLS_OF_ORIGINS = sa.text(
+    "SELECT calls.* FROM calls JOIN unnest(CAST(:provider AS text[]), CAST(:model AS text[]),"
+    " CAST(:service AS text[]), CAST(:process AS text[]), CAST(:status AS text[]), CAST(:lo AS timestamptz[]),"
+    " CAST(:hi AS timestamptz[])) AS o(provider, model, service, process, status, lo, hi)"
+    " ON calls.provider = o.provider AND calls.request_model = o.model"
+    " AND calls.service IS NOT DISTINCT FROM o.service AND calls.process IS NOT DISTINCT FROM o.process"
+    " AND calls.status = o.status AND calls.start_time BETWEEN o.lo - make_interval(secs => :window) AND o.hi"
+    " AND calls.end_time >= o.lo"
+)
+
+
+class LockedLedger:
+    """A PostgreSQL other collectors share, read in one commit's locked transaction: what the
+    cross-trace rules remember there (collector/calls/crosstrace.py, SharedLedger).
+
+    Locks are taken in the order trace, response, provider, origin by every commit, each
+    kind in one statement in key order, so commits never deadlock.
+    """
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def watch(self, providers: set[str], newly: set[str]) -> set[str]:
+        """Lock the providers (alone for `newly`, shared for the others), record `newly` as
+        watched, and return which of `providers` are watched by any collector."""
+        if not providers and not newly:
+            return set()
+        every = sorted(providers | newly)
+        self.conn.execute(
+            _WATCH_LOCKS, {"space": PROVIDER_LOCKS, "providers": every, "exclusive": [p in newly for p in every]}
+        )
+        if newly:
+            insert = postgresql.insert(cross_trace_providers).values([{"provider": p} for p in sorted(newly)])
+            self.conn.execute(insert.on_conflict_do_nothing())
+        rows = self.conn.execute(
+            sa.select(cross_trace_providers.c.provider).where(
+                cross_trace_providers.c.provider == sa.func.any(sa.literal(every, postgresql.ARRAY(sa.String)))
+            )
+        )
+        return {r[0] for r in rows}
+
+    def stored_calls(self, origins: Mapping[tuple[str | None, ...], tuple[int, int]]) -> list[Call]:
+        """Lock each origin (provider, request model, service, process, status), then the stored
+        calls of it that overlap its range of times (ns)."""
+        if not origins:
+            return []
+        _lock(self.conn, ORIGIN_LOCKS, ["\x1f".join(map(str, origin)) for origin in origins])
+        columns: dict[str, list[Any]] = {name: [] for name in ("provider", "model", "service", "process", "status")}
+        for origin in origins:
+            for name, value in zip(columns, origin, strict=True):
+                columns[name].append(value)
+        rows = self.conn.execute(
+            _CALLS_OF_ORIGINS,
+            {
+                **columns,
+                "lo": [ns_to_datetime(lo) for lo, _ in origins.values()],
+                "hi": [ns_to_datetime(hi) for _, hi in origins.values()],
+                "window": TRACE_LOOKUP_WINDOW_NS / 1e9,
+            },
+        )
+        return [call_from_row(row) for row in rows]
 
 
 def _changed_hours(batch: WriteBatch) -> list[datetime]:

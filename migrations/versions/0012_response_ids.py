@@ -1,13 +1,18 @@
-"""The provider's response id kept with each span and call, so a shared database links calls.
+"""What links calls across traces kept in the ledger, so collectors sharing it link them.
 
-Two calls in two traces that name one provider response are one call (collector/calls/crosstrace.py).
-A collector used to remember the responses it stored in memory only, and read spans back
-without their response id: on a PostgreSQL several collectors share, a trace's second
-span at another collector, or a re-read trace, lost the link (issue 23). `response_id` on
-`llm_spans` and `calls` (both dialects, appended last as DuckDB appends), and on
-PostgreSQL a partial index on `calls.response_id`, where a collector looks up, under an
-advisory lock per response, whether another collector stored a call of that response.
-Rows stored before keep a null: their responses are not linked across collectors.
+Two calls in two traces are one call when they name one provider response, or when they
+are the two halves of one call that no response id links (collector/calls/crosstrace.py,
+halves.py). A collector remembered what those rules need in memory only: the responses it
+stored, the sending process of each span (read back as unknown), and the providers whose
+clients trace themselves; on a PostgreSQL several collectors share, a call's other trace at
+another collector, or a re-read trace, was not linked (issue 23). Now:
+- `response_id` and `process` (the sending process, LlmSpan.process) on `llm_spans` and
+  `calls`, both dialects, appended last as DuckDB appends;
+- on PostgreSQL a partial index on `calls.response_id`, where a collector looks up, under
+  an advisory lock of the response, whether another stored a call of it;
+- `cross_trace_providers`: the providers a framework or self-tracing client was seen
+  serving without a response id (HalfMemory.watched), shared by the collectors.
+Rows stored before keep nulls: they are not linked across collectors.
 
 Revision ID: 0012
 Revises: 0011
@@ -23,22 +28,29 @@ branch_labels = None
 depends_on = None
 
 TABLES = ("llm_spans", "calls")
+COLUMNS = ("response_id", "process")
 
 
 def upgrade() -> None:
+    postgresql = op.get_bind().dialect.name == "postgresql"
     for table in TABLES:
-        op.add_column(table, sa.Column("response_id", sa.String))
-    if op.get_bind().dialect.name == "postgresql":
+        for column in COLUMNS:
+            op.add_column(table, sa.Column(column, sa.String))
+    if postgresql:
         op.create_index(
-            "ix_calls_response_id",
-            "calls",
-            ["response_id"],
-            postgresql_where=sa.text("response_id IS NOT NULL"),
+            "ix_calls_response_id", "calls", ["response_id"], postgresql_where=sa.text("response_id IS NOT NULL")
         )
+    op.create_table(
+        "cross_trace_providers",
+        sa.Column("provider", sa.String, nullable=False),
+        *([sa.PrimaryKeyConstraint("provider")] if postgresql else []),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("cross_trace_providers")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_calls_response_id", table_name="calls")
     for table in TABLES:
-        op.drop_column(table, "response_id")
+        for column in COLUMNS:
+            op.drop_column(table, column)

@@ -7,8 +7,9 @@ collector and in every arrival order:
 - a self-hosted call's two spans (the app's client span, the engine's server span) and
   its three (the app's, the router's, the engine's), one after another and at the same
   moment;
-- one provider response traced in two traces (a client's own tracing beside the
-  instrumentation's), one after another.
+- one call traced in two traces (a client's own tracing beside the instrumentation's),
+  one after another: linked by the provider's response id; a failed call, and a Mistral
+  client's own span, that no response id links (collector/calls/halves.py).
 Then a stress run: many calls, spans spread over the collectors at random, sent at once
 from several threads. Each time the shared ledger must hold, call for call, what the
 reference holds: the same calls, members, fields and prices, and each span once.
@@ -58,6 +59,7 @@ class SpanPlan:
     attributes: dict[str, Any]
     trace: int = 0  # which of the call's traces (a response traced twice has two)
     parent: str | None = None  # the name of its parent span in the same trace
+    failed: bool = False
 
 
 USAGE = {"gen_ai.usage.input_tokens": 900, "gen_ai.usage.output_tokens": 100}
@@ -98,10 +100,36 @@ def _shape(*plans: SpanPlan) -> tuple[SpanPlan, ...]:
     return plans
 
 
+FAILED = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "anthropic",
+    "gen_ai.request.model": "claude-sonnet-4-5",
+}
+FAILED_OUTER = SpanPlan(
+    "instrumented", "checkout", "opentelemetry.instrumentation.anthropic", Span.SPAN_KIND_CLIENT, 0, 1000,
+    {**FAILED, "error.type": "InternalServerError"}, failed=True,
+)  # fmt: skip
+FAILED_INNER = SpanPlan(
+    "self-traced", "checkout", "com.anthropic.sdk.python", Span.SPAN_KIND_CLIENT, 5, 990,
+    {**FAILED, "error.type": "api_error", "server.address": "127.0.0.1"}, trace=1, failed=True,
+)  # fmt: skip
+MISTRAL = {"gen_ai.provider.name": "mistral_ai", "gen_ai.request.model": "mistral-large-latest",
+           "gen_ai.usage.input_tokens": 61, "gen_ai.usage.output_tokens": 27}  # fmt: skip
+MISTRAL_OUTER = SpanPlan(
+    "instrumented", "checkout", "opentelemetry.instrumentation.mistralai", Span.SPAN_KIND_CLIENT, 0, 1000,
+    {**MISTRAL, "gen_ai.operation.name": "chat", "gen_ai.response.id": "{call}"},
+)  # fmt: skip
+MISTRAL_SDK = SpanPlan(
+    "self-traced", "checkout", "mistralai_sdk_tracer", Span.SPAN_KIND_CLIENT, 5, 990,
+    {**MISTRAL, "server.address": "127.0.0.1:32899"}, trace=1,
+)  # fmt: skip
+
 # A self-hosted call of two spans: the app's span straight to the engine.
 TWO_SPANS = _shape(APP, SpanPlan(**{**ENGINE.__dict__, "parent": "app"}))
 THREE_SPANS = _shape(APP, ROUTER, ENGINE)
 TWO_TRACES = _shape(INSTRUMENTED, SELF_TRACED)
+FAILED_TWICE = _shape(FAILED_OUTER, FAILED_INNER)
+MISTRAL_TWICE = _shape(MISTRAL_OUTER, MISTRAL_SDK)
 
 
 @dataclass
@@ -111,6 +139,7 @@ class Call:
     spans: list[tuple[SpanPlan, bytes, bytes, bytes | None]]  # plan, trace id, span id, parent id
     to: list[int]  # collector index per span, in arrival order
     order: list[int]  # span indexes in arrival order
+    process: str  # the sending process (service.instance.id) of all its spans: one app process per call
 
 
 def _make_call(shape: Sequence[SpanPlan], order: Sequence[int], to: Sequence[int]) -> Call:
@@ -122,7 +151,7 @@ def _make_call(shape: Sequence[SpanPlan], order: Sequence[int], to: Sequence[int
         attrs = {k: v.format(call=tag) if isinstance(v, str) else v for k, v in plan.attributes.items()}
         plan = SpanPlan(**{**plan.__dict__, "attributes": attrs})
         spans.append((plan, traces[plan.trace], ids[plan.name], ids[plan.parent] if plan.parent else None))
-    return Call(spans, list(to), list(order))
+    return Call(spans, list(to), list(order), tag)
 
 
 def _export(call: Call, index: int, start_ns: int) -> bytes:
@@ -132,7 +161,11 @@ def _export(call: Call, index: int, start_ns: int) -> bytes:
         start_time_unix_nano=start_ns + plan.begin_ms * 1_000_000, end_time_unix_nano=start_ns + plan.end_ms * 1_000_000,
         attributes=[key_value(k, v) for k, v in plan.attributes.items()],
     )  # fmt: skip
-    resource = Resource(attributes=[key_value("service.name", plan.service), key_value("host.name", plan.service)])
+    if plan.failed:
+        span.status.code = span.status.STATUS_CODE_ERROR
+    resource = Resource(
+        attributes=[key_value("service.name", plan.service), key_value("service.instance.id", call.process)]
+    )
     scope = ScopeSpans(spans=[span])
     scope.scope.name = plan.scope
     return ExportTraceServiceRequest(
@@ -267,7 +300,11 @@ def _start_ns() -> int:
     return time.time_ns() - 600 * 10**9
 
 
-@pytest.mark.parametrize("shape", [TWO_SPANS, THREE_SPANS, TWO_TRACES], ids=["two-spans", "three-spans", "two-traces"])
+@pytest.mark.parametrize(
+    "shape",
+    [TWO_SPANS, THREE_SPANS, TWO_TRACES, FAILED_TWICE, MISTRAL_TWICE],
+    ids=["two-spans", "three-spans", "one-response-two-traces", "failed-two-traces", "mistral-two-traces"],
+)
 def test_one_after_another_every_order_and_assignment(fleet: Fleet, shape: tuple[SpanPlan, ...]) -> None:
     calls = [_make_call(shape, order, to) for order, to in _calls_of(shape)]
     _send_in_rounds(fleet, calls, _start_ns())

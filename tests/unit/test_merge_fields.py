@@ -66,6 +66,7 @@ def reference_merge(group: Sequence[LlmSpan]) -> Call:
         conventions=",".join(conventions),
         member_span_ids=tuple(s.span_id for s in outer_first),
         response_id=caller("response_id"),  # type: ignore[arg-type]
+        process=outer.process,
         **tokens,
     )
 

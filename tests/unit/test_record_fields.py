@@ -48,7 +48,7 @@ def field_names(record: type[Any]) -> tuple[str, ...]:
                 "server_address", "request_model", "response_model", "quantization", "prompt_hash",
                 "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens",
                 "reasoning_tokens", "usage_reported", "streaming", "status", "error_type", "emitter",
-                "conventions", "member_span_ids", "response_id",
+                "conventions", "member_span_ids", "response_id", "process",
             ),
             id="Call: built positionally by merge (call_of_span, _merge_many)",
         ),

@@ -260,6 +260,10 @@ class WriteBatch:
     calls: list[Call] = field(default_factory=list)
     prices: list[CallPrice] = field(default_factory=list)  # one per call, same order
     span_hashes: list[tuple[SpanKey, str]] = field(default_factory=list)  # stored spans given a prompt hash
+    # A shared PostgreSQL's prompt_hash_hints: hints to park there (their spans not stored
+    # yet), and the (trace id, span id) of parked ones now used
+    parked_hints: list[PromptHashHint] = field(default_factory=list)
+    used_hints: list[tuple[str, str]] = field(default_factory=list)
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
     # DuckDB: new_spans' rows but their audit attributes, in new_spans' order, made by the
     # decode processes (span_rows_ipc), when they are exactly those spans as received

@@ -222,8 +222,17 @@ class Pipeline:
             return built
         batch = WriteBatch()
         by_trace, hints_by_trace = _group(works, batch)
+        parked: list[PromptHashHint] = []
+        if conn is not None:  # hints another collector parked for these traces
+            parked = self.writer.parked_hints(conn, list(by_trace.keys() | hints_by_trace.keys()))
+            for hint in parked:
+                hints_by_trace.setdefault(hint.trace_id, []).append(hint)
         states = self._known_states(by_trace, hints_by_trace, conn)
-        duplicates, calls_added = self._merge_traces(batch, by_trace, hints_by_trace, states)
+        duplicates, calls_added = self._merge_traces(batch, by_trace, hints_by_trace, states, conn is not None)
+        if parked:  # used: those whose span is held now; still parked: the others, not parked again
+            batch.used_hints = [_key(h) for h in parked if h.span_id in states[h.trace_id].spans]
+            parked_before = set(map(_key, parked))
+            batch.parked_hints = [h for h in batch.parked_hints if _key(h) not in parked_before]
         if duplicates == 0 and self.writer.is_duckdb:
             batch.span_rows = _rows_as_received(works, batch)
         if conn is not None:
@@ -242,9 +251,12 @@ class Pipeline:
         by_trace: dict[str, list[LlmSpan]],
         hints_by_trace: dict[str, list[PromptHashHint]],
         states: dict[str, TraceState],
+        shared: bool = False,
     ) -> tuple[int, int]:
         """Merge each trace's new spans and hints into its known state, adding what changed to the batch.
 
+        A hint whose span is not held is parked: in memory, or with `shared` (a database
+        other collectors share) in batch.parked_hints, for the database.
         Updates states in place; returns (duplicate spans ignored, calls added).
         """
         duplicates = calls_added = 0
@@ -276,7 +288,10 @@ class Pipeline:
             for hint in hints:
                 target = held.get(hint.span_id)
                 if target is None:
-                    self._park(hint)
+                    if shared:
+                        batch.parked_hints.append(hint)
+                    else:
+                        self._park(hint)
                 elif target.prompt_hash is None:
                     target = dataclasses.replace(target, prompt_hash=hint.prompt_hash)
                     held[hint.span_id] = target
@@ -462,6 +477,10 @@ def _parts(works: Sequence[Work], most_traces: int) -> list[tuple[list[str], lis
         for hint in work.hints:
             parts[part_of[hint.trace_id]].hints.append(hint)
     return [(ids, [part]) for ids, part in zip(ids_of_parts, parts, strict=True)]
+
+
+def _key(hint: PromptHashHint) -> tuple[str, str]:
+    return (hint.trace_id, hint.span_id)
 
 
 def _count(batch: WriteBatch, duplicates: int, calls_added: int) -> None:

@@ -116,6 +116,19 @@ cross_trace_providers = sa.Table(
     _postgresql_only(sa.PrimaryKeyConstraint("provider")),
 )
 
+# Prompt hashes from log records whose span is not stored yet, on a PostgreSQL collectors
+# share (0012): the collector that stores the span takes its hash from here
+# (collector/calls/pipeline.py); a day after parking, one whose span never came is dropped.
+prompt_hash_hints = sa.Table(
+    "prompt_hash_hints",
+    metadata,
+    sa.Column("trace_id", sa.String(32), nullable=False),
+    sa.Column("span_id", sa.String(16), nullable=False),
+    sa.Column("prompt_hash", sa.String, nullable=False),
+    sa.Column("parked_at", TS, nullable=False),
+    _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
+)
+
 # Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
 # One row per (name, reason) on PostgreSQL; appended on DuckDB, where readers sum them
 # (migration 0009, collector/store/counters.py).

@@ -23,7 +23,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, SpanKey, WriteBatch
+from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, PromptHashHint, SpanKey, WriteBatch
 from breakeven.collector.store.hours import hours_of_ns, mark_dirty
 from breakeven.collector.store.rows import (
     TIME_COLUMNS,
@@ -34,11 +34,20 @@ from breakeven.collector.store.rows import (
     span_columns,
     span_from_row,
 )
-from breakeven.collector.store.schema import calls, cross_trace_providers, ingest_counters, llm_spans
+from breakeven.collector.store.schema import (
+    calls,
+    cross_trace_providers,
+    ingest_counters,
+    llm_spans,
+    prompt_hash_hints,
+)
 
 # A late span is looked up among the spans of its trace that started within this much of
 # it: spans of one call overlap in time, so this bounds the lookup, not the merge.
 TRACE_LOOKUP_WINDOW_NS = 3600 * 10**9
+
+# How long a shared PostgreSQL keeps a prompt hash whose span has not come (prompt_hash_hints).
+HINTS_KEPT = sa.text("interval '1 day'")
 
 # The two key spaces of breakeven's advisory locks on PostgreSQL (pg_advisory_xact_lock's
 # first int4), so they meet no other application's locks: a trace's (its id's hashtext), and
@@ -177,6 +186,27 @@ class LedgerWriter:
         self._write_generic(conn, batch, span_cols, call_cols)
         self._bump_counters(conn, batch.counters)
         mark_dirty(conn, hours)
+        if batch.used_hints:
+            keys = sa.tuple_(prompt_hash_hints.c.trace_id, prompt_hash_hints.c.span_id)
+            conn.execute(prompt_hash_hints.delete().where(keys.in_(batch.used_hints)))
+        if batch.parked_hints:
+            rows = [
+                {"trace_id": h.trace_id, "span_id": h.span_id, "prompt_hash": h.prompt_hash, "parked_at": sa.func.now()}
+                for h in batch.parked_hints
+            ]
+            conn.execute(postgresql.insert(prompt_hash_hints).values(rows).on_conflict_do_nothing())
+            conn.execute(prompt_hash_hints.delete().where(prompt_hash_hints.c.parked_at < sa.func.now() - HINTS_KEPT))
+
+    def parked_hints(self, conn: sa.Connection, trace_ids: Sequence[str]) -> list[PromptHashHint]:
+        """PostgreSQL, in `locked`'s transaction: the hints parked for these traces."""
+        if not trace_ids:
+            return []
+        rows = conn.execute(
+            sa.select(prompt_hash_hints.c.trace_id, prompt_hash_hints.c.span_id, prompt_hash_hints.c.prompt_hash).where(
+                prompt_hash_hints.c.trace_id == sa.func.any(sa.literal(list(trace_ids), postgresql.ARRAY(sa.String)))
+            )
+        )
+        return [PromptHashHint(trace_id, span_id, prompt_hash) for trace_id, span_id, prompt_hash in rows]
 
     @contextmanager
     def locked(self, trace_ids: Sequence[str]) -> Iterator[sa.Connection]:

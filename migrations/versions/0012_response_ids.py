@@ -11,7 +11,9 @@ another collector, or a re-read trace, was not linked (issue 23). Now:
 - on PostgreSQL a partial index on `calls.response_id`, where a collector looks up, under
   an advisory lock of the response, whether another stored a call of it;
 - `cross_trace_providers`: the providers a framework or self-tracing client was seen
-  serving without a response id (HalfMemory.watched), shared by the collectors.
+  serving without a response id (HalfMemory.watched), shared by the collectors;
+- `prompt_hash_hints`: prompt hashes from log records whose span is not stored yet
+  (parked in a collector's memory before), so the collector that stores the span uses them.
 Rows stored before keep nulls: they are not linked across collectors.
 
 Revision ID: 0012
@@ -45,9 +47,18 @@ def upgrade() -> None:
         sa.Column("provider", sa.String, nullable=False),
         *([sa.PrimaryKeyConstraint("provider")] if postgresql else []),
     )
+    op.create_table(
+        "prompt_hash_hints",
+        sa.Column("trace_id", sa.String(32), nullable=False),
+        sa.Column("span_id", sa.String(16), nullable=False),
+        sa.Column("prompt_hash", sa.String, nullable=False),
+        sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False),
+        *([sa.PrimaryKeyConstraint("trace_id", "span_id")] if postgresql else []),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("prompt_hash_hints")
     op.drop_table("cross_trace_providers")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_calls_response_id", table_name="calls")

@@ -17,6 +17,7 @@ reference holds: the same calls, members, fields and prices, and each span once.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import random
@@ -35,10 +36,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.demo.spans import key_value
+from breakeven.collector.records import PromptHashHint, Work
 from breakeven.collector.store.engine import make_engine, migrate
+from breakeven.collector.store.writer import LedgerWriter
 from tests.conftest import postgres_schema
 from tests.reliability.server import ServerProcess
+from tests.spans import llm
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -343,3 +348,26 @@ def test_a_stress_run_of_calls_spread_at_random(fleet: Fleet) -> None:
             fleet.send(fleet.reference, _export(call, call.order[k], start_ns))
     _assert_same_ledger(fleet, calls)
     assert len(_ledger(fleet.reference, _trace_ids(calls))) == len(calls)
+
+
+def test_a_prompt_hash_parked_at_one_collector_reaches_the_span_another_stores() -> None:
+    """A log record's prompt hash that comes before its span, to another collector: parked in
+    the database (prompt_hash_hints), not in the first collector's memory, and used once."""
+    with postgres_schema("hints") as url:
+        engine = make_engine(url)
+        migrate(engine)
+        one, two = (Pipeline(LedgerWriter(engine), 1000, 100, 10) for _ in range(2))
+        for pipeline in (one, two):
+            pipeline.start()
+        try:
+            span = dataclasses.replace(llm("a" * 16), trace_id="7" * 32)
+            one.submit(Work(hints=[PromptHashHint(span.trace_id, span.span_id, "p" * 64, span.start_ns)])).result(10)
+            two.submit(Work(spans=[span])).result(10)
+        finally:
+            for pipeline in (one, two):
+                pipeline.stop()
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT prompt_hash FROM calls")).all() == [("p" * 64,)]
+            assert conn.execute(sa.text("SELECT prompt_hash FROM llm_spans")).all() == [("p" * 64,)]
+            assert conn.execute(sa.text("SELECT count(*) FROM prompt_hash_hints")).scalar() == 0
+        engine.dispose()

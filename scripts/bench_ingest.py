@@ -17,6 +17,15 @@ What it measures
     - the server's CPU time (all threads, decode processes included) per acknowledged
       span, which other load on the machine skews far less than spans/s.
 
+Several collectors (--collectors N, PostgreSQL only)
+  Runs `breakeven migrate` once, then starts N `breakeven serve --no-migrate` on the same
+  --db-url, each on its own free ports. Client i posts to collector i % N; a body holds
+  whole traces, so no trace's spans are split across collectors (routing by trace id, as a
+  load balancer in front of them would). Spans/s count every collector's 200 answers; CPU
+  time and RSS are summed over every server's process tree; the ingest counters live in
+  the shared database, so they are read from the first collector (the gauges queue_depth
+  and cached_traces are per process and summed). All servers get SIGTERM at the end.
+
 The load
   Bodies look like real emitters' exports: LLM spans in the current OTel GenAI dialect
   (gen_ai.provider.name), the legacy one (gen_ai.system, prompt/completion tokens),
@@ -32,6 +41,7 @@ The load
 Run
   python scripts/bench_ingest.py --spans 1000000 --batch 512 --clients 4
   python scripts/bench_ingest.py --spans 200000 --db-url postgresql+psycopg://u:p@127.0.0.1/bench
+  python scripts/bench_ingest.py --spans 200000 --collectors 3 --db-url postgresql+psycopg://u:p@127.0.0.1/bench
 """
 
 from __future__ import annotations
@@ -364,6 +374,88 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@dataclass
+class Collector:
+    """One `breakeven serve` process of the run, on its own ports."""
+
+    proc: subprocess.Popen[bytes]
+    otlp_port: int
+    api_port: int
+    log_path: Path
+
+    @property
+    def api(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+
+def breakeven_command() -> str:
+    return shutil.which("breakeven") or "breakeven"
+
+
+def migrate_once(db_url: str, log_path: Path) -> None:
+    """`breakeven migrate` before several collectors start with --no-migrate: no race for the schema."""
+    started = time.monotonic()
+    with open(log_path, "wb") as log_file:
+        result = subprocess.run(
+            [breakeven_command(), "migrate", "--db", db_url, "--log-level", "warning"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if result.returncode != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"breakeven migrate exited with {result.returncode}:\n{tail}")
+    print(f"migrated {db_url} once in {time.monotonic() - started:.1f} s", flush=True)
+
+
+def start_collector(db_url: str, ports: list[int], log_path: Path, migrate: bool) -> Collector:
+    """Start one `breakeven serve` on ports (OTLP/HTTP, OTLP/gRPC, API); not yet ready."""
+    otlp_port, grpc_port, api_port = ports
+    command = [
+        breakeven_command(), "serve", "--db", db_url,
+        "--otlp-http-port", str(otlp_port), "--otlp-grpc-port", str(grpc_port), "--http-port", str(api_port),
+        "--log-level", "warning",
+    ]  # fmt: skip
+    if not migrate:
+        command.append("--no-migrate")
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    return Collector(proc, otlp_port, api_port, log_path)
+
+
+def stop_collectors(collectors: list[Collector]) -> bool:
+    """SIGTERM every server at once, then wait for each; False if one did not exit with 0."""
+    for collector in collectors:
+        if collector.proc.poll() is None:
+            collector.proc.send_signal(signal.SIGTERM)
+    ok = True
+    for i, collector in enumerate(collectors):
+        proc = collector.proc
+        name = "server" if len(collectors) == 1 else f"server {i} (pid {proc.pid})"
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            print(f"{name} did not exit within 120 s of SIGTERM: killed")
+        print(f"{name} exit code after SIGTERM: {proc.returncode}" + ("" if proc.returncode == 0 else "  (NOT 0)"))
+        if proc.returncode != 0:
+            ok = False
+            print(f"--- last lines of {collector.log_path}:")
+            print("\n".join(collector.log_path.read_text(errors="replace").splitlines()[-30:]))
+    return ok
+
+
 def get_json(url: str, timeout: float = 10.0) -> tuple[int, Any]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -437,6 +529,30 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def total_status(collectors: list[Collector]) -> dict[str, int]:
+    """proc_status summed over every collector's process tree."""
+    found: Counter[str] = Counter()
+    for collector in collectors:
+        found.update(proc_status(collector.proc.pid))
+    return dict(found)
+
+
+def total_cpu_seconds(collectors: list[Collector]) -> float:
+    return sum(cpu_seconds(collector.proc.pid) for collector in collectors)
+
+
+def ingest_totals(collectors: list[Collector]) -> dict[str, Any]:
+    """/api/v1/ingest: the counters from the first collector (they live in the shared
+    database), the gauges (per process) summed over all."""
+    totals: dict[str, Any] = get_json(f"{collectors[0].api}/api/v1/ingest")[1]
+    for other in collectors[1:]:
+        theirs = get_json(f"{other.api}/api/v1/ingest")[1]
+        for key in GAUGES:
+            if key in theirs:
+                totals[key] = totals.get(key, 0) + theirs[key]
+    return totals
+
+
 def duckdb_path(url: str) -> Path | None:
     if not url.startswith("duckdb:///"):
         return None
@@ -457,6 +573,7 @@ class Tally:
     statuses: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     body_bytes: int = 0
+    acked_by_port: Counter[int] = field(default_factory=Counter)
 
 
 def client(
@@ -501,6 +618,7 @@ def client(
                 tally.acked_requests += 1
                 tally.acked_spans += template.spans
                 tally.acked_nested += template.nested
+                tally.acked_by_port[port] += template.spans
                 tally.partial_rejected += rejected
                 tally.body_bytes += len(body)
         else:
@@ -523,7 +641,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 # ---------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--spans", type=int, default=1_000_000, help="acknowledged spans to reach (1,000,000)")
     parser.add_argument("--batch", type=int, default=512, help="spans per export request (512)")
@@ -533,119 +651,153 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary DuckDB file")
     parser.add_argument("--rate", type=float, default=0.0, help="steady load: spans/s over all clients (0: flat out)")
     parser.add_argument("--sample-seconds", type=float, default=RSS_EVERY_SECONDS, help="RSS and latency every N s")
+    parser.add_argument("--collectors", type=int, default=1, help="servers on the same --db-url, PostgreSQL only (1)")
     args = parser.parse_args(argv)
+    if args.collectors < 1:
+        parser.error("--collectors must be at least 1")
+    if args.collectors > 1 and not (args.db_url or "").startswith("postgresql"):
+        parser.error(
+            f"--collectors {args.collectors} needs a PostgreSQL --db-url (postgresql+psycopg://...): "
+            "a DuckDB file is opened by one process only, so collectors cannot share it"
+        )
+    if args.clients < args.collectors:
+        print(f"NOTE: {args.clients} clients for {args.collectors} collectors: some collectors get no load")
+    return args
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="breakeven-bench-"))
-    db_url = args.db_url or f"duckdb:///{tmpdir / 'bench.duckdb'}"
-    otlp_port, grpc_port, api_port = free_port(), free_port(), free_port()
-    while len({otlp_port, grpc_port, api_port}) < 3:
-        grpc_port, api_port = free_port(), free_port()
 
+def build_templates(batch: int) -> list[Template]:
     t0 = time.perf_counter()
-    templates = [build_template(args.batch, seed) for seed in range(TEMPLATES)]
-    spans_per_body = templates[0].spans
+    templates = [build_template(batch, seed) for seed in range(TEMPLATES)]
     print(
-        f"built {len(templates)} template bodies of {spans_per_body} spans "
+        f"built {len(templates)} template bodies of {templates[0].spans} spans "
         f"(~{sum(len(b) for t in templates for b in t.pieces) // len(templates) // 1024} KiB each) "
         f"in {time.perf_counter() - t0:.1f} s; patching ids costs "
         f"{_patch_cost(templates[0]) * 1e3:.2f} ms per body",
         flush=True,
     )
+    return templates
 
-    log_path = tmpdir / "server.log"
-    command = [
-        shutil.which("breakeven") or "breakeven", "serve", "--db", db_url,
-        "--otlp-http-port", str(otlp_port), "--otlp-grpc-port", str(grpc_port), "--http-port", str(api_port),
-        "--log-level", "warning",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    api = f"http://{HOST}:{api_port}"
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    tmpdir = Path(tempfile.mkdtemp(prefix="breakeven-bench-"))
+    db_url = args.db_url or f"duckdb:///{tmpdir / 'bench.duckdb'}"
+    ports = free_ports(3 * args.collectors)
+    templates = build_templates(args.batch)
+
+    collectors: list[Collector] = []
     exit_code = 1
     try:
-        ready_after = wait_ready(proc, f"{api}/readyz", 120.0)
-        print(f"server pid {proc.pid} ready after {ready_after:.2f} s on {db_url}", flush=True)
-        before = get_json(f"{api}/api/v1/ingest")[1]
-        cpu_before = cpu_seconds(proc.pid)
-
-        tally = Tally()
-        samples: list[tuple[float, int, int, int]] = []  # (seconds, acked spans, VmRSS kB, VmHWM kB)
-        done = threading.Event()
-        started = time.monotonic()
-
-        def sample() -> None:
-            seen_latencies = 0
-            while True:
-                status = proc_status(proc.pid)
-                with tally.lock:
-                    acked = tally.acked_spans
-                    recent = sorted(tally.latencies[seen_latencies:])
-                    seen_latencies = len(tally.latencies)
-                row = (time.monotonic() - started, acked, status.get("VmRSS", 0), status.get("VmHWM", 0))
-                samples.append(row)
-                latency = (
-                    f" p50={percentile(recent, 0.5) * 1e3:6.0f} ms p99={percentile(recent, 0.99) * 1e3:6.0f} ms"
-                    if recent
-                    else ""
-                )
-                print(
-                    f"  t={row[0]:6.1f}s acked={acked:>9,} rss={row[2] / 1024:7.1f} MiB{latency}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if done.wait(args.sample_seconds):
-                    return
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        deadline = started + args.max_seconds
-        threads = [
-            threading.Thread(
-                target=client,
-                args=(otlp_port, templates, args.spans, deadline, tally, 1000 + i, args.rate / args.clients),
-            )
-            for i in range(args.clients)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.monotonic() - started
-        final = proc_status(proc.pid)
-        cpu = cpu_seconds(proc.pid) - cpu_before
-        done.set()
-        sampler.join()
-        samples.append((wall, tally.acked_spans, final.get("VmRSS", 0), final.get("VmHWM", 0)))
-        after = get_json(f"{api}/api/v1/ingest")[1]
-        exit_code = report(args, db_url, spans_per_body, templates, tally, wall, before, after, samples)
-        # CPU per span moves far less than spans/s when other work shares the machine.
-        per_span = f"{cpu / tally.acked_spans * 1e6:.0f} us per acknowledged span" if tally.acked_spans else "-"
-        print(f"server CPU                {cpu:.1f} s over the run, {per_span}")
+        several = args.collectors > 1
+        if several:  # one migration, then every server with --no-migrate
+            migrate_once(db_url, tmpdir / "migrate.log")
+        for i in range(args.collectors):
+            log_path = tmpdir / (f"server-{i}.log" if several else "server.log")
+            collectors.append(start_collector(db_url, ports[3 * i : 3 * i + 3], log_path, migrate=not several))
+        for collector in collectors:
+            ready_after = wait_ready(collector.proc, f"{collector.api}/readyz", 120.0)
+            print(f"server pid {collector.proc.pid} ready after {ready_after:.2f} s on {db_url}", flush=True)
+        exit_code = run_load(args, db_url, templates, collectors)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                print("server did not exit within 120 s of SIGTERM: killed")
-        print(f"server exit code after SIGTERM: {proc.returncode}" + ("" if proc.returncode == 0 else "  (NOT 0)"))
-        if proc.returncode != 0:
+        if not stop_collectors(collectors):
             exit_code = 1
-            print(f"--- last lines of {log_path}:")
-            print("\n".join(log_path.read_text(errors="replace").splitlines()[-30:]))
-        path = duckdb_path(db_url)
-        if path is not None and path.exists():
-            wal = path.with_name(path.name + ".wal")
-            wal_size = wal.stat().st_size if wal.exists() else 0
-            print(f"DuckDB file: {path.stat().st_size / 2**20:.1f} MiB (+ {wal_size / 2**20:.1f} MiB WAL)")
-        if args.keep or args.db_url:
-            if not args.db_url:
-                print(f"kept {path}")
-        else:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+        clean_up(args, db_url, tmpdir)
     return exit_code
+
+
+def sample_rss(
+    collectors: list[Collector],
+    tally: Tally,
+    samples: list[tuple[float, int, int, int]],
+    started: float,
+    done: threading.Event,
+    every: float,
+) -> None:
+    """Every `every` seconds until done: RSS and peak RSS of all servers, and recent latency."""
+    seen_latencies = 0
+    while True:
+        status = total_status(collectors)
+        with tally.lock:
+            acked = tally.acked_spans
+            recent = sorted(tally.latencies[seen_latencies:])
+            seen_latencies = len(tally.latencies)
+        row = (time.monotonic() - started, acked, status.get("VmRSS", 0), status.get("VmHWM", 0))
+        samples.append(row)
+        latency = (
+            f" p50={percentile(recent, 0.5) * 1e3:6.0f} ms p99={percentile(recent, 0.99) * 1e3:6.0f} ms"
+            if recent
+            else ""
+        )
+        print(
+            f"  t={row[0]:6.1f}s acked={acked:>9,} rss={row[2] / 1024:7.1f} MiB{latency}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if done.wait(every):
+            return
+
+
+def run_load(args: argparse.Namespace, db_url: str, templates: list[Template], collectors: list[Collector]) -> int:
+    """The clients against ready servers (client i posts to collector i % N), then the report."""
+    before = ingest_totals(collectors)
+    cpu_before = total_cpu_seconds(collectors)
+    tally = Tally()
+    samples: list[tuple[float, int, int, int]] = []  # (seconds, acked spans, VmRSS kB, VmHWM kB)
+    done = threading.Event()
+    started = time.monotonic()
+    sampler = threading.Thread(
+        target=sample_rss, args=(collectors, tally, samples, started, done, args.sample_seconds), daemon=True
+    )
+    sampler.start()
+    deadline = started + args.max_seconds
+    threads = [
+        threading.Thread(
+            target=client,
+            args=(
+                collectors[i % len(collectors)].otlp_port,
+                templates,
+                args.spans,
+                deadline,
+                tally,
+                1000 + i,
+                args.rate / args.clients,
+            ),
+        )
+        for i in range(args.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    final = total_status(collectors)
+    cpu = total_cpu_seconds(collectors) - cpu_before
+    done.set()
+    sampler.join()
+    samples.append((wall, tally.acked_spans, final.get("VmRSS", 0), final.get("VmHWM", 0)))
+    after = ingest_totals(collectors)
+    exit_code = report(args, db_url, templates[0].spans, templates, tally, wall, before, after, samples)
+    # CPU per span moves far less than spans/s when other work shares the machine.
+    per_span = f"{cpu / tally.acked_spans * 1e6:.0f} us per acknowledged span" if tally.acked_spans else "-"
+    label = "server CPU" if len(collectors) == 1 else f"server CPU, {len(collectors)} summed"
+    print(f"{label:<26}{cpu:.1f} s over the run, {per_span}")
+    if len(collectors) > 1:
+        by_collector = ", ".join(f"{tally.acked_by_port[c.otlp_port]:,}" for c in collectors)
+        print(f"acknowledged by collector {by_collector} spans")
+    return exit_code
+
+
+def clean_up(args: argparse.Namespace, db_url: str, tmpdir: Path) -> None:
+    path = duckdb_path(db_url)
+    if path is not None and path.exists():
+        wal = path.with_name(path.name + ".wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+        print(f"DuckDB file: {path.stat().st_size / 2**20:.1f} MiB (+ {wal_size / 2**20:.1f} MiB WAL)")
+    if args.keep or args.db_url:
+        if not args.db_url:
+            print(f"kept {path}")
+    else:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def _patch_cost(template: Template) -> float:
@@ -669,7 +821,8 @@ def report(
     latencies = sorted(tally.latencies)
     nested_share = sum(t.nested for t in templates) / sum(t.spans for t in templates)
     print()
-    print(f"=== breakeven ingest benchmark: {args.clients} clients x {spans_per_body} spans/request, {db_url}")
+    servers = "" if args.collectors == 1 else f", {args.collectors} collectors"
+    print(f"=== breakeven ingest benchmark: {args.clients} clients x {spans_per_body} spans/request{servers}, {db_url}")
     print(f"wall time                 {wall:.1f} s")
     print(f"acknowledged requests     {tally.acked_requests:,} (200)")
     print(f"acknowledged spans        {tally.acked_spans:,}")
@@ -711,7 +864,8 @@ def report(
     else:
         print(f"check: calls_stored == acknowledged spans - nested spans ({expected_calls:,})")
 
-    print("server RSS over the run   (seconds, acknowledged spans, RSS MiB)")
+    summed = "" if args.collectors == 1 else f", summed over {args.collectors} collectors"
+    print(f"server RSS over the run   (seconds, acknowledged spans, RSS MiB{summed})")
     for seconds, acked, rss, _hwm in samples:
         print(f"  {seconds:7.1f}  {acked:>10,}  {rss / 1024:8.1f}")
     peak = max((hwm for *_, hwm in samples), default=0)

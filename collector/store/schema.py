@@ -87,6 +87,15 @@ _postgresql_only(sa.Index("ix_calls_start_time", calls.c.start_time))
 _postgresql_only(
     sa.Index("ix_calls_response_id", calls.c.response_id, postgresql_where=calls.c.response_id.isnot(None))
 )
+_postgresql_only(
+    sa.Index(
+        "ix_calls_origin",
+        calls.c.provider,
+        calls.c.request_model,
+        sa.func.coalesce(calls.c.process, sa.literal_column("''")),
+        calls.c.start_time,
+    )
+)
 
 # One row per LLM span as received (normalized, content removed), for audit and re-merge.
 llm_spans = sa.Table(

@@ -340,20 +340,25 @@ class LedgerWriter:
             with self.engine.connect() as own:
                 return self.spans_of_traces(windows, own)
         found: list[LlmSpan] = []
+        if not self.is_duckdb:
+            # By primary key only: a young or fast-growing table's statistics made PostgreSQL
+            # scan the start-time index over every span of the window (all recent ones) and
+            # filter them by trace. The time bound is kept as a filter it cannot index.
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0")
         for lo, hi, trace_ids in _clusters(windows):
             # PostgreSQL gets one array parameter: thousands of IN placeholders cost more
             # to prepare than the indexed lookup itself.
-            in_traces = (
-                llm_spans.c.trace_id.in_(trace_ids)
-                if self.is_duckdb
-                else llm_spans.c.trace_id == sa.func.any(sa.literal(trace_ids, postgresql.ARRAY(sa.String)))
-            )
-            rows = conn.execute(
-                sa.select(llm_spans).where(
-                    llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi)), in_traces
-                )
-            )
+            if self.is_duckdb:
+                in_window = llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi))
+                in_traces = llm_spans.c.trace_id.in_(trace_ids)
+            else:
+                start = sa.func.date_trunc("microseconds", llm_spans.c.start_time)
+                in_window = start.between(ns_to_datetime(lo), ns_to_datetime(hi))
+                in_traces = llm_spans.c.trace_id == sa.func.any(sa.literal(trace_ids, postgresql.ARRAY(sa.String)))
+            rows = conn.execute(sa.select(llm_spans).where(in_window, in_traces))
             found.extend(span_from_row(r) for r in rows)
+        if not self.is_duckdb:
+            conn.exec_driver_sql("RESET enable_seqscan; RESET max_parallel_workers_per_gather")
         return found
 
     def trace_ids_received_since(self, since_us: int, limit: int) -> tuple[list[str], int]:
@@ -387,7 +392,8 @@ _CALLS_OF_ORIGINS = sa.text(
     " CAST(:service AS text[]), CAST(:process AS text[]), CAST(:status AS text[]), CAST(:lo AS timestamptz[]),"
     " CAST(:hi AS timestamptz[])) AS o(provider, model, service, process, status, lo, hi)"
     " ON calls.provider = o.provider AND calls.request_model = o.model"
-    " AND calls.service IS NOT DISTINCT FROM o.service AND calls.process IS NOT DISTINCT FROM o.process"
+    " AND coalesce(calls.process, '') = coalesce(o.process, '')"  # ix_calls_origin
+    " AND calls.process IS NOT DISTINCT FROM o.process AND calls.service IS NOT DISTINCT FROM o.service"
     " AND calls.status = o.status AND calls.start_time BETWEEN o.lo - make_interval(secs => :window) AND o.hi"
     " AND calls.end_time >= o.lo"
 )

@@ -9,7 +9,9 @@ another collector, or a re-read trace, was not linked (issue 23). Now:
 - `response_id` and `process` (the sending process, LlmSpan.process) on `llm_spans` and
   `calls`, both dialects, appended last as DuckDB appends;
 - on PostgreSQL a partial index on `calls.response_id`, where a collector looks up, under
-  an advisory lock of the response, whether another stored a call of it;
+  an advisory lock of the response, whether another stored a call of it; and one on
+  `calls (provider, request_model, process, start_time)`, where it looks for the stored
+  other half of a call (without it, the calls of every process in the last hour were read);
 - `cross_trace_providers`: the providers a framework or self-tracing client was seen
   serving without a response id (HalfMemory.watched), shared by the collectors;
 - `prompt_hash_hints`: prompt hashes from log records whose span is not stored yet
@@ -42,6 +44,11 @@ def upgrade() -> None:
         op.create_index(
             "ix_calls_response_id", "calls", ["response_id"], postgresql_where=sa.text("response_id IS NOT NULL")
         )
+        op.create_index(
+            "ix_calls_origin",
+            "calls",
+            ["provider", "request_model", sa.text("coalesce(process, '')"), "start_time"],
+        )
     op.create_table(
         "cross_trace_providers",
         sa.Column("provider", sa.String, nullable=False),
@@ -61,6 +68,7 @@ def downgrade() -> None:
     op.drop_table("prompt_hash_hints")
     op.drop_table("cross_trace_providers")
     if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_calls_origin", table_name="calls")
         op.drop_index("ix_calls_response_id", table_name="calls")
     for table in TABLES:
         for column in COLUMNS:

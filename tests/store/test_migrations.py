@@ -70,7 +70,10 @@ def test_keys_and_indexes_exist_on_postgresql_only(engine: sa.Engine) -> None:
     """DuckDB prunes by zone maps; its ART indexes slowed every insert (migration 0002).
     PostgreSQL looks calls up by response id too, for collectors that share it (0012)."""
     migrate(engine)
-    postgresql_indexes = {"calls": ["ix_calls_response_id", "ix_calls_start_time"], "llm_spans": ["ix_llm_spans_start_time"]}
+    postgresql_indexes = {
+        "calls": ["ix_calls_origin", "ix_calls_response_id", "ix_calls_start_time"],
+        "llm_spans": ["ix_llm_spans_start_time"],
+    }
     with engine.connect() as conn:
         for table in ("calls", "llm_spans"):
             keys, indexes = _keys_and_indexes(conn, table)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from breakeven.collector.calls.merge import calls_of_trace
-from breakeven.collector.calls.pipeline import Pipeline
+from breakeven.collector.calls.pipeline import TRACES_PER_LOCKED_COMMIT, Pipeline, _parts
 from breakeven.collector.calls.tracecache import SeenTraces
 from breakeven.collector.records import LlmSpan, PromptHashHint, Work, WriteBatch
 from breakeven.collector.store.engine import migrate
@@ -409,3 +409,36 @@ def test_the_warm_up_says_since_when_it_holds_every_trace(writer: LedgerWriter) 
     newest, since_us = writer.trace_ids_received_since(now_us - 3600_000_000, 3)
     assert sorted(newest) == [f"{n + 1:032x}" for n in range(3)]
     assert since_us == now_us - 2 * 60_000_000 + 1
+
+
+def test_a_group_of_more_traces_than_one_locked_commit_takes_is_stored_whole(
+    writer: LedgerWriter, engine: sa.Engine
+) -> None:
+    """On PostgreSQL a commit locks at most TRACES_PER_LOCKED_COMMIT traces; more are committed
+    in parts, the export answered once all are in (on DuckDB: one commit)."""
+    running = Pipeline(writer, queue_max_spans=10_000, batch_max_spans=10_000, cache_traces=10)
+    running.start()
+    spans = [_span(f"{n + 1:032x}", "a" * 16) for n in range(2 * TRACES_PER_LOCKED_COMMIT + 7)]
+    nested = [_span(f"{n + 1:032x}", "b" * 16, "a" * 16, start=5, end=990) for n in range(0, len(spans), 97)]
+    try:
+        running.submit(Work(spans=spans + nested, counters={("spans_received", ""): len(spans) + len(nested)})).result(
+            30
+        )
+    finally:
+        running.stop()
+    assert _rows(engine, "SELECT count(*), sum(span_count) FROM calls") == [(len(spans), len(spans) + len(nested))]
+    assert _counter(engine, "spans_received") == len(spans) + len(nested)
+    assert _counter(engine, "calls_stored") == len(spans)
+
+
+@pytest.mark.parametrize(
+    ("traces", "most", "parts"),
+    [(0, 3, [0]), (3, 3, [3]), (4, 3, [3, 1]), (7, 3, [3, 3, 1])],
+)
+def test_parts_split_by_trace_with_the_counters_in_the_first(traces: int, most: int, parts: list[int]) -> None:
+    works = [Work(spans=[_span(f"{n + 1:032x}", "a" * 16)], counters={("c", ""): 1}) for n in range(traces)]
+    works.append(Work(counters={("c", ""): 1}))
+    split = _parts(works, most)
+    assert [len(ids) for ids, _ in split] == parts
+    assert sum(w.counters.get(("c", ""), 0) for _, part in split for w in part) == traces + 1
+    assert [s.trace_id for _, part in split for w in part for s in w.spans] == [f"{n + 1:032x}" for n in range(traces)]

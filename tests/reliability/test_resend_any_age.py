@@ -22,7 +22,7 @@ SCRIPT = Path(__file__).parents[2] / "scripts" / "bench_resend.py"
 
 @pytest.mark.parametrize("dialect", ["duckdb", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_spans_resent_after_up_to_400_days_are_recognised(dialect: str, tmp_path: Path) -> None:
-    args = [sys.executable, str(SCRIPT), "--rows", "300000", "--resend", "200"]
+    args = [sys.executable, str(SCRIPT), "--rows", "100000", "--resend", "200"]
     if dialect == "postgresql":
         with postgres_schema("resend") as url:
             done = subprocess.run([*args, "--db-url", url], capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -160,6 +160,27 @@ def _make_call(shape: Sequence[SpanPlan], order: Sequence[int], to: Sequence[int
 
 
 def _export(call: Call, index: int, start_ns: int) -> bytes:
+    """One span of a call as an OTLP export of its own."""
+    return ExportTraceServiceRequest(resource_spans=[_resource_spans(call, index, start_ns)]).SerializeToString()
+
+
+def _export_many(spans: Sequence[tuple[Call, int]], start_ns: int) -> bytes:
+    """Spans of several calls (each its own resource: its own process) as one OTLP export."""
+    return ExportTraceServiceRequest(
+        resource_spans=[_resource_spans(c, i, start_ns) for c, i in spans]
+    ).SerializeToString()
+
+
+def _send_to_reference(fleet: Fleet, spans: Sequence[tuple[Call, int]], start_ns: int) -> None:
+    """The reference gets the spans in this order, 200 to an export. Grouping changes nothing it
+    makes of them: the spans of one trace merge alike in any grouping, and the rounds of
+    _send_in_rounds hold one span of each call, so a call traced in two traces still comes
+    as two exports, one after another."""
+    for lo in range(0, len(spans), 200):
+        fleet.send(fleet.reference, _export_many(spans[lo : lo + 200], start_ns))
+
+
+def _resource_spans(call: Call, index: int, start_ns: int) -> ResourceSpans:
     plan, trace_id, span_id, parent = call.spans[index]
     span = Span(
         trace_id=trace_id, span_id=span_id, parent_span_id=parent or b"", name=f"{plan.name} chat", kind=plan.kind,
@@ -173,9 +194,7 @@ def _export(call: Call, index: int, start_ns: int) -> bytes:
     )
     scope = ScopeSpans(spans=[span])
     scope.scope.name = plan.scope
-    return ExportTraceServiceRequest(
-        resource_spans=[ResourceSpans(resource=resource, scope_spans=[scope])]
-    ).SerializeToString()
+    return ResourceSpans(resource=resource, scope_spans=[scope])
 
 
 def _calls_of(shape: Sequence[SpanPlan]) -> list[tuple[list[int], list[int]]]:
@@ -231,8 +250,7 @@ def _send_in_rounds(fleet: Fleet, calls: list[Call], start_ns: int) -> None:
             for server_index in range(3):
                 mine = [body for server, body in sends if server is fleet.shared[server_index]]
                 pool.submit(lambda bodies, s=fleet.shared[server_index]: [fleet.send(s, b) for b in bodies], mine)
-        for _, body in sends:
-            fleet.send(fleet.reference, body)
+        _send_to_reference(fleet, [(c, c.order[k]) for c in calls if k < len(c.order)], start_ns)
 
 
 def _send_at_once(fleet: Fleet, calls: list[Call], start_ns: int) -> None:
@@ -252,9 +270,7 @@ def _send_at_once(fleet: Fleet, calls: list[Call], start_ns: int) -> None:
     with ThreadPoolExecutor(3) as pool:
         for failure in [pool.submit(run, i) for i in range(3)]:
             failure.result()
-    for call in calls:
-        for k in range(len(call.order)):
-            fleet.send(fleet.reference, _export(call, call.order[k], start_ns))
+    _send_to_reference(fleet, [(c, k) for c in calls for k in c.order], start_ns)
 
 
 def _ledger(server: ServerProcess, trace_ids: set[str]) -> list[dict[str, Any]]:
@@ -343,9 +359,7 @@ def test_a_stress_run_of_calls_spread_at_random(fleet: Fleet) -> None:
     with ThreadPoolExecutor(6) as pool:
         for done in [pool.submit(run, work[i::6]) for i in range(6)]:
             done.result()
-    for call in calls:
-        for k in range(len(call.order)):
-            fleet.send(fleet.reference, _export(call, call.order[k], start_ns))
+    _send_to_reference(fleet, [(c, k) for c in calls for k in c.order], start_ns)
     _assert_same_ledger(fleet, calls)
     assert len(_ledger(fleet.reference, _trace_ids(calls))) == len(calls)
 

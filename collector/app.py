@@ -6,6 +6,8 @@ import asyncio
 import logging
 import socket
 import threading
+import time
+from collections.abc import Callable
 
 import grpc
 import uvicorn
@@ -23,7 +25,7 @@ from breakeven.collector.gpu.scrape import Scraper
 from breakeven.collector.ingest.gpu_metrics import GpuMetrics
 from breakeven.collector.ingest.grpc import build_grpc_server
 from breakeven.collector.ingest.http import build_otlp_app
-from breakeven.collector.ingest.offload import TraceDecoder
+from breakeven.collector.ingest.offload import CLOSE_SECONDS, TraceDecoder
 from breakeven.collector.price.ledger import ledger_pricer
 from breakeven.collector.records import Work
 from breakeven.collector.store.engine import current_revision, head_revision, migrate, settings_engine
@@ -32,6 +34,17 @@ from breakeven.collector.store.writer import LedgerWriter
 from breakeven.dashboard.routes import add_dashboard
 
 log = logging.getLogger("breakeven")
+# The longest stop() takes, and so `serve` from SIGTERM to its exit (docs/operations.md,
+# Shutdown); `serve` ends the process at this bound whatever is left.
+DRAIN_SECONDS = 30
+# How long exports in flight get, once the receivers take no new ones, to decode, commit and
+# be answered: the OTel exporters' own timeout, past which their clients stopped waiting
+# for the answer (an export cut off here was never acknowledged; its client sends it again).
+RECEIVERS_GRACE_SECONDS = 10
+# How long API requests under way (a dashboard page, /metrics) get once the rest has stopped.
+API_GRACE_SECONDS = 2
+# Kept from DRAIN_SECONDS for what follows stop(): the interpreter's exit.
+EXIT_SECONDS = 2
 
 
 def _bind(host: str, port: int, setting: str) -> socket.socket:
@@ -58,7 +71,9 @@ class Collector:
         self.otlp_http_port = settings.otlp_http_port
         self.otlp_grpc_port = settings.otlp_grpc_port
         self.http_port = settings.http_port
-        self._servers: list[uvicorn.Server] = []
+        self._servers: list[uvicorn.Server] = []  # the OTLP/HTTP receiver's, then the API's
+        self._served: list[threading.Event] = []  # set as each of _servers has stopped
+        self.stopping = False  # stop() began: /readyz says so
         self._loop_thread: threading.Thread | None = None
         self._grpc: grpc.Server | None = None
         self.alerts: AlertRunner | None = None
@@ -106,7 +121,7 @@ class Collector:
         self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.decoder, self.gpu)
         self._grpc.start()
 
-        api = build_api(self.engine, self.pipeline, s.pricing)
+        api = build_api(self.engine, self.pipeline, s.pricing, self.ingest_problems)
         add_dashboard(api, self.engine, s.pricing)
         dashboard = default_dashboard_url(s.host, self.http_port)
         self.alerts = metrics.alerts = AlertRunner(self.engine, s.alerts, s.pricing, dashboard, metrics.refused_total)
@@ -125,16 +140,24 @@ class Collector:
                     lifespan="off",
                     ssl_certfile=s.tls_cert_file,
                     ssl_keyfile=s.tls_key_file,
+                    timeout_graceful_shutdown=grace,
                 )
             )
-            for app, _ in apps
+            for (app, _), grace in zip(apps, (RECEIVERS_GRACE_SECONDS, API_GRACE_SECONDS), strict=True)
         ]
+        self._served = [threading.Event() for _ in self._servers]
         started = threading.Event()
+
+        async def serve(server: uvicorn.Server, sock: socket.socket, served: threading.Event) -> None:
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                served.set()
 
         async def serve_all() -> None:
             tasks = [
-                asyncio.create_task(srv.serve(sockets=[sock]))
-                for srv, (_, sock) in zip(self._servers, apps, strict=True)
+                asyncio.create_task(serve(srv, sock, served))
+                for srv, (_, sock), served in zip(self._servers, apps, self._served, strict=True)
             ]
             while not all(srv.started for srv in self._servers):
                 await asyncio.sleep(0.01)
@@ -164,22 +187,68 @@ class Collector:
         if counters and self.pipeline is not None:
             self.pipeline.submit(Work(counters=counters))
 
-    def stop(self) -> None:
-        """Stop accepting, let in-flight exports commit, drain the queue, close the database."""
-        if self.alerts is not None:
-            self.alerts.stop()
-        if self.scraper is not None:
-            self.scraper.stop()
-        for server in self._servers:
+    def ingest_problems(self) -> list[str]:
+        """What keeps this collector from taking exports right now, beside its database and
+        writer (GET /readyz asks those itself): shutting down, or no decode process to take
+        an export (one died and its fresh pool is starting). No I/O: /readyz is polled."""
+        if self.stopping:
+            return ["shutting down: the receivers take no new exports"]
+        problem = self.decoder.problem() if self.decoder is not None else None
+        return [problem] if problem else []
+
+    def stop(self) -> bool:
+        """Drain and shut down within DRAIN_SECONDS; False when something had to be cut short.
+
+        In order: /readyz answers 503 (the API stays up till the end); the receivers take
+        no new export and give those in flight RECEIVERS_GRACE_SECONDS to commit and be
+        answered; the decode processes stop; the writer commits what is queued; then the
+        API, rollups, alerts and GPU scraper stop and the database closes. An export cut off
+        on the way was never acknowledged, so its client sends it again: nothing
+        acknowledged is lost, as on SIGKILL.
+        """
+        deadline = time.monotonic() + DRAIN_SECONDS - EXIT_SECONDS
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        self.stopping = True
+        beside = [_stopping(part.stop) for part in (self.alerts, self.scraper) if part is not None]
+        receivers = self._servers[:1]
+        for server in receivers:
             server.should_exit = True
-        if self._grpc is not None:
-            self._grpc.stop(grace=10).wait()
-        if self._loop_thread is not None:
-            self._loop_thread.join(30)
+        grpc_stopped = self._grpc.stop(grace=RECEIVERS_GRACE_SECONDS) if self._grpc is not None else None
+        finished = all(self._wait_served(served, left()) for served in self._served[: len(receivers)])
+        if grpc_stopped is not None:
+            finished &= grpc_stopped.wait(left())
         if self.decoder is not None:
-            self.decoder.close()
+            self.decoder.close(min(left(), CLOSE_SECONDS))
         if self.pipeline is not None:
-            self.pipeline.stop()
+            self.pipeline.stop(left())
+            finished &= not self.pipeline.writer_alive
+        for server in self._servers[1:]:
+            server.should_exit = True
+        if self._loop_thread is not None:
+            self._loop_thread.join(left())
+            finished &= not self._loop_thread.is_alive()
         if self.roller is not None:
-            self.roller.stop()
+            self.roller.stop(left())
+        for thread in beside:
+            thread.join(left())
+            finished &= not thread.is_alive()
         self.engine.dispose()
+        if not finished:
+            log.warning("the %d s drain ran out: what was cut short was not acknowledged", DRAIN_SECONDS)
+        return finished
+
+    def _wait_served(self, served: threading.Event, seconds: float) -> bool:
+        """Wait for a server to stop, unless its loop is not running (it failed, or start() did)."""
+        if self._loop_thread is None or not self._loop_thread.is_alive():
+            return True
+        return served.wait(seconds)
+
+
+def _stopping(stop: Callable[[], None]) -> threading.Thread:
+    """Run `stop` (one that joins its own thread for up to 30 s) beside the drain, to be joined within it."""
+    thread = threading.Thread(target=stop, name="breakeven-stopping", daemon=True)
+    thread.start()
+    return thread

@@ -6,6 +6,7 @@ import argparse
 import gc
 import getpass
 import logging
+import os
 import signal
 import sys
 import threading
@@ -91,29 +92,53 @@ def _logging(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT, then shut down gracefully (exit 0)."""
-    from breakeven.collector.app import Collector
+    """Run until SIGTERM or SIGINT, then drain and exit: 0 when the drain finished, 1 when
+    it was cut short at DRAIN_SECONDS (collector/app.py). A second signal exits at once
+    (128 + its number); nothing acknowledged is lost either way, as on SIGKILL."""
+    from breakeven.collector.app import DRAIN_SECONDS, Collector
 
     collector = Collector(settings)
     collector.start()
     tune_garbage_collector()
     tune_thread_switching()
     stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     print(
         f"breakeven {__version__}: dashboard http://{settings.host}:{collector.http_port}/  "
         f"OTLP http://{settings.host}:{collector.otlp_http_port} grpc {settings.host}:{collector.otlp_grpc_port}",
         flush=True,
     )
     stop.wait()
-    logging.getLogger("breakeven").info("shutting down: draining the ingest queue")
-    collector.stop()
+    logging.getLogger("breakeven").info("shutting down: draining within %d s", DRAIN_SECONDS)
+    _exit_after(DRAIN_SECONDS)
+    finished = collector.stop()
     # Frozen objects are never collected: thaw them so the interpreter's exit frees them
     # (else nanobind, under DuckDB's bindings, reports its start-up objects as leaked).
     gc.unfreeze()
     gc.collect()
-    return 0
+    return 0 if finished else 1
+
+
+def _exit_after(seconds: float) -> None:
+    """End the process `seconds` from now, if it has not ended: the bound on the drain holds
+    even where a thread the interpreter joins at exit (a decode pool's, a gRPC handler's)
+    still waits on something."""
+
+    def exit_now() -> None:
+        logging.getLogger("breakeven").warning("the drain took longer than %.0f s; exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    timer.start()
 
 
 def reprice(settings: Settings, args: argparse.Namespace) -> int:

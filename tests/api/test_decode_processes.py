@@ -12,9 +12,12 @@ import fcntl
 import json
 import os
 import signal
+import struct
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -72,17 +75,19 @@ def _export(running: RunningCollector, service: str) -> httpx.Response:
     return httpx.post(f"{running.otlp_http}/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
 
 
-def test_a_dead_decode_process_costs_a_retry_not_a_span(tmp_path: Path) -> None:
+def _ready(running: RunningCollector) -> httpx.Response:
+    return httpx.get(f"{running.api}/readyz", timeout=10)
+
+
+def test_a_dead_decode_process_is_replaced_before_the_next_export_comes(tmp_path: Path) -> None:
     with running_collector(tmp_path, "duckdb") as running:
         assert _export(running, "before").status_code == 200
-        for pid in _decode_pids(running):
+        killed = _decode_pids(running)
+        for pid in killed:
             os.kill(pid, signal.SIGKILL)
-        # The export that meets the broken pool is refused with a retry hint, never acknowledged...
-        reply = wait_for(lambda: (r := _export(running, "refused")).status_code == 503 and r)
-        assert reply.headers["Retry-After"] == "2"
-        assert "decode process" in reply.text
-        assert running.calls(service="refused") == []
-        # ...and a fresh pool takes the next: the SDK exporter's own retry gets through.
+        # No export needed: the watch swaps the pool and /readyz comes back by itself...
+        wait_for(lambda: _ready(running).status_code == 200 and not set(_decode_pids(running)) & set(killed))
+        # ...and the next export, through a real SDK exporter, lands at once.
         service = f"svc-{uuid.uuid4().hex[:8]}"
         with tracer(running.otlp_http, service) as t:
             with t.start_as_current_span("chat gpt-4o", attributes=chat_attributes()):
@@ -92,6 +97,96 @@ def test_a_dead_decode_process_costs_a_retry_not_a_span(tmp_path: Path) -> None:
         metrics = httpx.get(f"{running.api}/metrics", timeout=10).text
         assert "breakeven_ingest_decode_processes 2.0" in metrics
         assert "breakeven_ingest_decode_process_deaths_total 1.0" in metrics
+
+
+def test_an_export_held_by_a_dying_decode_process_is_decoded_again_by_the_fresh_pool(tmp_path: Path) -> None:
+    """Decoding changes nothing, so what a broken pool held is tried once on the fresh one:
+    the death costs its exports a moment, not a 503."""
+    with running_collector(tmp_path, "duckdb", decode_timeout_seconds=10) as running:
+        assert _export(running, "before").status_code == 200
+        held = _decode_pids(running)
+        for pid in held:
+            os.kill(pid, signal.SIGSTOP)  # whichever takes the export holds it
+        with ThreadPoolExecutor(1) as sending:
+            reply = sending.submit(_export, running, "held")
+            time.sleep(0.5)
+            assert not reply.done()
+            for pid in held:
+                os.kill(pid, signal.SIGKILL)
+            assert reply.result(10).status_code == 200
+        assert len(running.calls(service="held")) == 1
+
+
+def _die_writing_half_a_result() -> None:
+    """Run in a decode process: start a result (its length, 10 of its bytes), then die, as a
+    process the OOM killer takes while it writes one. The pool reads the rest for ever."""
+    results = sys._getframe(1).f_locals["result_queue"]  # concurrent.futures.process._process_worker's
+    results._writer._send(struct.pack("!i", 100_000) + b"x" * 10)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_decode_process_killed_half_way_through_a_result_wedges_nothing(tmp_path: Path) -> None:
+    """The pool waits on the rest of that result and never marks itself broken, so exports
+    sent to it waited for ever (then for decode_timeout_seconds). The watch sees the death,
+    kills the rest and lets the pool's thread go (the interpreter joins it at exit: it held
+    the server's exit too), and a fresh pool takes the next export at once."""
+    with running_collector(tmp_path, "duckdb", decode_timeout_seconds=10) as running:
+        decoder = running.app.decoder
+        assert isinstance(decoder, TraceDecoder)
+        assert _export(running, "before").status_code == 200
+        wedged = decoder._pool
+        assert wedged is not None
+        thread = wedged._executor_manager_thread
+        wedged.submit(_die_writing_half_a_result)
+        began = time.monotonic()
+        assert _export(running, "after").status_code == 200
+        assert time.monotonic() - began < 5  # the death seen at once, not the 10 s bound
+        assert thread is not None
+        thread.join(5)
+        assert not thread.is_alive(), "the wedged pool's thread still waits: the server could not exit"
+        assert decoder._pool is not wedged
+        wait_for(lambda: _ready(running).status_code == 200)
+        assert len(running.calls(service="after")) == 1
+        assert decoder.deaths == 1
+
+
+def test_readyz_names_a_fresh_pool_that_has_not_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the fresh pool starts (a forkserver started again takes a second or two), an
+    export cannot be decoded: /readyz says so, and comes back to 200 by itself."""
+    with running_collector(tmp_path, "duckdb") as running:
+        release = threading.Event()
+        start_forkserver = offload._start_forkserver
+
+        def slow_start() -> None:
+            release.wait(10)
+            start_forkserver()
+
+        monkeypatch.setattr(offload, "_start_forkserver", slow_start)
+        os.kill(_decode_pids(running)[0], signal.SIGKILL)
+        reply = wait_for(lambda: (r := _ready(running)).status_code == 503 and r)
+        assert reply.json()["problems"] == ["a decode process died; a fresh pool is starting"]
+        release.set()
+        wait_for(lambda: _ready(running).status_code == 200)
+        assert _export(running, "after").status_code == 200
+
+
+def test_readyz_says_shutting_down_while_the_collector_drains(tmp_path: Path) -> None:
+    """The API stays up till the end of the drain, answering 503, so a load balancer stops
+    sending before the receivers are gone; an export held then is answered, not dropped."""
+    with running_collector(tmp_path, "duckdb", decode_timeout_seconds=2) as running:
+        assert _export(running, "before").status_code == 200
+        held = _decode_pids(running)
+        for pid in held:
+            os.kill(pid, signal.SIGSTOP)
+        with ThreadPoolExecutor(2) as work:
+            reply = work.submit(_export, running, "held")
+            time.sleep(0.3)
+            stopped = work.submit(running.app.stop)
+            draining = wait_for(lambda: (r := _ready(running)).status_code == 503 and r)
+            assert draining.json()["problems"][0].startswith("shutting down")
+            assert reply.result(10).status_code == 503  # past its decode bound: refused, never lost
+            assert stopped.result(30) is True
+        assert all(not _alive(pid) for pid in held)
 
 
 def test_a_hung_decode_process_costs_a_bounded_wait_and_a_retry_not_a_wedge(tmp_path: Path) -> None:

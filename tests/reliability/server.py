@@ -29,6 +29,8 @@ class ServerProcess:
     extra_args: tuple[str, ...] = ()
     entry: tuple[str, ...] = (sys.executable, "-m", "breakeven.collector.cli")  # or the console script
     cwd: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)  # BREAKEVEN_* settings for the process
+    new_session: bool = False  # a process group of its own, so a test can signal the whole group
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -44,7 +46,7 @@ class ServerProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, ready_within: float = 30.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKEVEN_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BREAKEVEN_")} | self.env
         self.starts += 1
         log = open(self.log_dir / f"collector-{self.starts}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -65,6 +67,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=self.cwd,
+            start_new_session=self.new_session,
         )
         deadline = time.monotonic() + ready_within
         while True:

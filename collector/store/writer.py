@@ -348,6 +348,8 @@ class LedgerWriter:
         for lo, hi, trace_ids in _clusters(windows):
             # PostgreSQL gets one array parameter: thousands of IN placeholders cost more
             # to prepare than the indexed lookup itself.
+            in_window: sa.ColumnElement[bool]
+            in_traces: sa.ColumnElement[bool]
             if self.is_duckdb:
                 in_window = llm_spans.c.start_time.between(ns_to_datetime(lo), ns_to_datetime(hi))
                 in_traces = llm_spans.c.trace_id.in_(trace_ids)

@@ -58,8 +58,8 @@ from tests.deploy._deployfiles import (
 
 DEPLOY_FILES = sorted(p for p in DEPLOY.rglob("*") if p.is_file())
 INVOCATIONS = all_invocations()
-# collector/app.py, Collector.stop: gRPC grace 10 s, then up to 30 s for the HTTP loop, then the
-# queue's last commit. Stop timeouts must leave at least this much.
+# collector/app.py: `serve` exits within DRAIN_SECONDS (30) of SIGTERM, whatever is left. Stop
+# timeouts must leave at least this much, and some room.
 DRAIN_SECONDS = 40
 # 1.29: the oldest Kubernetes with native sidecars (init containers with restartPolicy: Always)
 # on by default, which the sidecar manifest uses; and the newest the package knows.

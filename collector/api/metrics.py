@@ -80,7 +80,9 @@ HELP = {
     "ingest_queue_depth_spans": "Spans and prompt hints queued for the writer, not yet committed.",
     "ingest_writer_up": "1 while the writer thread runs.",
     "ingest_decode_processes": "Processes decoding trace exports (0: threads of the server's process).",
-    "ingest_decode_process_deaths": "Times a decode process died, hung or failed to start and its pool was replaced (this process).",
+    "ingest_decode_process_deaths": (
+        "Times a decode process died, hung or failed to start and its pool was replaced (this process)."
+    ),
     "ingest_refused_exports": "Exports answered 503 because their commit failed (this process).",
     "metrics_window_seconds": "The trailing window the pool and traffic-class gauges cover.",
     "notifications": "Notification deliveries by notifier and outcome: sent, failed (an attempt), dropped.",

@@ -31,6 +31,19 @@ from tests.reliability.server import ServerProcess
 pytestmark = pytest.mark.slow
 
 
+def stored_counts(db: Path) -> tuple[dict[tuple[str, str], int], int]:
+    """Each span stored in the DuckDB ledger with how many times it is stored, and how many
+    calls are stored twice."""
+    engine = make_engine(f"duckdb:///{db}")
+    with engine.connect() as conn:
+        spans = conn.execute(sa.text("SELECT trace_id, span_id, count(*) FROM llm_spans GROUP BY 1, 2")).all()
+        twice_calls = conn.execute(
+            sa.text("SELECT count(*) FROM (SELECT trace_id, span_id FROM calls GROUP BY 1, 2 HAVING count(*) > 1)")
+        ).scalar()
+    engine.dispose()
+    return {(t, s): n for t, s, n in spans}, int(twice_calls or 0)
+
+
 class RecordingExporter(SpanExporter):
     """Delegates to a real exporter; remembers the spans of acknowledged exports."""
 
@@ -113,15 +126,9 @@ def test_sigkill_under_load_loses_no_acknowledged_span_and_stores_none_twice(tmp
     acked = set().union(*(r.acked for r in recorders))
     sent = set().union(*(r.sent for r in recorders))
     assert acked_before_kill > 500, "the load did not get going before the kill"
-    engine = make_engine(f"duckdb:///{db}")
-    with engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT trace_id, span_id, count(*) FROM llm_spans GROUP BY 1, 2")).all()
-        twice_calls = conn.execute(
-            sa.text("SELECT count(*) FROM (SELECT trace_id, span_id FROM calls GROUP BY 1, 2 HAVING count(*) > 1)")
-        ).scalar()
-    engine.dispose()
-    stored_keys = {(t, s) for t, s, _ in stored}
-    assert not [k for k in stored if k[2] > 1], "a span was stored twice"
+    stored, twice_calls = stored_counts(db)
+    stored_keys = set(stored)
+    assert not [k for k, n in stored.items() if n > 1], "a span was stored twice"
     assert twice_calls == 0, "a call was stored twice"
     assert acked - stored_keys == set(), f"{len(acked - stored_keys)} acknowledged spans lost"
     assert stored_keys <= sent

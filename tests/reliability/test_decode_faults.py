@@ -35,14 +35,13 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-import sqlalchemy as sa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from breakeven.collector.app import DRAIN_SECONDS
 from breakeven.collector.config.settings import Settings
-from breakeven.collector.store.engine import make_engine
 from tests.conftest import wait_for
 from tests.reliability.server import ServerProcess
+from tests.reliability.test_crash import stored_counts
 from tests.scripts import bench_ingest
 
 pytestmark = pytest.mark.slow
@@ -231,20 +230,8 @@ def _decode_processes(server: ServerProcess) -> list[int]:
     return [pid for fork in _forkservers(server) for pid in _children(fork) if _alive(pid)]
 
 
-def _stored(db: Path) -> tuple[dict[SpanKey, int], int]:
-    """Each stored span with how many times it is stored, and how many calls are stored twice."""
-    engine = make_engine(f"duckdb:///{db}")
-    with engine.connect() as conn:
-        spans = conn.execute(sa.text("SELECT trace_id, span_id, count(*) FROM llm_spans GROUP BY 1, 2")).all()
-        twice_calls = conn.execute(
-            sa.text("SELECT count(*) FROM (SELECT trace_id, span_id FROM calls GROUP BY 1, 2 HAVING count(*) > 1)")
-        ).scalar()
-    engine.dispose()
-    return {(t, s): n for t, s, n in spans}, int(twice_calls or 0)
-
-
 def _assert_every_acknowledged_span_stored_once(load: Load, db: Path) -> None:
-    stored, twice_calls = _stored(db)
+    stored, twice_calls = stored_counts(db)
     assert load.acked == load.sent, f"{len(load.sent - load.acked)} spans sent were never acknowledged"
     assert [key for key, n in stored.items() if n > 1] == [], "a span was stored twice"
     assert twice_calls == 0, "a call was stored twice"

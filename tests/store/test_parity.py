@@ -2,7 +2,8 @@
 
 The same calls go in through the real write path (ledger_pricer + LedgerWriter) on both,
 with a config of two pools (one allocated by the hour's busy seconds, one by the month's),
-a discount, an unpriced model and a pound rate that changes mid-range. DuckDB's hours are
+a discount, an unpriced model and a pound rate that changes mid-range; the calls' times to
+first token are doubles in full precision, which /api/v1/calls shows alike on both. DuckDB's hours are
 only partly rolled up and PostgreSQL's all of them, so the comparison also covers reading
 rollups against reading calls.
 """

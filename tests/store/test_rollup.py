@@ -81,6 +81,7 @@ END = at("2025-06-12T10:00:00")
 def dataset(n: int = 400, seed: int = 7) -> list[Call]:
     """Calls spread over 62 hours at microsecond start times, some exactly on the hour."""
     rng = random.Random(seed)
+    ttft = random.Random(seed + 1)  # apart, so the other fields stay what they were for each seed
     kinds = [
         dict(provider="openai", model="gpt-t", backend_class="frontier"),
         dict(provider="anthropic", model="claude-t", backend_class="frontier"),
@@ -105,7 +106,11 @@ def dataset(n: int = 400, seed: int = 7) -> list[Call]:
             cache_read=rng.choice([0, 0, 1_000]),
         )
         version = rng.choice([None, f"{kind['model']}-2025"])
-        out.append(dataclasses.replace(c, feature=rng.choice(["f1", "f2", None]), response_model=version))
+        # time to first token in full double precision (102.621534 was 32 bits on DuckDB once)
+        first_token = ttft.choice([None, round(ttft.uniform(5, 900), 6), ttft.uniform(5, 900)])
+        out.append(
+            dataclasses.replace(c, feature=rng.choice(["f1", "f2", None]), response_model=version, ttft_ms=first_token)
+        )
     return out
 
 

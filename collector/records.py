@@ -1,10 +1,12 @@
-"""The records that cross stages: a decoded span, an LLM span, a call, its price, and the writer's
-work and batch. No I/O here, and nothing of ours is imported: every stage may use them."""
+"""The records that cross stages: a decoded span, an LLM span, a call, its price, the writer's
+work and batch, and a line of a provider's bill. No I/O here, and nothing of ours is imported:
+every stage may use them."""
 
 from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, field, fields
+from datetime import date
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -273,3 +275,34 @@ class WriteBatch:
     # (call_rows_ipc), when the calls are exactly the ones they made (pipeline._build_new
     # checks); None: made here from calls and prices.
     call_rows: list[bytes] | None = None
+
+
+# ----------------------------------------------------------------------------- bills
+
+
+@dataclass(frozen=True, slots=True)
+class BilledLine:
+    """One line of what a provider or cloud says it billed: a UTC day's usage and/or cost of one
+    model (or resource) for one account, as its usage and cost reports or a FOCUS export give
+    it (collector/reconcile/). Reconciliation sets these beside the ledger's calls.
+
+    Token counts mean what they mean in the ledger (TOKEN_FIELDS): input_tokens is input
+    neither read from nor written to a cache. A cost line may carry no tokens, a usage line
+    no cost.
+    """
+
+    source: str  # the [[reconcile.sources]] name it came from
+    day: date  # the UTC day the usage or charge falls in
+    provider: str  # the ledger's provider name (collector/providers.py): openai, anthropic, aws.bedrock ...
+    model: str | None = None  # as the bill names it
+    account: str | None = None  # project, workspace or API key id; a FOCUS SubAccountId or ResourceId
+    tier: str | None = None  # service tier where the bill tells: batch, priority, flex, standard
+    line_item: str | None = None  # what the bill calls the charge ("gpt-4o, input"; a FOCUS SkuId)
+    input_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+    cost: Decimal | None = None  # billed, after discounts, in `currency`
+    list_cost: Decimal | None = None  # before discounts, where the bill gives it
+    currency: str | None = None  # ISO 4217

@@ -1,0 +1,1 @@
+"""Providers' and clouds' own usage and cost reports read into BilledLine records (issue 24)."""

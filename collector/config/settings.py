@@ -26,6 +26,7 @@ from breakeven.collector.config.auth import parse_auth
 from breakeven.collector.config.checks import SettingsError, read_toml
 from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.config.privacy import PrivacyConfig, parse_privacy
+from breakeven.collector.config.reconcile import ReconcileConfig, parse_reconcile
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.providers import canonical_provider
 from breakeven.collector.records import BACKEND_CLASSES
@@ -98,6 +99,8 @@ class Settings:
     auth: AuthConfig = field(default_factory=AuthConfig)
     # The [privacy] section: attributes the audit copy keeps verbatim besides the known ones.
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # The [reconcile] section: the providers' and clouds' own bills (collector/config/reconcile.py).
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     # TLS for all three listeners when both are given (PEM files).
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -112,7 +115,7 @@ class Settings:
 _INT_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.type in ("int", int)}
 _BOOL_SETTINGS = {"migrate", "native_decode"}
 _PORT_SETTINGS = ("otlp_http_port", "otlp_grpc_port", "http_port")  # the three listeners, in this order
-_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth", "privacy")
+_TABLE_SETTINGS = ("attributes", "backend_classes", "pricing", "alerts", "auth", "privacy", "reconcile")
 _SCALAR_SETTINGS = {f.name for f in dataclasses.fields(Settings) if f.name not in _TABLE_SETTINGS}
 
 
@@ -175,6 +178,8 @@ def validate(values: Mapping[str, Any]) -> Settings:
             clean[name] = parse_auth(raw, values.get("config"))
         elif name == "privacy":
             clean[name] = parse_privacy(raw)
+        elif name == "reconcile":
+            clean[name] = parse_reconcile(raw)
         else:
             clean[name] = str(raw)
     settings = Settings(**clean)

@@ -52,7 +52,8 @@ def make_engine(
     instead of being handed to a DuckDB worker that waits for a core the decode processes
     keep busy (docs/performance.md).
 
-    DuckDB runs without its checkpoint vacuum (NO_VACUUM, which says why).
+    DuckDB runs without its checkpoint vacuum (NO_VACUUM, which says why), and its NUMERIC
+    columns read back as the Decimal DuckDB gives, not through a float.
     """
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "duckdb" and parsed.database and parsed.database != ":memory:":
@@ -70,7 +71,15 @@ def make_engine(
             "threads": duckdb_threads,
         }
         connect_args["config"] = {name: value for name, value in config.items() if value is not None} | NO_VACUUM
-    return sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql", connect_args=connect_args)
+    engine = sa.create_engine(
+        parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql", connect_args=connect_args
+    )
+    if parsed.get_backend_name() == "duckdb":
+        # DuckDB hands DECIMAL back as Decimal, but duckdb_engine says it does not, so SQLAlchemy
+        # turned every NUMERIC it read into a float first: 1234567890.1234567891 read back as
+        # ...567165. Money must read back exactly, as on PostgreSQL.
+        engine.dialect.supports_native_decimal = True
+    return engine
 
 
 def settings_engine(settings: Settings) -> sa.Engine:

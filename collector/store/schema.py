@@ -138,6 +138,29 @@ prompt_hash_hints = sa.Table(
     _postgresql_only(sa.PrimaryKeyConstraint("trace_id", "span_id")),
 )
 
+# What providers and clouds say they billed (migration 0013, collector/store/bills.py): the
+# lines of their usage and cost reports and FOCUS exports, as collector/records.py's BilledLine.
+billed_lines = sa.Table(
+    "billed_lines",
+    metadata,
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("model", sa.String),
+    sa.Column("account", sa.String),
+    sa.Column("tier", sa.String),
+    sa.Column("line_item", sa.String),
+    *(
+        sa.Column(name, sa.BigInteger, nullable=False)
+        for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "requests")
+    ),
+    sa.Column("cost", MONEY),
+    sa.Column("list_cost", MONEY),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("imported_at", TS, nullable=False),
+)
+_postgresql_only(sa.Index("ix_billed_lines_source_day", billed_lines.c.source, billed_lines.c.day))
+
 # Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
 # One row per (name, reason) on PostgreSQL; appended on DuckDB, where readers sum them
 # (migration 0009, collector/store/counters.py).

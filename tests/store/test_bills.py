@@ -1,0 +1,50 @@
+"""billed_lines on both dialects: a re-read day replaces what was stored of it, money exact."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from breakeven.collector.records import BilledLine
+from breakeven.collector.store.bills import lines_between, replace_lines
+from breakeven.collector.store.engine import migrate
+
+D1, D2, D3 = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)
+
+
+def _line(day: date, cost: str, source: str = "oa", **fields: object) -> BilledLine:
+    return BilledLine(source, day, "openai", cost=Decimal(cost), currency="USD", **fields)  # type: ignore[arg-type]
+
+
+def test_lines_read_back_as_stored(engine: sa.Engine) -> None:
+    migrate(engine)
+    stored = [
+        _line(D1, "0.0000000001", model="gpt-4o", account="proj_1", input_tokens=10**12, cache_read_tokens=5),
+        BilledLine("oa", D1, "openai", model="gpt-4o", output_tokens=7, requests=3),  # usage, no cost
+        _line(D2, "1234567890.1234567891", tier="batch", line_item="gpt-4o, output", list_cost=Decimal("2E+9")),
+    ]
+    assert replace_lines(engine, "oa", [], stored) == 3
+    assert lines_between(engine, D1, D3) == stored
+
+
+def test_a_restated_day_replaces_that_day_only_and_of_that_source_only(engine: sa.Engine) -> None:
+    migrate(engine)
+    replace_lines(engine, "oa", [], [_line(D1, "1"), _line(D2, "2")])
+    replace_lines(engine, "other", [], [_line(D2, "5", source="other")])
+    replace_lines(engine, "oa", [D2], [_line(D2, "2.5")])  # the provider restated day 2
+    assert [(x.source, x.day, x.cost) for x in lines_between(engine, D1, D3)] == [
+        ("oa", D1, Decimal("1")),
+        ("oa", D2, Decimal("2.5")),
+        ("other", D2, Decimal("5")),
+    ]
+    replace_lines(engine, "oa", [D1], [])  # a day that now has nothing
+    assert [x.day for x in lines_between(engine, D1, D3, source="oa")] == [D2]
+
+
+def test_a_line_of_another_source_is_refused(engine: sa.Engine) -> None:
+    migrate(engine)
+    with pytest.raises(ValueError, match="another source"):
+        replace_lines(engine, "oa", [], [_line(D1, "1", source="other")])

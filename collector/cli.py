@@ -12,12 +12,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from breakeven.collector import __version__, demo
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import Settings, load_settings
 from breakeven.collector.ingest.tuning import tune_garbage_collector, tune_thread_switching
+from breakeven.collector.records import BilledLine
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     reprice.add_argument("--dry-run", dest="dry_run", action="store_true", help="count and total; change nothing")
     reprice.add_argument("--batch-size", dest="batch_size", type=int, default=10_000, help="calls per transaction")
 
+    reconcile = sub.add_parser("reconcile", help="the providers' and clouds' own bills, beside the ledger")
+    reconcile_sub = reconcile.add_subparsers(dest="reconcile_command", required=True)
+    load = reconcile_sub.add_parser(
+        "import",
+        help="load a source's bill from files",
+        description="Read usage or cost pages (JSON, as the provider's API returns them) or FOCUS exports "
+        "(CSV, CSV.gz, Parquet) of one [[reconcile.sources]] entry into the ledger; each report read "
+        "replaces what was stored of it for the days it covers.",
+    )
+    _add_common(load)
+    load.add_argument("--source", required=True, help="the [[reconcile.sources]] name")
+    load.add_argument("files", nargs="+", type=Path, help="the files to read")
+
     demo.add_parser(sub)
     sub.add_parser("version", help="print the version")
     sub.add_parser(
@@ -73,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Arguments of subcommands that are not settings.
-_NOT_SETTINGS = ("command", "revision", "since", "until", "actor", "dry_run", "batch_size")
+_NOT_SETTINGS = (
+    "command", "revision", "since", "until", "actor", "dry_run", "batch_size", "reconcile_command", "source", "files",
+)  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -184,6 +201,42 @@ def _login_name() -> str:
         return "unknown"
 
 
+def reconcile_import(settings: Settings, source_name: str, files: Sequence[Path]) -> int:
+    """Read a source's bill files and store their lines, each report replacing its own days;
+    a summary on stdout, 2 (and nothing stored) when a file cannot be read as the source's."""
+    from collections import defaultdict
+
+    from breakeven.collector.reconcile.errors import BillError
+    from breakeven.collector.reconcile.files import read_bill_file
+    from breakeven.collector.store.bills import replace_lines
+    from breakeven.collector.store.engine import settings_engine
+
+    source = settings.reconcile.source(source_name)
+    if source is None:
+        known = ", ".join(s.name for s in settings.reconcile.sources) or "none configured"
+        print(f"breakeven: error: --source: no [[reconcile.sources]] named {source_name!r} ({known})", file=sys.stderr)
+        return 2
+    by_report: dict[str, list[BilledLine]] = defaultdict(list)
+    try:
+        for path in files:
+            for line in read_bill_file(source, path):
+                by_report[line.report].append(line)
+    except BillError as exc:
+        print(f"breakeven: error: {exc}", file=sys.stderr)
+        return 2
+    engine = settings_engine(settings)
+    try:
+        for report, lines in sorted(by_report.items()):
+            stored = replace_lines(engine, source.name, report, [], lines)
+            days = sorted({line.day for line in lines})
+            print(f"{source.name}: {report}: {stored} lines stored for {len(days)} days, {days[0]} to {days[-1]}")
+    finally:
+        engine.dispose()
+    if not by_report:
+        print(f"{source.name}: the files hold no lines")
+    return 0
+
+
 def hash_password_command() -> int:
     """Print a password's scrypt hash; the password is read without echo (or from stdin)."""
     from breakeven.collector.auth import hash_password
@@ -222,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "reprice":
             return reprice(settings, args)
+        if args.command == "reconcile":
+            return reconcile_import(settings, args.source, args.files)
         return serve(settings)
     except SettingsError as exc:
         print(f"breakeven: error: {exc}", file=sys.stderr)

@@ -306,3 +306,6 @@ class BilledLine:
     cost: Decimal | None = None  # billed, after discounts, in `currency`
     list_cost: Decimal | None = None  # before discounts, where the bill gives it
     currency: str | None = None  # ISO 4217
+    # Which of the source's reports it came from: usage, cost or focus. A report read again
+    # replaces its own lines of the days it covers, not the other reports'.
+    report: str = "usage"

@@ -1,9 +1,9 @@
 """billed_lines: the providers' and clouds' own bills, stored and read back (issue 24).
 
 A source's report is restated by the provider for recent days, so storing is replacing: a
-fetch or an import of a source deletes that source's lines of the days it covers and inserts
-the lines it read, in one transaction. Reading a range gives BilledLine records back, money
-as Decimal, exactly as stored.
+fetch or an import of a source's report (usage, cost or focus) deletes that report's lines
+of the days it covers and inserts the lines it read, in one transaction. Reading a range
+gives BilledLine records back, money as Decimal, exactly as stored.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
 from breakeven.collector.records import BilledLine
-from breakeven.collector.store.schema import MONEY, billed_lines
+from breakeven.collector.store.schema import BILL_MONEY, billed_lines
 
 _FIELDS = tuple(f.name for f in fields(BilledLine))
 # DuckDB takes the rows through Arrow, money as decimal128: its executemany binds a
@@ -26,8 +27,8 @@ _ARROW = pa.schema(
     [
         pa.field(
             c.name,
-            pa.decimal128(MONEY.precision or 20, MONEY.scale or 10)
-            if c.type is MONEY
+            pa.decimal128(BILL_MONEY.precision or 38, BILL_MONEY.scale or 18)
+            if c.type is BILL_MONEY
             else pa.date32()
             if c.name == "day"
             else pa.int64()
@@ -41,24 +42,37 @@ _ARROW = pa.schema(
 )
 
 
-def replace_lines(engine: sa.Engine, source: str, days: Iterable[date], lines: Sequence[BilledLine]) -> int:
-    """Replace the source's lines of these days (and of every day a line falls in) with `lines`;
-    returns how many were stored. A line of another source is refused (ValueError)."""
-    if any(line.source != source for line in lines):
-        raise ValueError(f"a line of another source than {source!r}")
+def replace_lines(
+    engine: sa.Engine, source: str, report: str, days: Iterable[date], lines: Sequence[BilledLine]
+) -> int:
+    """Replace the source's lines of this report of these days (and of every day a line falls in)
+    with `lines`; returns how many were stored. A line of another source or report is refused
+    (ValueError)."""
+    if any(line.source != source or line.report != report for line in lines):
+        raise ValueError(f"a line of another source or report than {source!r} {report!r}")
     covered = sorted(set(days) | {line.day for line in lines})
     if not covered:
         return 0
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(billed_lines.delete().where(billed_lines.c.source == source, billed_lines.c.day.in_(covered)))
+        mine = (billed_lines.c.source == source, billed_lines.c.report == report)
+        conn.execute(billed_lines.delete().where(*mine, billed_lines.c.day.in_(covered)))
         if lines:
-            rows = [{**asdict(line), "imported_at": now} for line in lines]
+            rows = [{**asdict(line), "imported_at": now, **_stored_money(line)} for line in lines]
             if conn.dialect.name == "duckdb":
                 _insert_duckdb(conn, rows)
             else:
                 conn.execute(billed_lines.insert(), rows)
     return len(lines)
+
+
+def _stored_money(line: BilledLine) -> dict[str, Decimal | None]:
+    """The line's amounts as stored: to BILL_MONEY's 18 decimals (half-even), past any bill's."""
+    step = Decimal(1).scaleb(-(BILL_MONEY.scale or 18))
+    return {
+        name: None if value is None else value.quantize(step, ROUND_HALF_EVEN)
+        for name, value in (("cost", line.cost), ("list_cost", line.list_cost))
+    }
 
 
 def _insert_duckdb(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:

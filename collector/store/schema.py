@@ -12,6 +12,7 @@ metadata = sa.MetaData()
 
 TS = sa.DateTime(timezone=True)
 MONEY = sa.Numeric(20, 10)  # USD, fixed point: never float
+BILL_MONEY = sa.Numeric(38, 18)  # a bill's amounts: clouds bill with up to 15 decimals (migration 0013)
 
 
 def _who_what_columns() -> list[sa.Column[object]]:
@@ -144,6 +145,7 @@ billed_lines = sa.Table(
     "billed_lines",
     metadata,
     sa.Column("source", sa.String, nullable=False),
+    sa.Column("report", sa.String(8), nullable=False),
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("provider", sa.String, nullable=False),
     sa.Column("model", sa.String),
@@ -154,8 +156,8 @@ billed_lines = sa.Table(
         sa.Column(name, sa.BigInteger, nullable=False)
         for name in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "requests")
     ),
-    sa.Column("cost", MONEY),
-    sa.Column("list_cost", MONEY),
+    sa.Column("cost", BILL_MONEY),
+    sa.Column("list_cost", BILL_MONEY),
     sa.Column("currency", sa.String(3)),
     sa.Column("imported_at", TS, nullable=False),
 )

@@ -26,25 +26,34 @@ def test_lines_read_back_as_stored(engine: sa.Engine) -> None:
         BilledLine("oa", D1, "openai", model="gpt-4o", output_tokens=7, requests=3),  # usage, no cost
         _line(D2, "1234567890.1234567891", tier="batch", line_item="gpt-4o, output", list_cost=Decimal("2E+9")),
     ]
-    assert replace_lines(engine, "oa", [], stored) == 3
+    assert replace_lines(engine, "oa", "usage", [], stored) == 3
     assert lines_between(engine, D1, D3) == stored
 
 
 def test_a_restated_day_replaces_that_day_only_and_of_that_source_only(engine: sa.Engine) -> None:
     migrate(engine)
-    replace_lines(engine, "oa", [], [_line(D1, "1"), _line(D2, "2")])
-    replace_lines(engine, "other", [], [_line(D2, "5", source="other")])
-    replace_lines(engine, "oa", [D2], [_line(D2, "2.5")])  # the provider restated day 2
+    replace_lines(engine, "oa", "usage", [], [_line(D1, "1"), _line(D2, "2")])
+    replace_lines(engine, "other", "usage", [], [_line(D2, "5", source="other")])
+    replace_lines(engine, "oa", "usage", [D2], [_line(D2, "2.5")])  # the provider restated day 2
     assert [(x.source, x.day, x.cost) for x in lines_between(engine, D1, D3)] == [
         ("oa", D1, Decimal("1")),
         ("oa", D2, Decimal("2.5")),
         ("other", D2, Decimal("5")),
     ]
-    replace_lines(engine, "oa", [D1], [])  # a day that now has nothing
+    replace_lines(engine, "oa", "usage", [D1], [])  # a day that now has nothing
     assert [x.day for x in lines_between(engine, D1, D3, source="oa")] == [D2]
+
+
+def test_a_report_read_again_leaves_the_other_reports_of_its_days(engine: sa.Engine) -> None:
+    migrate(engine)
+    usage = BilledLine("oa", D1, "openai", input_tokens=5)
+    replace_lines(engine, "oa", "usage", [], [usage])
+    replace_lines(engine, "oa", "cost", [], [_line(D1, "3", report="cost")])
+    replace_lines(engine, "oa", "cost", [D1], [_line(D1, "4", report="cost")])
+    assert lines_between(engine, D1, D2) == [usage, _line(D1, "4", report="cost")]
 
 
 def test_a_line_of_another_source_is_refused(engine: sa.Engine) -> None:
     migrate(engine)
-    with pytest.raises(ValueError, match="another source"):
-        replace_lines(engine, "oa", [], [_line(D1, "1", source="other")])
+    with pytest.raises(ValueError, match="another source or report"):
+        replace_lines(engine, "oa", "usage", [], [_line(D1, "1", source="other")])

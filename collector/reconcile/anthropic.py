@@ -25,7 +25,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from breakeven.collector.reconcile.errors import BillError, buckets, count, mapping, text, utc_day
+from breakeven.collector.reconcile.errors import BillError, count, mapping, results_by_day, text, utc_day
 from breakeven.collector.records import BilledLine
 
 PROVIDER = "anthropic"
@@ -34,53 +34,45 @@ CACHE_WRITE_FIELDS = ("ephemeral_1h_input_tokens", "ephemeral_5m_input_tokens")
 
 def usage_lines(page: Any, source: str) -> list[BilledLine]:
     """One line per result of a messages usage report page."""
-    lines: list[BilledLine] = []
-    for path, bucket, results in buckets(page):
-        day = _bucket_day(bucket, path)
-        for where, result in results:
-            cache_creation = mapping(result, "cache_creation", where)
-            lines.append(
-                BilledLine(
-                    source=source,
-                    day=day,
-                    provider=PROVIDER,
-                    model=text(result, "model", where),
-                    account=_account(result, where),
-                    tier=text(result, "service_tier", where),
-                    input_tokens=count(result, "uncached_input_tokens", where),
-                    cache_read_tokens=count(result, "cache_read_input_tokens", where),
-                    cache_write_tokens=sum(
-                        count(cache_creation, name, f"{where}.cache_creation") for name in CACHE_WRITE_FIELDS
-                    ),
-                    output_tokens=count(result, "output_tokens", where),
-                )
-            )
-    return lines
+    return [_usage_line(result, where, day, source) for day, where, result in results_by_day(page, _bucket_day)]
 
 
 def cost_lines(page: Any, source: str) -> list[BilledLine]:
     """One line per result of a cost report page, its cents amount turned into the currency's unit."""
-    lines: list[BilledLine] = []
-    for path, bucket, results in buckets(page):
-        day = _bucket_day(bucket, path)
-        for where, result in results:
-            currency = text(result, "currency", where)
-            if not currency:
-                raise BillError(f"{where}.currency is missing")
-            lines.append(
-                BilledLine(
-                    source=source,
-                    day=day,
-                    provider=PROVIDER,
-                    model=text(result, "model", where),
-                    account=text(result, "workspace_id", where),
-                    tier=text(result, "service_tier", where),
-                    line_item=text(result, "description", where),
-                    cost=_units_from_cents(result, where),
-                    currency=currency.upper(),
-                )
-            )
-    return lines
+    return [_cost_line(result, where, day, source) for day, where, result in results_by_day(page, _bucket_day)]
+
+
+def _usage_line(result: Mapping[str, Any], where: str, day: date, source: str) -> BilledLine:
+    cache_creation = mapping(result, "cache_creation", where)
+    return BilledLine(
+        source=source,
+        day=day,
+        provider=PROVIDER,
+        model=text(result, "model", where),
+        account=_account(result, where),
+        tier=text(result, "service_tier", where),
+        input_tokens=count(result, "uncached_input_tokens", where),
+        cache_read_tokens=count(result, "cache_read_input_tokens", where),
+        cache_write_tokens=sum(count(cache_creation, name, f"{where}.cache_creation") for name in CACHE_WRITE_FIELDS),
+        output_tokens=count(result, "output_tokens", where),
+    )
+
+
+def _cost_line(result: Mapping[str, Any], where: str, day: date, source: str) -> BilledLine:
+    currency = text(result, "currency", where)
+    if not currency:
+        raise BillError(f"{where}.currency is missing")
+    return BilledLine(
+        source=source,
+        day=day,
+        provider=PROVIDER,
+        model=text(result, "model", where),
+        account=text(result, "workspace_id", where),
+        tier=text(result, "service_tier", where),
+        line_item=text(result, "description", where),
+        cost=_units_from_cents(result, where),
+        currency=currency.upper(),
+    )
 
 
 def _account(result: Mapping[str, Any], where: str) -> str | None:

@@ -9,7 +9,7 @@ to look at. Unknown extra fields are ignored: providers add fields without notic
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -41,6 +41,17 @@ def buckets(page: Any) -> Iterator[tuple[str, Mapping[str, Any], list[tuple[str,
             for n, result in enumerate(_array(bucket, "results", f"{path}.results"))
         ]
         yield path, bucket, results
+
+
+def results_by_day(
+    page: Any, day_of: Callable[[Mapping[str, Any], str], date]
+) -> Iterator[tuple[date, str, Mapping[str, Any]]]:
+    """Each result of a page with its bucket's UTC day (day_of reads a bucket's start, each
+    provider its own way) and its path in the page, bucket by bucket."""
+    for path, bucket, results in buckets(page):
+        day = day_of(bucket, path)
+        for where, result in results:
+            yield day, where, result
 
 
 def count(obj: Mapping[str, Any], key: str, path: str, *, required: bool = True) -> int:

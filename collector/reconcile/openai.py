@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from breakeven.collector.reconcile.errors import BillError, buckets, count, mapping, text, utc_day
+from breakeven.collector.reconcile.errors import BillError, count, mapping, results_by_day, text, utc_day
 from breakeven.collector.records import BilledLine
 
 PROVIDER = "openai"
@@ -36,42 +36,37 @@ EMBEDDINGS = "organization.usage.embeddings.result"
 
 def usage_lines(page: Any, source: str) -> list[BilledLine]:
     """One line per result of a completions or embeddings usage page (each result names its kind)."""
-    lines: list[BilledLine] = []
-    for path, bucket, results in buckets(page):
-        day = _bucket_day(bucket, path)
-        for where, result in results:
-            kind = result.get("object")
-            if kind == COMPLETIONS:
-                lines.append(_completions_line(result, where, day, source))
-            elif kind == EMBEDDINGS:
-                lines.append(_embeddings_line(result, where, day, source))
-            else:
-                raise BillError(f"{where}.object must be {COMPLETIONS!r} or {EMBEDDINGS!r}, not {kind!r}")
-    return lines
+    return [_usage_line(result, where, day, source) for day, where, result in results_by_day(page, _bucket_day)]
 
 
 def cost_lines(page: Any, source: str) -> list[BilledLine]:
     """One line per result of a costs page: the amount billed for a day, line item and project."""
-    lines: list[BilledLine] = []
-    for path, bucket, results in buckets(page):
-        day = _bucket_day(bucket, path)
-        for where, result in results:
-            amount = mapping(result, "amount", where)
-            currency = text(amount, "currency", f"{where}.amount")
-            if not currency:
-                raise BillError(f"{where}.amount.currency is missing")
-            lines.append(
-                BilledLine(
-                    source=source,
-                    day=day,
-                    provider=PROVIDER,
-                    account=text(result, "project_id", where),
-                    line_item=text(result, "line_item", where),
-                    cost=_money(amount, f"{where}.amount"),
-                    currency=currency.upper(),
-                )
-            )
-    return lines
+    return [_cost_line(result, where, day, source) for day, where, result in results_by_day(page, _bucket_day)]
+
+
+def _usage_line(result: Mapping[str, Any], where: str, day: date, source: str) -> BilledLine:
+    kind = result.get("object")
+    if kind == COMPLETIONS:
+        return _completions_line(result, where, day, source)
+    if kind == EMBEDDINGS:
+        return _embeddings_line(result, where, day, source)
+    raise BillError(f"{where}.object must be {COMPLETIONS!r} or {EMBEDDINGS!r}, not {kind!r}")
+
+
+def _cost_line(result: Mapping[str, Any], where: str, day: date, source: str) -> BilledLine:
+    amount = mapping(result, "amount", where)
+    currency = text(amount, "currency", f"{where}.amount")
+    if not currency:
+        raise BillError(f"{where}.amount.currency is missing")
+    return BilledLine(
+        source=source,
+        day=day,
+        provider=PROVIDER,
+        account=text(result, "project_id", where),
+        line_item=text(result, "line_item", where),
+        cost=_money(amount, f"{where}.amount"),
+        currency=currency.upper(),
+    )
 
 
 def _completions_line(result: Mapping[str, Any], where: str, day: date, source: str) -> BilledLine:

@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(load)
     load.add_argument("--source", required=True, help="the [[reconcile.sources]] name")
     load.add_argument("files", nargs="+", type=Path, help="the files to read")
+    fetch = reconcile_sub.add_parser(
+        "fetch",
+        help="fetch the API sources' usage and cost reports",
+        description="Fetch each API source's usage and cost reports day by day over [--since, --until) and "
+        "store them, replacing what was stored of those days (providers restate recent days).",
+    )
+    _add_common(fetch)
+    fetch.add_argument("--source", help="one [[reconcile.sources]] name (default: every API source)")
+    fetch.add_argument("--since", help="first day, YYYY-MM-DD (default: refetch_days before --until)")
+    fetch.add_argument("--until", help="day after the last, YYYY-MM-DD (default: tomorrow, UTC: today included)")
 
     demo.add_parser(sub)
     sub.add_parser("version", help="print the version")
@@ -237,6 +247,49 @@ def reconcile_import(settings: Settings, source_name: str, files: Sequence[Path]
     return 0
 
 
+def reconcile_fetch(settings: Settings, source_name: str | None, since: str | None, until: str | None) -> int:
+    """Fetch the API sources' reports over [since, until) and store them, each report replacing
+    those days; 2 on a bad argument, 1 when a source failed (the others are stored)."""
+    from datetime import date, timedelta
+
+    from breakeven.collector.reconcile.fetch import FetchError, fetch_lines
+    from breakeven.collector.store.bills import replace_lines
+    from breakeven.collector.store.engine import settings_engine
+
+    apis = [s for s in settings.reconcile.sources if s.kind != "focus"]
+    if source_name is not None:
+        apis = [s for s in apis if s.name == source_name]
+        if not apis:
+            print(f"breakeven: error: --source: no API source named {source_name!r}", file=sys.stderr)
+            return 2
+    try:
+        last = date.fromisoformat(until) if until else datetime.now(UTC).date() + timedelta(days=1)
+        first = date.fromisoformat(since) if since else last - timedelta(days=settings.reconcile.refetch_days)
+    except ValueError as exc:
+        print(f"breakeven: error: --since/--until: {exc}", file=sys.stderr)
+        return 2
+    if first >= last:
+        print("breakeven: error: --since must be before --until", file=sys.stderr)
+        return 2
+    days = [first + timedelta(days=n) for n in range((last - first).days)]
+    engine = settings_engine(settings)
+    failed = 0
+    try:
+        for source in apis:
+            try:
+                by_report = fetch_lines(source, first, last)
+            except FetchError as exc:
+                print(f"breakeven: error: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            for report, lines in sorted(by_report.items()):
+                stored = replace_lines(engine, source.name, report, days, lines)
+                print(f"{source.name}: {report}: {stored} lines stored for {first} to {last} (excluded)")
+    finally:
+        engine.dispose()
+    return 1 if failed else 0
+
+
 def hash_password_command() -> int:
     """Print a password's scrypt hash; the password is read without echo (or from stdin)."""
     from breakeven.collector.auth import hash_password
@@ -275,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "reprice":
             return reprice(settings, args)
+        if args.command == "reconcile" and args.reconcile_command == "fetch":
+            return reconcile_fetch(settings, args.source, args.since, args.until)
         if args.command == "reconcile":
             return reconcile_import(settings, args.source, args.files)
         return serve(settings)

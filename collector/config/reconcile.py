@@ -19,6 +19,7 @@ name of the variable that holds it, read when a fetch runs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,15 @@ class ReconcileConfig:
     def source(self, name: str) -> ReconcileSource | None:
         """The source of that name, if configured."""
         return next((s for s in self.sources if s.name == name), None)
+
+
+def admin_key(source: ReconcileSource, environ: Mapping[str, str] | None = None) -> str | None:
+    """The admin key in the variable the source names, read now (the config holds only the
+    variable's name); None when it is unset or empty. The config package is the product's one
+    reader of the environment."""
+    if source.admin_key_env is None:
+        return None
+    return (os.environ if environ is None else environ).get(source.admin_key_env, "").strip() or None
 
 
 def parse_reconcile(raw: Any) -> ReconcileConfig:

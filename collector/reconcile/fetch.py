@@ -19,7 +19,6 @@ and sent only in the request's header: OpenAI's `Authorization: Bearer`, Anthrop
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from breakeven.collector.config.reconcile import ReconcileSource
+from breakeven.collector.config.reconcile import ReconcileSource, admin_key
 from breakeven.collector.reconcile import anthropic, openai
 from breakeven.collector.reconcile.errors import BillError, page_from_json
 from breakeven.collector.records import BilledLine
@@ -82,8 +81,8 @@ def fetch_lines(
     """Every line of the source's reports over [since, until), by report (usage, cost)."""
     if source.kind not in REPORTS or source.base_url is None or source.admin_key_env is None:
         raise FetchError(f"{source.name}: only an API source (kind openai or anthropic) is fetched")
-    key = (os.environ if environ is None else environ).get(source.admin_key_env, "").strip()
-    if not key:
+    key = admin_key(source, environ)
+    if key is None:
         raise FetchError(f"{source.name}: the environment variable {source.admin_key_env} holds no admin key")
     headers = (
         {"Authorization": f"Bearer {key}"}

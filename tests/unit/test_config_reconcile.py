@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from breakeven.collector.config.checks import SettingsError
-from breakeven.collector.config.reconcile import Owner, ReconcileConfig, ReconcileSource, parse_reconcile
+from breakeven.collector.config.reconcile import Owner, ReconcileConfig, ReconcileSource, admin_key, parse_reconcile
 from breakeven.collector.config.settings import load_settings
 
 OPENAI = {"name": "oa", "kind": "openai", "admin_key_env": "OPENAI_ADMIN_KEY"}
@@ -75,3 +75,14 @@ def test_the_section_reaches_the_settings(tmp_path: Any) -> None:
         "oa", "openai", "OPENAI_ADMIN_KEY", "https://api.openai.com"
     )
     assert settings.reconcile.source("other") is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [({"OPENAI_ADMIN_KEY": " sk-admin-1 \n"}, "sk-admin-1"), ({"OPENAI_ADMIN_KEY": " "}, None), ({}, None)],
+)
+def test_the_admin_key_is_read_from_the_variable_the_source_names(environ: dict[str, str], key: str | None) -> None:
+    (source,) = parse_reconcile({"sources": [OPENAI]}).sources
+    assert admin_key(source, environ) == key
+    (focus,) = parse_reconcile({"sources": [FOCUS]}).sources
+    assert admin_key(focus, environ) is None

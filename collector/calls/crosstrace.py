@@ -35,7 +35,7 @@ Origin = tuple[str | None, ...]  # Half.origin
 
 class SharedLedger(Protocol):
     """A database other collectors share, read in the batch's locked transaction
-    (pipeline._commit_shared; store/writer.py does it): what the other collectors remembered."""
+    (pipeline._commit_shared; store/shared.py does it): what the other collectors remembered."""
 
     def watch(self, providers: set[str], newly: set[str]) -> set[str]:
         """Record `newly` as watched (HalfMemory.watched) and return which of `providers` are, each
@@ -128,7 +128,7 @@ class CrossTraceLinks:
 
     def know_stored(self, stored: dict[ResponseKey, tuple[CallKey, int, int]]) -> None:
         """Remember responses whose calls are stored (read from a database other collectors
-        share, under the responses' locks: writer.stored_responses), as this collector's own."""
+        share, under the responses' locks: store/shared.py's stored_responses), as this collector's own."""
         responses = self.responses
         for key, where in stored.items():
             responses[key] = where

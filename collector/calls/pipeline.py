@@ -23,7 +23,8 @@ from breakeven.collector.calls.crosstrace import CrossTraceLinks
 from breakeven.collector.calls.merge import call_of_span, calls_of_new_trace, calls_of_trace, spans_by_trace
 from breakeven.collector.calls.tracecache import SeenTraces, TraceCache, TraceState
 from breakeven.collector.records import Call, CallPrice, LlmSpan, PromptHashHint, SpanKey, Work, WriteBatch
-from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter, LockedLedger
+from breakeven.collector.store.shared import LockedLedger, locked
+from breakeven.collector.store.writer import TRACE_LOOKUP_WINDOW_NS, LedgerWriter
 
 log = logging.getLogger("breakeven.pipeline")
 WARM_WINDOW_SECONDS = 6 * 3600
@@ -179,21 +180,21 @@ class Pipeline:
         """Commit on a PostgreSQL that other collectors may share: exactly the ledger one
         collector would make, whichever collector each span reached and in whatever order.
 
-        Each commit first takes an advisory lock per trace it touches (writer.locked), so
+        Each commit first takes an advisory lock per trace it touches (store/shared.py), so
         no other collector commits to those traces meanwhile; then reads what is stored of
         them, whatever this collector remembers (another may have stored spans since), merges
         the new spans into that, and replaces the traces' changed calls, all in the lock's
         transaction. A call naming a provider response is looked up, under a lock of that
-        response, among the calls every collector stored (writer.stored_responses). The
+        response, among the calls every collector stored (LockedLedger.stored_responses). The
         trace cache and the seen-trace filter are not used here: a read per trace is the
         price of any routing. More than TRACES_PER_LOCKED_COMMIT traces are committed in
         parts; the exports are answered once every part committed, and an export sent again
         after a part failed finds its committed spans stored (duplicates, ignored).
         """
         for trace_ids, part in _parts(works, TRACES_PER_LOCKED_COMMIT):
-            with self.writer.locked(trace_ids) as conn:
-                batch, _ = self._build(part, conn)
-                self.writer.write_in(conn, batch, int(time.time() * 1e6))
+            with locked(self.writer.engine, trace_ids) as ledger:
+                batch, _ = self._build(part, ledger)
+                self.writer.write_in(ledger.conn, batch, int(time.time() * 1e6))
 
     def _commit_alone(self, pending: _Pending) -> bool:
         try:
@@ -204,7 +205,7 @@ class Pipeline:
         return True
 
     def _build(
-        self, works: Sequence[Work], conn: sa.Connection | None = None
+        self, works: Sequence[Work], shared: LockedLedger | None = None
     ) -> tuple[WriteBatch, dict[str, TraceState]]:
         """Merge new spans and hints with what is known of their traces.
 
@@ -214,31 +215,31 @@ class Pipeline:
         the remembered provider responses and failed calls of cross-trace linking
         (collector/calls/crosstrace.py), which a retry of the same export meets again.
 
-        conn: a shared database's locked transaction (_commit_shared), which the traces'
-        stored spans, and the calls stored that name the batch's responses, are read in.
+        shared: a shared database's locked transaction (_commit_shared), which the traces'
+        stored spans, the hints parked for them and the calls stored that name the batch's
+        responses or could be the other halves of its calls are read in.
         """
-        built = self._build_new(works) if conn is None else None
+        built = self._build_new(works) if shared is None else None
         if built is not None:
             return built
         batch = WriteBatch()
         by_trace, hints_by_trace = _group(works, batch)
         parked: list[PromptHashHint] = []
-        if conn is not None:  # hints another collector parked for these traces
-            parked = self.writer.parked_hints(conn, list(by_trace.keys() | hints_by_trace.keys()))
+        if shared is not None:  # hints another collector parked for these traces
+            parked = shared.parked_hints(list(by_trace.keys() | hints_by_trace.keys()))
             for hint in parked:
                 hints_by_trace.setdefault(hint.trace_id, []).append(hint)
-        states = self._known_states(by_trace, hints_by_trace, conn)
-        duplicates, calls_added = self._merge_traces(batch, by_trace, hints_by_trace, states, conn is not None)
+        states = self._known_states(by_trace, hints_by_trace, shared.conn if shared is not None else None)
+        duplicates, calls_added = self._merge_traces(batch, by_trace, hints_by_trace, states, shared is not None)
         if parked:  # used: those whose span is held now; still parked: the others, not parked again
             batch.used_hints = [_key(h) for h in parked if h.span_id in states[h.trace_id].spans]
             parked_before = set(map(_key, parked))
             batch.parked_hints = [h for h in batch.parked_hints if _key(h) not in parked_before]
         if duplicates == 0 and self.writer.is_duckdb:
             batch.span_rows = _rows_as_received(works, batch)
-        if conn is not None:
+        if shared is not None:
             responses = sorted({(c.provider, c.response_id) for c in batch.calls if c.response_id is not None}, key=str)
-            self._links.know_stored(self.writer.stored_responses(conn, responses))
-        shared = LockedLedger(conn) if conn is not None else None
+            self._links.know_stored(shared.stored_responses(responses))
         dropped = self._links.drop_calls_answered_in_other_traces(batch, states, shared)
         if self.price is not None:
             batch.prices = [self.price(call) for call in batch.calls]

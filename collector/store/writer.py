@@ -6,16 +6,13 @@ bounded by start time, so DuckDB's zone maps keep it off the old row groups. The
 pipeline de-duplicates before rows get here. PostgreSQL gets multi-row inserts with
 ON CONFLICT DO NOTHING on its primary keys.
 
-PostgreSQL may be shared by several collectors. There each commit is made in `locked`: a
-transaction that first takes an advisory lock per trace it writes (lock_traces), so the
-pipeline reads what other collectors stored of those traces and replaces their calls while
-no other collector can (collector/calls/pipeline.py, _commit_shared).
+PostgreSQL may be shared by several collectors. There each commit is made in the locked
+transaction of collector/store/shared.py, which write_in writes the batch in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,12 +20,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, PromptHashHint, SpanKey, WriteBatch
+from breakeven.collector.records import NOT_PRICED, Call, CallPrice, LlmSpan, SpanKey, WriteBatch
 from breakeven.collector.store.hours import hours_of_ns, mark_dirty
 from breakeven.collector.store.rows import (
     TIME_COLUMNS,
     call_columns,
-    call_from_row,
     datetime_to_ns,
     ns_to_datetime,
     span_columns,
@@ -36,7 +32,6 @@ from breakeven.collector.store.rows import (
 )
 from breakeven.collector.store.schema import (
     calls,
-    cross_trace_providers,
     ingest_counters,
     llm_spans,
     prompt_hash_hints,
@@ -48,22 +43,6 @@ TRACE_LOOKUP_WINDOW_NS = 3600 * 10**9
 
 # How long a shared PostgreSQL keeps a prompt hash whose span has not come (prompt_hash_hints).
 HINTS_KEPT = sa.text("interval '1 day'")
-
-# The two key spaces of breakeven's advisory locks on PostgreSQL (pg_advisory_xact_lock's
-# first int4), so they meet no other application's locks: a trace's (its id's hashtext), and
-# a provider response's (hashtext of "provider response-id").
-TRACE_LOCKS = 0x62726B01
-RESPONSE_LOCKS = 0x62726B02
-PROVIDER_LOCKS = 0x62726B03  # a provider's entry in cross_trace_providers
-ORIGIN_LOCKS = 0x62726B04  # the calls of one origin (halves.Half.origin) that may be two halves of one
-# Taken in one statement, in key order, so two collectors' commits never deadlock: each waits
-# for the other's commit at the first key they share. hashtext is 32 bits: two traces that
-# share a key only wait for each other, they are not merged.
-_LOCK_KEYS = sa.text(
-    "SELECT count(pg_advisory_xact_lock(:space, k))"
-    " FROM (SELECT DISTINCT hashtext(t) AS k FROM unnest(CAST(:keys AS text[])) AS t ORDER BY k) AS ordered"
-)
-
 
 _ARROW_TYPES = {
     sa.BigInteger: pa.int64(),
@@ -178,7 +157,7 @@ class LedgerWriter:
             _duckdb_bookkeeping(conn, batch.counters, hours)
 
     def write_in(self, conn: sa.Connection, batch: WriteBatch, received_at_us: int) -> None:
-        """PostgreSQL: write the batch in the caller's transaction (`locked`'s)."""
+        """PostgreSQL: write the batch in the caller's transaction (store/shared.py's `locked`)."""
         prices = batch.prices or [NOT_PRICED] * len(batch.calls)
         hours = _changed_hours(batch)
         span_cols = span_columns(batch.new_spans, received_at_us)
@@ -196,50 +175,6 @@ class LedgerWriter:
             ]
             conn.execute(postgresql.insert(prompt_hash_hints).values(rows).on_conflict_do_nothing())
             conn.execute(prompt_hash_hints.delete().where(prompt_hash_hints.c.parked_at < sa.func.now() - HINTS_KEPT))
-
-    def parked_hints(self, conn: sa.Connection, trace_ids: Sequence[str]) -> list[PromptHashHint]:
-        """PostgreSQL, in `locked`'s transaction: the hints parked for these traces."""
-        if not trace_ids:
-            return []
-        rows = conn.execute(
-            sa.select(prompt_hash_hints.c.trace_id, prompt_hash_hints.c.span_id, prompt_hash_hints.c.prompt_hash).where(
-                prompt_hash_hints.c.trace_id == sa.func.any(sa.literal(list(trace_ids), postgresql.ARRAY(sa.String)))
-            )
-        )
-        return [PromptHashHint(trace_id, span_id, prompt_hash) for trace_id, span_id, prompt_hash in rows]
-
-    @contextmanager
-    def locked(self, trace_ids: Sequence[str]) -> Iterator[sa.Connection]:
-        """PostgreSQL: a transaction holding the advisory lock of each of these traces until it
-        commits (when the block ends) or rolls back (when it raises)."""
-        with self.engine.begin() as conn:
-            _lock(conn, TRACE_LOCKS, trace_ids)
-            yield conn
-
-    def stored_responses(
-        self, conn: sa.Connection, responses: Sequence[tuple[str | None, str]]
-    ) -> dict[tuple[str | None, str], tuple[tuple[str, str], int, int]]:
-        """PostgreSQL, in `locked`'s transaction: lock these (provider, response id) pairs, then
-        the calls other commits stored that name them: pair -> ((trace id, span id), start ns,
-        end ns), the first stored where several are."""
-        if not responses:
-            return {}
-        _lock(conn, RESPONSE_LOCKS, [f"{provider or ''} {response_id}" for provider, response_id in responses])
-        wanted = set(responses)
-        rows = conn.execute(
-            sa.select(calls.c.provider, calls.c.response_id, calls.c.trace_id, calls.c.span_id, calls.c.start_time,
-                      calls.c.end_time)
-            .where(calls.c.response_id == sa.func.any(sa.literal(sorted({r for _, r in responses}),
-                                                                 postgresql.ARRAY(sa.String))))
-            .order_by(calls.c.received_at, calls.c.start_time)
-        )  # fmt: skip
-        found: dict[tuple[str | None, str], tuple[tuple[str, str], int, int]] = {}
-        for provider, response_id, trace_id, span_id, start, end in rows:
-            if (provider, response_id) in wanted:
-                found.setdefault(
-                    (provider, response_id), ((trace_id, span_id), datetime_to_ns(start), datetime_to_ns(end))
-                )
-        return found
 
     def _write_duckdb(
         self,
@@ -335,7 +270,7 @@ class LedgerWriter:
         self, windows: Mapping[str, tuple[int, int]], conn: sa.Connection | None = None
     ) -> list[LlmSpan]:
         """The stored LLM spans of these traces that started within their windows (ns), read
-        in `conn`'s transaction when given (`locked`'s), else on a connection of their own."""
+        in `conn`'s transaction when given (store/shared.py's `locked`), else on a connection of their own."""
         if conn is None:
             with self.engine.connect() as own:
                 return self.spans_of_traces(windows, own)
@@ -382,86 +317,9 @@ class LedgerWriter:
         return [r[0] for r in rows], datetime_to_ns(rows[-1][1]) // 1000 + 1
 
 
-_WATCH_LOCKS = sa.text(
-    "SELECT count(CASE WHEN alone THEN pg_advisory_xact_lock(:space, k)"
-    " ELSE pg_advisory_xact_lock_shared(:space, k) END)"
-    " FROM (SELECT hashtext(p) AS k, bool_or(x) AS alone"
-    " FROM unnest(CAST(:providers AS text[]), CAST(:exclusive AS boolean[])) AS u(p, x)"
-    " GROUP BY 1 ORDER BY 1) AS ordered"
-)
-_CALLS_OF_ORIGINS = sa.text(
-    "SELECT calls.* FROM calls JOIN unnest(CAST(:provider AS text[]), CAST(:model AS text[]),"
-    " CAST(:service AS text[]), CAST(:process AS text[]), CAST(:status AS text[]), CAST(:lo AS timestamptz[]),"
-    " CAST(:hi AS timestamptz[])) AS o(provider, model, service, process, status, lo, hi)"
-    " ON calls.provider = o.provider AND calls.request_model = o.model"
-    " AND coalesce(calls.process, '') = coalesce(o.process, '')"  # ix_calls_origin
-    " AND calls.process IS NOT DISTINCT FROM o.process AND calls.service IS NOT DISTINCT FROM o.service"
-    " AND calls.status = o.status AND calls.start_time BETWEEN o.lo - make_interval(secs => :window) AND o.hi"
-    " AND calls.end_time >= o.lo"
-)
-
-
-class LockedLedger:
-    """A PostgreSQL other collectors share, read in one commit's locked transaction: what the
-    cross-trace rules remember there (collector/calls/crosstrace.py, SharedLedger).
-
-    Locks are taken in the order trace, response, provider, origin by every commit, each
-    kind in one statement in key order, so commits never deadlock.
-    """
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self.conn = conn
-
-    def watch(self, providers: set[str], newly: set[str]) -> set[str]:
-        """Lock the providers (alone for `newly`, shared for the others), record `newly` as
-        watched, and return which of `providers` are watched by any collector."""
-        if not providers and not newly:
-            return set()
-        every = sorted(providers | newly)
-        self.conn.execute(
-            _WATCH_LOCKS, {"space": PROVIDER_LOCKS, "providers": every, "exclusive": [p in newly for p in every]}
-        )
-        if newly:
-            insert = postgresql.insert(cross_trace_providers).values([{"provider": p} for p in sorted(newly)])
-            self.conn.execute(insert.on_conflict_do_nothing())
-        rows = self.conn.execute(
-            sa.select(cross_trace_providers.c.provider).where(
-                cross_trace_providers.c.provider == sa.func.any(sa.literal(every, postgresql.ARRAY(sa.String)))
-            )
-        )
-        return {r[0] for r in rows}
-
-    def stored_calls(self, origins: Mapping[tuple[str | None, ...], tuple[int, int]]) -> list[Call]:
-        """Lock each origin (provider, request model, service, process, status), then the stored
-        calls of it that overlap its range of times (ns)."""
-        if not origins:
-            return []
-        _lock(self.conn, ORIGIN_LOCKS, ["\x1f".join(map(str, origin)) for origin in origins])
-        columns: dict[str, list[Any]] = {name: [] for name in ("provider", "model", "service", "process", "status")}
-        for origin in origins:
-            for name, value in zip(columns, origin, strict=True):
-                columns[name].append(value)
-        rows = self.conn.execute(
-            _CALLS_OF_ORIGINS,
-            {
-                **columns,
-                "lo": [ns_to_datetime(lo) for lo, _ in origins.values()],
-                "hi": [ns_to_datetime(hi) for _, hi in origins.values()],
-                "window": TRACE_LOOKUP_WINDOW_NS / 1e9,
-            },
-        )
-        return [call_from_row(row) for row in rows]
-
-
 def _changed_hours(batch: WriteBatch) -> list[datetime]:
     """The hours whose calls the batch changes, rolled up again by the roller (collector/store/rollup.py)."""
     return hours_of_ns([k.start_ns for k in batch.replaced_calls] + [c.start_ns for c in batch.calls])
-
-
-def _lock(conn: sa.Connection, space: int, keys: Sequence[str]) -> None:
-    """Take the transaction-scoped advisory locks of these keys in `space`, in key order."""
-    if keys:
-        conn.execute(_LOCK_KEYS, {"space": space, "keys": list(keys)})
 
 
 def _duckdb_bookkeeping(conn: sa.Connection, counters: Mapping[tuple[str, str], int], hours: list[datetime]) -> None:

@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 
 from breakeven.collector.config.reconcile import ReconcileSource, admin_key
-from breakeven.collector.reconcile import anthropic, openai
 from breakeven.collector.reconcile.errors import BillError, page_from_json
+from breakeven.collector.reconcile.files import PARSERS
 from breakeven.collector.records import BilledLine
 
 RETRIES = 5
@@ -44,28 +44,22 @@ class FetchError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One report of a source's API: where it is, how it is grouped, and how its pages read."""
+    """One report of a source's API: where it is and how it is grouped (files.PARSERS reads its pages)."""
 
     name: str  # usage or cost
     path: str
     group_by: tuple[str, ...]
-    parse: Callable[[Any, str], list[BilledLine]]
 
 
 REPORTS: Mapping[str, tuple[Report, ...]] = {
     "openai": (
-        Report("usage", "/v1/organization/usage/completions", ("model", "project_id", "batch"), openai.usage_lines),
-        Report("usage", "/v1/organization/usage/embeddings", ("model", "project_id"), openai.usage_lines),
-        Report("cost", "/v1/organization/costs", ("project_id", "line_item"), openai.cost_lines),
+        Report("usage", "/v1/organization/usage/completions", ("model", "project_id", "batch")),
+        Report("usage", "/v1/organization/usage/embeddings", ("model", "project_id")),
+        Report("cost", "/v1/organization/costs", ("project_id", "line_item")),
     ),
     "anthropic": (
-        Report(
-            "usage",
-            "/v1/organizations/usage_report/messages",
-            ("model", "workspace_id", "service_tier"),
-            anthropic.usage_lines,
-        ),
-        Report("cost", "/v1/organizations/cost_report", ("workspace_id", "description"), anthropic.cost_lines),
+        Report("usage", "/v1/organizations/usage_report/messages", ("model", "workspace_id", "service_tier")),
+        Report("cost", "/v1/organizations/cost_report", ("workspace_id", "description")),
     ),
 }
 
@@ -94,11 +88,10 @@ def fetch_lines(
     try:
         lines: dict[str, list[BilledLine]] = {"usage": [], "cost": []}
         for report in REPORTS[source.kind]:
+            parse = PARSERS[(source.kind, report.name)]
             for page in _pages(http, source, report, headers, since, until, sleep):
                 try:
-                    lines[report.name].extend(
-                        replace(line, report=report.name) for line in report.parse(page, source.name)
-                    )
+                    lines[report.name].extend(replace(line, report=report.name) for line in parse(page, source.name))
                 except BillError as exc:
                     raise FetchError(f"{source.name}: {report.path}: {exc}") from None
         return lines

@@ -11,7 +11,7 @@ read again replaces only its own lines.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,15 @@ def read_bill_file(source: ReconcileSource, path: Path) -> list[BilledLine]:
         lines: list[BilledLine] = []
         for page in pages if isinstance(pages, list) else [pages]:
             report = _report_of(source.kind, page)
-            parse = _PARSERS[(source.kind, report)]
+            parse = PARSERS[(source.kind, report)]
             lines.extend(dataclasses.replace(line, report=report) for line in parse(page, source.name))
         return lines
     except BillError as exc:
         raise BillError(f"{path}: {exc}") from None
 
 
-_PARSERS = {
+# Each API source's reports, as pages read into lines (fetch.py fetches the same reports).
+PARSERS: dict[tuple[str, str], Callable[[Any, str], list[BilledLine]]] = {
     ("openai", "usage"): openai.usage_lines,
     ("openai", "cost"): openai.cost_lines,
     ("anthropic", "usage"): anthropic.usage_lines,

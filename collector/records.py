@@ -309,3 +309,5 @@ class BilledLine:
     # Which of the source's reports it came from: usage, cost or focus. A report read again
     # replaces its own lines of the days it covers, not the other reports'.
     report: str = "usage"
+    resource_id: str | None = None  # a FOCUS line's ResourceId (a pool's invoice_match reads it)
+    tags: str | None = None  # a FOCUS line's Tags as a JSON object, keys sorted

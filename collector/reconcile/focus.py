@@ -131,6 +131,8 @@ def _row(row: Mapping[str, str | None], where: str, source: str) -> tuple[Billed
         cost=cost,
         list_cost=list_cost,
         currency=currency,
+        resource_id=row.get("ResourceId"),
+        tags=_tags(row.get("Tags"), f"{where} Tags"),
     )
     return line, _instance(row, source, day, cost, list_cost, currency)
 
@@ -149,6 +151,24 @@ def _clean(value: object) -> str | None:
         return json.dumps(value)
     text = str(value).strip()
     return None if text == "" or text == "NULL" else text
+
+
+def _tags(text: str | None, where: str) -> str | None:
+    """The Tags cell (a JSON object of text values, FOCUS 1.0+) as JSON with sorted keys; a
+    Parquet map read as a list of [key, value] pairs too. Tags are optional, so a cell that is
+    not such an object is refused rather than silently dropped: a pool's match may need it."""
+    if text is None:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise BillError(f"{where} is not a JSON object: {text[:80]!r}") from None
+    if isinstance(parsed, list) and all(isinstance(p, list | tuple) and len(p) == 2 for p in parsed):
+        parsed = dict(parsed)
+    if not isinstance(parsed, dict):
+        raise BillError(f"{where} is not a JSON object: {text[:80]!r}")
+    tags = {str(k): "" if v is None else str(v) for k, v in parsed.items()}
+    return json.dumps(tags, sort_keys=True, separators=(",", ":")) if tags else None
 
 
 def _money(text: str | None, where: str) -> Decimal | None:

@@ -9,7 +9,7 @@ gives BilledLine records back, money as Decimal, exactly as stored.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -18,7 +18,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from breakeven.collector.records import BilledLine
-from breakeven.collector.store.schema import BILL_MONEY, billed_lines
+from breakeven.collector.store.schema import BILL_MONEY, billed_lines, reconcile_fetches
 
 _FIELDS = tuple(f.name for f in fields(BilledLine))
 # DuckDB takes the rows through Arrow, money as decimal128: its executemany binds a
@@ -92,3 +92,33 @@ def lines_between(engine: sa.Engine, since: date, until: date, source: str | Non
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(billed_lines.c.day, billed_lines.c.source, billed_lines.c.provider))
         return [BilledLine(**row._mapping) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStatus:
+    """A source's last fetch: when it was tried, when one last succeeded, why the last failed."""
+
+    source: str
+    attempted_at: datetime
+    succeeded_at: datetime | None
+    error: str | None  # None when the last try succeeded
+
+
+def record_fetch(engine: sa.Engine, source: str, attempted_at: datetime, error: str | None) -> None:
+    """Note a fetch of `source` tried at `attempted_at`: succeeded (error None) or failed, and why.
+    A failure keeps the last success's time. Never the key: `error` is the fetch's own words."""
+    table = reconcile_fetches
+    with engine.begin() as conn:
+        before = conn.execute(sa.select(table.c.succeeded_at).where(table.c.source == source)).first()
+        succeeded = attempted_at if error is None else (before.succeeded_at if before else None)
+        conn.execute(table.delete().where(table.c.source == source))
+        conn.execute(
+            table.insert().values(source=source, attempted_at=attempted_at, succeeded_at=succeeded, error=error)
+        )
+
+
+def fetch_statuses(engine: sa.Engine) -> dict[str, FetchStatus]:
+    """Every source's last fetch, by source name."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(reconcile_fetches)).all()
+    return {row.source: FetchStatus(row.source, row.attempted_at, row.succeeded_at, row.error) for row in rows}

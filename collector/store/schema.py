@@ -160,8 +160,22 @@ billed_lines = sa.Table(
     sa.Column("list_cost", BILL_MONEY),
     sa.Column("currency", sa.String(3)),
     sa.Column("imported_at", TS, nullable=False),
+    # A FOCUS line's ResourceId and Tags (JSON, keys sorted): what a pool's invoice_match reads (0014).
+    sa.Column("resource_id", sa.String),
+    sa.Column("tags", sa.String),
 )
 _postgresql_only(sa.Index("ix_billed_lines_source_day", billed_lines.c.source, billed_lines.c.day))
+
+# Each reconcile source's last fetch: tried, last succeeded, and why the last try failed (0014).
+reconcile_fetches = sa.Table(
+    "reconcile_fetches",
+    metadata,
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("attempted_at", TS, nullable=False),
+    sa.Column("succeeded_at", TS),
+    sa.Column("error", sa.String),
+    _postgresql_only(sa.PrimaryKeyConstraint("source")),
+)
 
 # Cumulative ingest counters (spans received, stored, dropped, rejected by reason ...).
 # One row per (name, reason) on PostgreSQL; appended on DuckDB, where readers sum them

@@ -8,6 +8,7 @@ gives BilledLine records back, money as Decimal, exactly as stored.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime
@@ -82,14 +83,21 @@ def _insert_duckdb(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     raw.execute("INSERT INTO billed_lines SELECT * FROM incoming")
 
 
-def lines_between(engine: sa.Engine, since: date, until: date, source: str | None = None) -> list[BilledLine]:
+def _reading(bind: sa.Engine | sa.Connection) -> contextlib.AbstractContextManager[sa.Connection]:
+    """A connection to read on: a new one of an engine, or the caller's own."""
+    return bind.connect() if isinstance(bind, sa.Engine) else contextlib.nullcontext(bind)
+
+
+def lines_between(
+    bind: sa.Engine | sa.Connection, since: date, until: date, source: str | None = None
+) -> list[BilledLine]:
     """The stored lines of days since <= day < until (of one source, when named), in day order."""
     query = sa.select(*(billed_lines.c[name] for name in _FIELDS)).where(
         billed_lines.c.day >= since, billed_lines.c.day < until
     )
     if source is not None:
         query = query.where(billed_lines.c.source == source)
-    with engine.connect() as conn:
+    with _reading(bind) as conn:
         rows = conn.execute(query.order_by(billed_lines.c.day, billed_lines.c.source, billed_lines.c.provider))
         return [BilledLine(**row._mapping) for row in rows]
 
@@ -117,8 +125,8 @@ def record_fetch(engine: sa.Engine, source: str, attempted_at: datetime, error: 
         )
 
 
-def fetch_statuses(engine: sa.Engine) -> dict[str, FetchStatus]:
+def fetch_statuses(bind: sa.Engine | sa.Connection) -> dict[str, FetchStatus]:
     """Every source's last fetch, by source name."""
-    with engine.connect() as conn:
+    with _reading(bind) as conn:
         rows = conn.execute(sa.select(reconcile_fetches)).all()
     return {row.source: FetchStatus(row.source, row.attempted_at, row.succeeded_at, row.error) for row in rows}

@@ -121,7 +121,7 @@ class Collector:
         self._grpc, self.otlp_grpc_port = build_grpc_server(s, self.pipeline, self.decoder, self.gpu)
         self._grpc.start()
 
-        api = build_api(self.engine, self.pipeline, s.pricing, self.ingest_problems)
+        api = build_api(self.engine, self.pipeline, s.pricing, self.ingest_problems, s.reconcile)
         add_dashboard(api, self.engine, s.pricing)
         dashboard = default_dashboard_url(s.host, self.http_port)
         self.alerts = metrics.alerts = AlertRunner(self.engine, s.alerts, s.pricing, dashboard, metrics.refused_total)

@@ -19,8 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from breakeven.collector import __version__
 from breakeven.collector.api.admin import admin_router
 from breakeven.collector.api.money import money_router
+from breakeven.collector.api.reconciliation import reconciliation_router
 from breakeven.collector.api.times import parse_time
 from breakeven.collector.calls.pipeline import Pipeline
+from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.calls import call_costs
 from breakeven.collector.reports.errors import ReportError
@@ -36,6 +38,7 @@ def build_api(
     pipeline: Pipeline | None,
     pricing: PricingConfig | None = None,
     ingest_problems: Callable[[], list[str]] = list,
+    reconcile: ReconcileConfig | None = None,
 ) -> FastAPI:
     """The FastAPI app for port 8000 (dashboard routes are added by the composition root).
 
@@ -45,6 +48,7 @@ def build_api(
     app = FastAPI(title="breakeven", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
     pricing = pricing or PricingConfig()
     app.include_router(money_router(engine, pricing))
+    app.include_router(reconciliation_router(engine, pricing, reconcile or ReconcileConfig()))
 
     @app.exception_handler(ReportError)
     async def report_error(request: Request, exc: ReportError) -> JSONResponse:

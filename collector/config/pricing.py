@@ -24,7 +24,7 @@ from breakeven.collector.price.fx import USD, FxRate, FxTable
 from breakeven.collector.price.gpu_match import GpuMetricsConfig
 from breakeven.collector.price.money import HUNDRED, ONE, ZERO
 from breakeven.collector.price.periods import ALLOCATION_PERIODS
-from breakeven.collector.price.pools import Alternative, BoxCost, Capacity, Pool, PoolMatch, Power
+from breakeven.collector.price.pools import Alternative, BoxCost, Capacity, InvoiceMatch, Pool, PoolMatch, Power
 from breakeven.collector.providers import canonical_provider
 
 _TOP_KEYS = ("currency", "allocation_period", "price_book", "prices", "discounts", "fx", "pools", "candidates")
@@ -43,7 +43,7 @@ _COST_KEYS = (
     "variable_per_million",
     "capacity",
 )
-_POOL_KEYS = ("name", "match", "boxes", "alternative", "gpu_metrics", *_COST_KEYS)
+_POOL_KEYS = ("name", "match", "boxes", "alternative", "gpu_metrics", "invoice_match", *_COST_KEYS)
 _CANDIDATE_KEYS = ("name", "max_utilization", "models", *_COST_KEYS)
 _MATCH_KEYS = ("backend", "server_address", "model", "quantization")
 
@@ -186,7 +186,23 @@ def _pool(raw: Any, key: str) -> Pool:
             model=checks.text(checks.required(alt, "model", f"{key}.alternative"), f"{key}.alternative.model"),
         ),
         gpu_metrics=_gpu_metrics(table["gpu_metrics"], f"{key}.gpu_metrics") if "gpu_metrics" in table else None,
+        invoice_match=_invoice_match(table["invoice_match"], f"{key}.invoice_match")
+        if "invoice_match" in table
+        else None,
     )
+
+
+def _invoice_match(raw: Any, key: str) -> InvoiceMatch:
+    """`invoice_match = { ResourceId = "i-0abc*" }` or `{ Tags = { pool = "llama-70b" } }` (or both)."""
+    table = checks.table(raw, key, ("ResourceId", "Tags"))
+    if not table:
+        checks.fail(f'{key}: name a ResourceId glob or Tags, such as {{ ResourceId = "i-0abc*" }}')
+    resource = checks.text(table["ResourceId"], f"{key}.ResourceId") if "ResourceId" in table else None
+    tags = checks.table(table.get("Tags", {}), f"{key}.Tags", None)
+    if "Tags" in table and not tags:
+        checks.fail(f"{key}.Tags: name at least one tag")
+    pairs = tuple(sorted((str(name), checks.text(value, f"{key}.Tags.{name}")) for name, value in tags.items()))
+    return InvoiceMatch(resource, pairs)
 
 
 def _gpu_metrics(raw: Any, key: str) -> GpuMetricsConfig:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from breakeven.collector.config import checks
 
 KINDS = ("openai", "anthropic", "focus")
 BASE_URLS = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com"}
-_SECTION_KEYS = ("sources", "fetch_interval_hours", "refetch_days")
+_SECTION_KEYS = ("sources", "fetch_interval_hours", "refetch_days", "tolerance_percent")
 _SOURCE_KEYS = ("name", "kind", "admin_key_env", "base_url", "path", "map")
 _MAP_KEYS = ("service", "team")
 
@@ -60,6 +61,8 @@ class ReconcileConfig:
     sources: tuple[ReconcileSource, ...] = ()
     fetch_interval_hours: int = 24
     refetch_days: int = 7  # each fetch reads the last days again: providers restate them
+    # Ledger and bill agree when within this percent of the billed figure (tokens, money).
+    tolerance_percent: Decimal = Decimal(1)
 
     def source(self, name: str) -> ReconcileSource | None:
         """The source of that name, if configured."""
@@ -84,7 +87,10 @@ def parse_reconcile(raw: Any) -> ReconcileConfig:
     checks.unique([s.name for s in sources], "reconcile.sources", "name")
     interval = checks.integer(section.get("fetch_interval_hours", 24), "reconcile.fetch_interval_hours", minimum=1)
     refetch = checks.integer(section.get("refetch_days", 7), "reconcile.refetch_days", minimum=1)
-    return ReconcileConfig(tuple(sources), interval, refetch)
+    tolerance = checks.amount(section.get("tolerance_percent", 1), "reconcile.tolerance_percent")
+    if tolerance > 100:
+        checks.fail(f"reconcile.tolerance_percent: a percentage from 0 to 100, got {tolerance}")
+    return ReconcileConfig(tuple(sources), interval, refetch, tolerance)
 
 
 def _parse_source(raw: Any, key: str) -> ReconcileSource:

@@ -128,6 +128,15 @@ class Alternative:
 
 
 @dataclass(frozen=True, slots=True)
+class InvoiceMatch:
+    """Which lines of a cloud's bill (FOCUS) are the pool's boxes: a ResourceId glob and/or tags
+    (each tag's value a glob); every one given must match (collector/reconcile/pools.py)."""
+
+    resource_id: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Pool:
     """A set of identical boxes serving one model build."""
 
@@ -138,6 +147,7 @@ class Pool:
     capacity: Capacity
     alternative: Alternative
     gpu_metrics: GpuMetricsConfig | None = None  # its own GPU metric series (collector/gpu), if any
+    invoice_match: InvoiceMatch | None = None  # its boxes' lines in a FOCUS bill, for reconciliation
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,17 +376,21 @@ def causes(row: Row, tolerance: Decimal, discounts: Mapping[str, Decimal]) -> li
         )
     split = any(c.kind == "cache_counted_differently" for c in found)
     tokens_agree = bool(bill.total) and inputs_agree and outputs_agree and not split
-    if tokens_agree and not cost_agrees and not row.tiers and not row.unpriced_calls and row.ledger.cost:
-        found.append(_price_cause(row, discounts))
+    other = sum(row.other_charges.values(), Decimal(0))
+    residual = (row.delta or Decimal(0)) - other  # what the charges without tokens leave unexplained
+    priced_apart = abs(residual) <= max(tolerance * abs(row.billed.cost or Decimal(0)), CENT)
+    closed_apart = cost_agrees or priced_apart or row.tiers or row.unpriced_calls
+    if tokens_agree and not closed_apart and row.ledger.cost:
+        found.append(_price_cause(row, discounts, other))
     if not found and not cost_agrees:
         found.append(Cause("unexplained", "the money differs and no cause could be told from the figures"))
     return found
 
 
-def _price_cause(row: Row, discounts: Mapping[str, Decimal]) -> Cause:
+def _price_cause(row: Row, discounts: Mapping[str, Decimal], other: Decimal) -> Cause:
     """Tokens agree, money does not: the bill's effective discount against the ledger's prices,
     and the [[pricing.discounts]] entry (the whole discount, the ledger's own included) that closes it."""
-    ledger, billed = row.ledger.cost or Decimal(0), row.billed.cost or Decimal(0)
+    ledger, billed = row.ledger.cost or Decimal(0), (row.billed.cost or Decimal(0)) - other
     ratio = billed / ledger
     effective = (1 - ratio) * HUNDRED
     provider = _key_value(row, "provider")
@@ -406,7 +410,7 @@ def _price_cause(row: Row, discounts: Mapping[str, Decimal]) -> Cause:
                 f'[[pricing.discounts]]\nprovider = "{provider}"\npercent = {_round(whole)}\neffective_from = {since}\n'
             )
     evidence = ({"ledger_cost": ledger, "billed_cost": billed, "effective_discount_percent": effective},)
-    return Cause("price", words, row.delta, evidence, suggestion)
+    return Cause("price", words, billed - ledger, evidence, suggestion)
 
 
 def _not_billed_words(row: Row) -> str:

@@ -156,13 +156,14 @@ _VENDOR = re.compile(
     r"^(?:(?:us|eu|apac|global|jp|au)\.)?(?:anthropic|meta|amazon|mistral|cohere|ai21|deepseek|openai|qwen|writer)\."
 )
 _GOOGLE = re.compile(r"^(?:publishers/google/)?models/")
-_SUFFIX = re.compile(r"(?:-v\d+(?::\d+)?|@\d{8}|@latest|-\d{4}-\d{2}-\d{2}|-\d{8}|-latest)$")
+_SUFFIX = re.compile(r"(?:-v\d+(?::\d+)?|@\d{8}|@latest|-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest)$")
 
 
 def model_key(model: str | None) -> str | None:
     """A model's name with only what names it: lower case, no vendor prefix, no date or version
-    suffix, letters and digits only ("anthropic.claude-3-5-sonnet-20240620-v1:0" and
-    "Claude3.5Sonnet" are both "claude35sonnet")."""
+    suffix (-2024-08-06, -20240620, Azure's -0806, -v1:0; Vertex's @001 is kept), letters and
+    digits only ("anthropic.claude-3-5-sonnet-20240620-v1:0" and "Claude3.5Sonnet" are both
+    "claude35sonnet")."""
     if not model:
         return None
     name = _GOOGLE.sub("", _VENDOR.sub("", model.strip().lower()))

@@ -31,6 +31,11 @@ NS = 1_000_000_000
 
 CONFIG = """
 [pricing]
+[[pricing.fx]]
+currency = "GBP"
+date = 2025-01-01
+per_usd = 0.8
+
 [[pricing.prices]]
 provider = "openai"
 model = "gpt-4o-2024-08-06"
@@ -262,6 +267,13 @@ def test_summary_sources_and_services_through_the_map(reconciled: RunningCollect
     sources = {s["name"]: s for s in report["sources"]}
     assert sources["anthropic"]["billed_cost"] == "14.85"
     assert sources["openai-org"]["coverage"] == "0.4074074074"
+
+
+def test_any_currency_of_the_fx_table(reconciled: RunningCollector) -> None:
+    row = _row(_report(reconciled, group_by="provider", currency="GBP"), provider="anthropic")
+    assert row["ledger"]["cost"] == "13.20"  # $16.50 x 0.8
+    assert row["billed"]["cost"] == "11.88"  # $14.85 x 0.8
+    assert row["causes"][0]["suggestion"].splitlines()[2] == "percent = 10"  # a ratio: the same in any currency
 
 
 def test_currency_and_bad_requests(reconciled: RunningCollector) -> None:

@@ -12,6 +12,7 @@ from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import Settings, load_settings
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.fx import Converted
+from breakeven.collector.price.pools import InvoiceMatch
 from breakeven.collector.price.pricer import Priced
 from tests.pricecalls import at, call
 
@@ -207,6 +208,26 @@ def test_the_pricing_page_shows_the_worked_example_verbatim() -> None:
             id="pool without alternative",
         ),
         pytest.param(POOL + POOL, "pricing.pools[1].name: 'p' appears twice", id="two pools, one name"),
+        pytest.param(
+            POOL + "invoice_match = {}\n",
+            "pricing.pools[0].invoice_match: name a ResourceId glob or Tags",
+            id="empty invoice_match",
+        ),
+        pytest.param(
+            POOL + 'invoice_match = { InstanceId = "i-1" }\n',
+            "pricing.pools[0].invoice_match.InstanceId: unknown key (known: ResourceId, Tags)",
+            id="invoice_match by an unknown column",
+        ),
+        pytest.param(
+            POOL + "invoice_match = { Tags = {} }\n",
+            "pricing.pools[0].invoice_match.Tags: name at least one tag",
+            id="invoice_match with no tags",
+        ),
+        pytest.param(
+            POOL + "invoice_match = { Tags = { pool = 1 } }\n",
+            "pricing.pools[0].invoice_match.Tags.pool",
+            id="a tag that is not text",
+        ),
     ],
 )
 def test_bad_pricing_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
@@ -243,3 +264,9 @@ def test_price_book_file_errors_name_file_and_key(tmp_path: Path) -> None:
 def test_pricing_is_not_an_environment_variable() -> None:
     with pytest.raises(SettingsError, match="BREAKEVEN_PRICING: unknown setting"):
         load_settings({}, environ={"BREAKEVEN_PRICING": "x"})
+
+
+def test_invoice_match_by_resource_and_tags(tmp_path: Path) -> None:
+    text = POOL + 'invoice_match = { ResourceId = "i-0abc*", Tags = { team = "ml", pool = "p*" } }\n'
+    (pool,) = load(tmp_path, text).pricing.pools
+    assert pool.invoice_match == InvoiceMatch("i-0abc*", (("pool", "p*"), ("team", "ml")))

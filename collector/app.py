@@ -8,8 +8,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import grpc
+import sqlalchemy as sa
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -27,7 +29,10 @@ from breakeven.collector.ingest.grpc import build_grpc_server
 from breakeven.collector.ingest.http import build_otlp_app
 from breakeven.collector.ingest.offload import CLOSE_SECONDS, TraceDecoder
 from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.reconcile.schedule import FetchScheduler
+from breakeven.collector.reconcile.sync import Ledger
 from breakeven.collector.records import Work
+from breakeven.collector.store.bills import fetch_statuses, record_fetch, replace_lines
 from breakeven.collector.store.engine import current_revision, head_revision, migrate, settings_engine
 from breakeven.collector.store.rollup import Roller
 from breakeven.collector.store.writer import LedgerWriter
@@ -61,6 +66,11 @@ def _bind(host: str, port: int, setting: str) -> socket.socket:
     return sock
 
 
+def bill_ledger(engine: sa.Engine) -> Ledger:
+    """The bills' store on this engine, as the reconcile package takes it (it sits below the store)."""
+    return Ledger(partial(replace_lines, engine), partial(record_fetch, engine), partial(fetch_statuses, engine))
+
+
 class Collector:
     """The running product: start() brings everything up, stop() drains and shuts down."""
 
@@ -80,6 +90,7 @@ class Collector:
         self.roller: Roller | None = None
         self.gpu = GpuMetrics(self.engine, settings.pricing.pools)
         self.scraper: Scraper | None = None
+        self.reconcile: FetchScheduler | None = None
         self.decoder: TraceDecoder | None = None
 
     def start(self) -> None:
@@ -176,6 +187,9 @@ class Collector:
         )
         if self.scraper.needed:
             self.scraper.start()
+        self.reconcile = FetchScheduler(bill_ledger(self.engine), s.reconcile)
+        if self.reconcile.needed:
+            self.reconcile.start()
         log.info(
             "breakeven listening: OTLP/HTTP %s:%d, OTLP/gRPC %s:%d, API and dashboard http://%s:%d/ (db %s)",
             s.host, self.otlp_http_port, s.host, self.otlp_grpc_port, s.host, self.http_port,
@@ -202,9 +216,10 @@ class Collector:
         In order: /readyz answers 503 (the API stays up till the end); the receivers take
         no new export and give those in flight RECEIVERS_GRACE_SECONDS to commit and be
         answered; the decode processes stop; the writer commits what is queued; then the
-        API, rollups, alerts and GPU scraper stop and the database closes. An export cut off
-        on the way was never acknowledged, so its client sends it again: nothing
-        acknowledged is lost, as on SIGKILL.
+        API, rollups, alerts, GPU scraper and reconcile fetches stop (a fetch under way is
+        not waited for: it writes nothing once stop() began) and the database closes. An
+        export cut off on the way was never acknowledged, so its client sends it again:
+        nothing acknowledged is lost, as on SIGKILL.
         """
         deadline = time.monotonic() + DRAIN_SECONDS - EXIT_SECONDS
 
@@ -212,7 +227,7 @@ class Collector:
             return max(0.0, deadline - time.monotonic())
 
         self.stopping = True
-        beside = [_stopping(part.stop) for part in (self.alerts, self.scraper) if part is not None]
+        beside = [_stopping(part.stop) for part in (self.alerts, self.scraper, self.reconcile) if part is not None]
         receivers = self._servers[:1]
         for server in receivers:
             server.should_exit = True

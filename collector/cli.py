@@ -253,11 +253,12 @@ def reconcile_import(settings: Settings, source_name: str, files: Sequence[Path]
 
 def reconcile_fetch(settings: Settings, source_name: str | None, since: str | None, until: str | None) -> int:
     """Fetch the API sources' reports over [since, until) and store them, each report replacing
-    those days; 2 on a bad argument, 1 when a source failed (the others are stored)."""
-    from datetime import date, timedelta
+    those days, noting each attempt (as `serve` does); 2 on a bad argument, 1 when a source
+    failed (the others are stored)."""
+    from datetime import date
 
-    from breakeven.collector.reconcile.fetch import FetchError, fetch_lines
-    from breakeven.collector.store.bills import replace_lines
+    from breakeven.collector.app import bill_ledger
+    from breakeven.collector.reconcile.sync import describe, fetch_source, refetch_window
     from breakeven.collector.store.engine import settings_engine
 
     apis = [s for s in settings.reconcile.sources if s.kind != "focus"]
@@ -266,29 +267,32 @@ def reconcile_fetch(settings: Settings, source_name: str | None, since: str | No
         if not apis:
             print(f"breakeven: error: --source: no API source named {source_name!r}", file=sys.stderr)
             return 2
+    window = refetch_window(datetime.now(UTC).date(), settings.reconcile.refetch_days)
     try:
-        last = date.fromisoformat(until) if until else datetime.now(UTC).date() + timedelta(days=1)
-        first = date.fromisoformat(since) if since else last - timedelta(days=settings.reconcile.refetch_days)
+        last = date.fromisoformat(until) if until else window[1]
+        first = date.fromisoformat(since) if since else last - (window[1] - window[0])
     except ValueError as exc:
         print(f"breakeven: error: --since/--until: {exc}", file=sys.stderr)
         return 2
     if first >= last:
         print("breakeven: error: --since must be before --until", file=sys.stderr)
         return 2
-    days = [first + timedelta(days=n) for n in range((last - first).days)]
     engine = settings_engine(settings)
+    ledger = bill_ledger(engine)
     failed = 0
     try:
         for source in apis:
             try:
-                by_report = fetch_lines(source, first, last)
-            except FetchError as exc:
-                print(f"breakeven: error: {exc}", file=sys.stderr)
+                synced = fetch_source(ledger, source, first, last)
+            except Exception as exc:  # the attempt could not be noted (the database); the next source is tried
+                print(f"breakeven: error: {describe(exc, source)}", file=sys.stderr)
                 failed += 1
                 continue
-            for report, lines in sorted(by_report.items()):
-                stored = replace_lines(engine, source.name, report, days, lines)
+            for report, stored in synced.stored.items():
                 print(f"{source.name}: {report}: {stored} lines stored for {first} to {last} (excluded)")
+            if synced.error is not None:
+                print(f"breakeven: error: {synced.error}", file=sys.stderr)
+                failed += 1
     finally:
         engine.dispose()
     return 1 if failed else 0

@@ -24,8 +24,12 @@ from breakeven.collector.records import BilledLine
 
 def read_bill_file(source: ReconcileSource, path: Path) -> list[BilledLine]:
     """The lines of one file of this source; BillError naming the file and what is wrong."""
-    if source.kind == "focus":  # its errors name the file
-        return [dataclasses.replace(line, report="focus") for line in read_focus(path, source.name).lines]
+    if source.kind == "focus":
+        try:
+            return [dataclasses.replace(line, report="focus") for line in read_focus(path, source.name).lines]
+        except BillError as exc:  # a row's error names the row; say the file too, once
+            text = str(exc)
+            raise BillError(text if text.startswith(path.name) else f"{path.name}: {text}") from None
     try:
         try:
             pages = page_from_json(path.read_bytes())

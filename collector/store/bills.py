@@ -117,6 +117,20 @@ def record_fetch(engine: sa.Engine, source: str, attempted_at: datetime, error: 
     A failure keeps the last success's time. Never the key: `error` is the fetch's own words."""
     table = reconcile_fetches
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # collectors sharing it may note one source at once: upsert
+            from sqlalchemy.dialects.postgresql import insert
+
+            row = insert(table).values(source=source, attempted_at=attempted_at, succeeded_at=None, error=error)
+            if error is None:
+                row = row.values(succeeded_at=attempted_at)
+            kept = row.excluded.succeeded_at if error is None else table.c.succeeded_at
+            conn.execute(
+                row.on_conflict_do_update(
+                    index_elements=[table.c.source],
+                    set_={"attempted_at": attempted_at, "succeeded_at": kept, "error": error},
+                )
+            )
+            return
         before = conn.execute(sa.select(table.c.succeeded_at).where(table.c.source == source)).first()
         succeeded = attempted_at if error is None else (before.succeeded_at if before else None)
         conn.execute(table.delete().where(table.c.source == source))

@@ -57,3 +57,23 @@ def test_a_line_of_another_source_is_refused(engine: sa.Engine) -> None:
     migrate(engine)
     with pytest.raises(ValueError, match="another source or report"):
         replace_lines(engine, "oa", "usage", [], [_line(D1, "1", source="other")])
+
+
+def test_a_fetch_noted_keeps_the_last_success_through_failures(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from breakeven.collector.store.bills import fetch_statuses, record_fetch
+
+    migrate(engine)
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    record_fetch(engine, "oa", t0, None)
+    record_fetch(engine, "oa", t0 + timedelta(hours=1), "oa: 401 from /v1/organization/costs")
+    record_fetch(engine, "an", t0, "an: unreachable")
+    status = fetch_statuses(engine)
+    assert (status["oa"].attempted_at, status["oa"].succeeded_at) == (t0 + timedelta(hours=1), t0)
+    assert status["oa"].error == "oa: 401 from /v1/organization/costs"
+    assert (status["an"].succeeded_at, status["an"].error) == (None, "an: unreachable")
+    record_fetch(engine, "oa", t0 + timedelta(hours=2), None)
+    assert fetch_statuses(engine)["oa"].succeeded_at == t0 + timedelta(hours=2)
+    assert fetch_statuses(engine)["oa"].error is None
+    assert len(fetch_statuses(engine)) == 2

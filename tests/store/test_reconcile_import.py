@@ -79,6 +79,10 @@ def test_usage_and_cost_pages_of_both_providers_and_a_focus_export(run, engine: 
         (("--source", "aws", str(FIXTURES / "openai" / "costs.json")), "must end in .csv, .csv.gz or .parquet"),
         (("--source", "oa", str(FIXTURES / "focus" / "focus-1.0-sample.csv")), "the page is not JSON"),
         (("--source", "an", str(FIXTURES / "openai" / "missing.json")), "cannot read it"),
+        (
+            ("--source", "aws", str(FIXTURES / "focus" / "spec-virtual-currency-a2.csv")),
+            "spec-virtual-currency-a2.csv: row 2 ChargePeriodStart is not an ISO 8601 date/time",
+        ),
     ],
 )
 def test_a_file_that_is_not_the_sources_is_refused_and_nothing_stored(run, engine, capsys, args, message) -> None:  # type: ignore[no-untyped-def]

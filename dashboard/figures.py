@@ -15,6 +15,7 @@ from breakeven.dashboard.pages.common import key_text
 HALF = 560  # drawing width of a chart that shares the page's width with another
 SHOWN_NAMES = {"self_hosted": "self-hosted (busy)", "self_hosted idle": "self-hosted idle GPU"}
 SELF_HOSTED, BOUGHT, ALTERNATIVE, LOSS = "#009e73", "#6a3d9a", "#0072b2", "#c0392b"
+LEDGER, BILLED = "#0072b2", "#e69f00"
 GPU_METRIC_COLORS = ("#cc79a7", "#e69f00", "#56b4e9")  # one per GPU metric source, apart from busy seconds' green
 
 
@@ -121,7 +122,30 @@ def breakeven(c: dict[str, Any]) -> dict[str, Markup]:
     return out
 
 
-BY_PAGE = {"overview": overview, "spend": spend, "pools": pools, "breakeven": breakeven}
+def reconciliation(c: dict[str, Any]) -> dict[str, Markup]:
+    """Per provider: the ledger's cost and the billed cost by day."""
+    currency = c["view"]["currency"]
+    out: dict[str, Markup] = {}
+    days = c["daily"]["days"]
+    for p in c["daily"]["providers"]:
+        series = [
+            charts.Series("ledger", _values(p["ledger_cost"]), LEDGER),
+            charts.Series("billed", _values(p["billed_cost"]), BILLED),
+        ]
+        title = f"{p['provider']}: ledger against bill by day"
+        out[f"daily:{p['provider']}"] = charts.lines(
+            days, series, title, charts.currency_unit(currency, "per day"), charts.money_fmt(currency)
+        )
+    return out
+
+
+BY_PAGE = {
+    "overview": overview,
+    "spend": spend,
+    "pools": pools,
+    "breakeven": breakeven,
+    "reconciliation": reconciliation,
+}
 
 
 def for_page(c: dict[str, Any]) -> dict[str, Markup]:

@@ -65,6 +65,14 @@ def percent(value: Any, places: int = 1) -> str:
     return f"{ratio * 100:.{places}f}%"
 
 
+def points(value: Any, places: int = 1) -> str:
+    """A figure already in percent (the reports' `*_percent`): 56.73 -> 56.7%."""
+    amount = dec(value)
+    if amount is None:
+        return "—"
+    return f"{amount:.{places}f}%"
+
+
 def count(value: Any) -> str:
     """An integer with thousands separators."""
     number = dec(value)

@@ -22,10 +22,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
+from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.errors import ReportError
 from breakeven.dashboard import export, figures, fmt
-from breakeven.dashboard.pages import alerts, breakeven, calls, overview, pools, quality, spend
+from breakeven.dashboard.pages import alerts, breakeven, calls, overview, pools, quality, reconciliation, spend
 from breakeven.dashboard.pages.common import NONE_VALUE, key_text
 from breakeven.dashboard.view import COOKIE, COOKIE_MAX_AGE, PRESETS, VIEW_PARAMS, View, url, view_of
 
@@ -37,6 +38,7 @@ NAV = (
     ("spend", "/spend", "Spend"),
     ("pools", "/pools", "Pools"),
     ("breakeven", "/breakeven", "Break-even"),
+    ("reconciliation", "/reconciliation", "Reconciliation"),
     ("calls", "/calls", "Calls"),
     ("quality", "/quality", "Data quality"),
     ("alerts", "/alerts", "Alerts"),
@@ -71,13 +73,16 @@ def _templates(static: dict[str, Path]) -> Jinja2Templates:
 _Build = Callable[[sa.Connection, View, Request], dict[str, Any]]
 
 
-def add_dashboard(app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None = None) -> None:
-    """Mount the dashboard pages, their JSON twins and exports on the API app."""
+def add_dashboard(
+    app: FastAPI, engine: sa.Engine, pricing: PricingConfig | None = None, *, reconcile: ReconcileConfig | None = None
+) -> None:
+    """Mount the dashboard pages, their JSON twins and exports on the API app (reconcile: the
+    configured bills, which the Reconciliation page and the Overview's bill figure read)."""
     pricing = pricing or PricingConfig()
     static = _static_names()
     templates = _templates(static)
     page = _page_maker(engine, pricing, templates)
-    _add_pages(app, pricing, page)
+    _add_pages(app, pricing, reconcile or ReconcileConfig(), page)
     _add_spend_exports(app, engine, pricing)
     _add_static(app, static)
 
@@ -157,13 +162,16 @@ def _query(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def _add_pages(app: FastAPI, pricing: PricingConfig, page: Callable[[_Build], Callable[..., Response]]) -> None:
+def _add_pages(
+    app: FastAPI, pricing: PricingConfig, reconcile: ReconcileConfig, page: Callable[[_Build], Callable[..., Response]]
+) -> None:
     """Mount each page and its .json twin, the home page and a call's detail page."""
     builders: dict[str, _Build] = {
-        "overview": lambda conn, view, r: overview.context(conn, pricing, view, datetime.now(UTC)),
+        "overview": lambda conn, view, r: overview.context(conn, pricing, view, datetime.now(UTC), reconcile),
         "spend": lambda conn, view, r: spend.context(conn, pricing, view, _query(r)),
         "pools": lambda conn, view, r: pools.context(conn, pricing, view),
         "breakeven": lambda conn, view, r: breakeven.context(conn, pricing, view),
+        "reconciliation": lambda conn, view, r: reconciliation.context(conn, pricing, reconcile, view, _query(r)),
         "calls": lambda conn, view, r: calls.context(conn, pricing, view, _query(r)),
         "calls/repeated": lambda conn, view, r: calls.repeated(conn, pricing, view, _query(r)),
         "quality": lambda conn, view, r: quality.context(conn, pricing, view, datetime.now(UTC)),

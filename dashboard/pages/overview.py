@@ -1,5 +1,6 @@
 """Overview: month-to-date spend and its projection by backend class, daily spend stacked by
-class (idle GPU spend as its own layer), top services, teams and models, unpriced calls.
+class (idle GPU spend as its own layer), top services, teams and models, unpriced calls, and
+with `[[reconcile.sources]]` how much of the month's bill the ledger explains.
 
 Where the issue is silent: the projection is the linear run rate (month to date x month
 length / time elapsed), the money API's rule; self-hosted spend is the pools' whole cost
@@ -15,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import iso_z, month_start, next_month, seconds_between
@@ -25,6 +27,7 @@ from breakeven.collector.reports.pools import pool_figures, pool_json
 from breakeven.collector.store import spend as store
 from breakeven.collector.store.schema import calls
 from breakeven.dashboard.pages.common import CLASS_ORDER, by_cost, converter, pool_days, row_json
+from breakeven.dashboard.pages.reconciliation import month_explained
 from breakeven.dashboard.view import View
 
 TOP = 8
@@ -129,7 +132,9 @@ def top_lists(
     return top, unpriced
 
 
-def context(conn: sa.Connection, pricing: PricingConfig, view: View, now: datetime) -> dict[str, Any]:
+def context(
+    conn: sa.Connection, pricing: PricingConfig, view: View, now: datetime, reconcile: ReconcileConfig | None = None
+) -> dict[str, Any]:
     """The Overview page."""
     conv = converter(pricing, view)
     month = month_summary(conn, pricing, conv, now)
@@ -142,5 +147,6 @@ def context(conn: sa.Connection, pricing: PricingConfig, view: View, now: dateti
         "daily": days,
         "top": top,
         "unpriced": unpriced,
+        "bill": month_explained(conn, pricing, reconcile or ReconcileConfig(), view, now),
         "fx": conv.described(view.until),
     }

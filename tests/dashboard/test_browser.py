@@ -1,6 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright), over a week made by
 `breakeven demo` through the real OTLP path: every page loads with data, charts render, filters,
 group-by and exports work, the currency switch persists across pages, and nothing logs an error.
+The demo bills nothing, so Reconciliation is also shown over a day of traffic and both
+providers' bills of it (tests/reconcilefixture.py).
 
 Screenshots of every page land in test-artifacts/dashboard/ (BREAKEVEN_TEST_ARTIFACTS overrides).
 Playwright drives /usr/bin/chromium through executable_path: `playwright install` is never run.
@@ -8,6 +10,7 @@ Playwright drives /usr/bin/chromium through executable_path: `playwright install
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -23,6 +26,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import RunningCollector, require_program, start_collector
+from tests.fakeadmin import running_admin_api
+from tests.reconcilefixture import DAY, bills, reconciled_collector
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +40,7 @@ PAGES = {
     "/spend": "#spend-table tbody tr td.cost",
     "/pools": "svg.chart-lines polyline.line",
     "/breakeven": "#class-verdicts .verdict",
+    "/reconciliation": "#no-sources pre",  # the demo configures no bill: how to configure one
     "/calls": "#calls-table a.detail",
     "/calls/repeated": "#repeated-table tbody tr td.mono a",
     "/quality": "#emitters tbody tr",
@@ -69,10 +75,19 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Any, demo: RunningCollector, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context (no cookies) whose console errors fail the test."""
-    context = browser.new_context(base_url=demo.api, accept_downloads=True, viewport={"width": 1300, "height": 900})
+@pytest.fixture(scope="module")
+def reconciled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCollector]:
+    """A collector holding 2026-11-03's traffic and both providers' bills of it, from a fake admin API."""
+    with running_admin_api() as admin:
+        admin.results = dict(bills(DAY))
+        with reconciled_collector(tmp_path_factory.mktemp("reconciled"), "duckdb", admin) as running:
+            yield running
+
+
+@contextlib.contextmanager
+def _tab(browser: Any, running: RunningCollector, name: str) -> Iterator[Any]:
+    """A page in a fresh browser context (no cookies) on the collector; console errors fail the test."""
+    context = browser.new_context(base_url=running.api, accept_downloads=True, viewport={"width": 1300, "height": 900})
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -81,7 +96,14 @@ def page(browser: Any, demo: RunningCollector, request: pytest.FixtureRequest) -
     tab.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     yield tab
     context.close()
-    assert errors == [], f"{request.node.name}: {errors}"
+    assert errors == [], f"{name}: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, demo: RunningCollector, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (no cookies) on the demo whose console errors fail the test."""
+    with _tab(browser, demo, request.node.name) as tab:
+        yield tab
 
 
 def _shot(tab: Any, name: str) -> None:
@@ -217,3 +239,42 @@ def test_search_and_call_detail(page: Any) -> None:
     page.locator("#repeated-table tbody a").first.click()
     page.wait_for_url(re.compile(r"prompt_hash="))
     assert page.locator("#calls-table tbody tr").count() >= 2  # a repeated prompt: at least two calls
+
+
+def test_reconciliation_sets_the_ledger_beside_the_bill(browser: Any, reconciled: RunningCollector) -> None:
+    with _tab(browser, reconciled, "reconciliation") as tab:
+        reply = tab.goto("/reconciliation?currency=USD&range=custom&since=2026-11-01&until=2026-11-30")
+        assert reply.status == 200
+        assert tab.locator("nav a.active").inner_text() == "Reconciliation"
+        explained = tab.locator("#explained").inner_text()
+        assert "The ledger explains 56.7% of the bill: $21.36 in the ledger of $37.65 billed" in explained
+        charts = tab.locator("svg.chart-lines")
+        assert charts.count() == 2  # openai and anthropic: ledger against bill by day
+        for chart in charts.all():
+            assert chart.locator("polyline.line").count() == 2
+            assert chart.locator("circle.point").count() > 30  # the ledger every day, the bill on the 3rd
+            assert "USD per day" in chart.locator("text").all_text_contents()
+            box = chart.bounding_box()
+            assert box is not None
+            assert box["width"] > 600
+        assert tab.locator("#sources tbody tr").count() == 2
+        causes = tab.locator("#causes").inner_text()
+        assert "the bill counts 4,800,000 tokens the ledger never saw" in causes
+        suggestion = tab.locator("pre.suggestion").inner_text()  # what a user selects and copies
+        assert suggestion.strip() == (
+            '[[pricing.discounts]]\nprovider = "anthropic"\npercent = 10\neffective_from = 2026-11-03'
+        )
+        _shot(tab, "reconciliation")
+        tab.click("#group-by a:text-is('service')")
+        tab.wait_for_url(re.compile(r"group_by=service"))
+        assert "nightly-batch" in tab.locator("#rows").inner_text()
+        tab.click("#currency a[data-currency=GBP]")
+        tab.wait_for_url(re.compile(r"currency=GBP"))
+        assert "£17.09 in the ledger of £30.12 billed" in tab.locator("#explained").inner_text()  # x 0.8
+        tab.click("nav a:text-is('Overview')")  # this month has no bill (it is of 2026-11-03): a quiet hint
+        hint = tab.locator("#bill-hint")
+        assert "No bill for" in hint.inner_text()
+        assert tab.locator("#bill-explained").count() == 0
+        hint.locator("a").click()
+        tab.wait_for_url(re.compile(r"/reconciliation\?.*range=mtd"))
+        assert tab.locator("#range a.active").inner_text() == "month to date"

@@ -133,9 +133,11 @@ class Collector:
         self._grpc.start()
 
         api = build_api(self.engine, self.pipeline, s.pricing, self.ingest_problems, s.reconcile)
-        add_dashboard(api, self.engine, s.pricing)
+        add_dashboard(api, self.engine, s.pricing, reconcile=s.reconcile)
         dashboard = default_dashboard_url(s.host, self.http_port)
-        self.alerts = metrics.alerts = AlertRunner(self.engine, s.alerts, s.pricing, dashboard, metrics.refused_total)
+        self.alerts = metrics.alerts = AlertRunner(
+            self.engine, s.alerts, s.pricing, dashboard, metrics.refused_total, reconcile=s.reconcile
+        )
         api.include_router(alerts_router(self.engine, s.alerts, self.alerts))
         api.include_router(metrics_router(metrics))
         apps: list[tuple[ASGIApp, socket.socket]] = [

@@ -8,9 +8,11 @@ same code the money API uses where it exists, so an alert and the dashboard agre
   cost plus allocated pool cost), sized against candidates with breakeven.collector.price.breakeven;
 - unpriced calls, services' last calls: small GROUP BYs over the calls table here;
 - ingest rejects and refusals: cumulative counters, sampled on every evaluation, so a rate
-  over the rule's window is the difference between two samples.
+  over the rule's window is the difference between two samples;
+- bills beside the ledger: breakeven.collector.reports.reconciliation.reconcile (what
+  /api/v1/reconciliation shows), by source and UTC day, with each source's last fetch.
 
-Every figure is USD over [now - window, now).
+Every figure is USD over [now - window, now); bills over the window's whole UTC days before today.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from breakeven.collector.alerts.rules import (
+    BillDay,
+    BillFigures,
     ClassFigures,
     IngestFigures,
     Inputs,
@@ -37,19 +41,25 @@ from breakeven.collector.config.alerts import (
     CLASS_PAST_BREAKEVEN,
     INGEST_UNHEALTHY,
     KINDS,
+    LEDGER_DRIFT,
     POOL_BELOW_BREAKEVEN,
     SPEND_DRIFT,
     UNPRICED_TRAFFIC,
     Rule,
 )
+from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.breakeven import pool_candidates, size_pool
 from breakeven.collector.price.config import PricingConfig
+from breakeven.collector.price.fx import USD
 from breakeven.collector.price.money import ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc
 from breakeven.collector.records import POOL, UNPRICED
+from breakeven.collector.reports.currency import Converter
 from breakeven.collector.reports.pools import pool_figures as money_pool_figures  # the figures /api/v1/pools shows
+from breakeven.collector.reports.reconciliation import reconcile
 from breakeven.collector.store import queries
 from breakeven.collector.store import spend as ledger
+from breakeven.collector.store.bills import fetch_statuses
 from breakeven.collector.store.schema import calls
 
 log = logging.getLogger("breakeven.alerts")
@@ -208,6 +218,39 @@ def silent_services(
     return tuple(sorted((s, at) for s, at in found.items() if at < now - window))
 
 
+def bill_days(
+    conn: sa.Connection, pricing: PricingConfig, config: ReconcileConfig, now: datetime, window: timedelta
+) -> BillFigures:
+    """Each source's bill per UTC day beside the ledger, in USD, over the whole days from
+    `now - window`'s up to today (today's bill is never final), with each source's last success."""
+    first, last = (now - window).astimezone(UTC).date(), now.astimezone(UTC).date()
+    if not config.sources or first >= last:
+        return BillFigures(now)
+    since, until = (datetime.combine(d, time(0), UTC) for d in (first, last))
+    found = reconcile(conn, pricing, config, Converter(pricing.fx, USD), since, until, ("source", "day"))
+    fetched = {name: status.succeeded_at for name, status in fetch_statuses(conn).items()}
+    days = []
+    for row in found.rows:
+        source, day = row.key
+        at = fetched.get(source)
+        days.append(
+            BillDay(
+                source=source,
+                day=day,
+                ledger_usd=row.ledger.cost,
+                billed_usd=row.billed.cost,
+                ledger_tokens=row.ledger.usage.total,
+                billed_tokens=row.billed.usage.total,
+                coverage=row.coverage,
+                delta_usd=row.delta,
+                delta_percent=row.delta_percent,
+                cause=row.causes[0].words if row.causes else None,
+                fetched_at=None if at is None else utc(at),
+            )
+        )
+    return BillFigures(now, tuple(days))
+
+
 @dataclass(frozen=True, slots=True)
 class SpendTotal:
     """All-time calls and spend of one backend class x provider (USD; pool calls at their allocated share)."""
@@ -287,7 +330,9 @@ def _shared_key(rule: Rule) -> tuple[Any, ...]:
     return (rule.kind, rule.window)
 
 
-def _figures(conn: sa.Connection, pricing: PricingConfig, rule: Rule, now: datetime) -> Any:
+def _figures(
+    conn: sa.Connection, pricing: PricingConfig, rule: Rule, now: datetime, reconcile_config: ReconcileConfig
+) -> Any:
     since = now - rule.window
     if rule.kind == POOL_BELOW_BREAKEVEN:
         return pool_figures(conn, pricing, since, now)
@@ -299,6 +344,8 @@ def _figures(conn: sa.Connection, pricing: PricingConfig, rule: Rule, now: datet
         return unpriced_figures(conn, pricing, since, now)
     if rule.kind == INGEST_UNHEALTHY:
         return silent_services(conn, now, rule.window, rule.baseline)
+    if rule.kind == LEDGER_DRIFT:
+        return bill_days(conn, pricing, reconcile_config, now, rule.window)
     raise ValueError(f"unknown rule kind {rule.kind!r}")
 
 
@@ -308,6 +355,7 @@ def rule_inputs(
     rules: Iterable[Rule],
     now: datetime,
     samples: IngestSamples | None = None,
+    reconcile_config: ReconcileConfig | None = None,
 ) -> tuple[Inputs, list[str]]:
     """Each rule's inputs at `now`, and the names of rules whose inputs could not be read.
 
@@ -322,7 +370,7 @@ def rule_inputs(
         try:
             if key not in memo:
                 with engine.connect() as conn:
-                    memo[key] = _figures(conn, pricing, rule, now)
+                    memo[key] = _figures(conn, pricing, rule, now, reconcile_config or ReconcileConfig())
         except Exception as exc:
             log.warning("alert rule %s: cannot read its inputs: %s: %s", rule.name, exc.__class__.__name__, exc)
             failed.append(rule.name)
@@ -338,5 +386,6 @@ def rule_inputs(
         spend=by_kind[SPEND_DRIFT],
         unpriced=by_kind[UNPRICED_TRAFFIC],
         ingest=by_kind[INGEST_UNHEALTHY],
+        bills=by_kind[LEDGER_DRIFT],
     )
     return inputs, failed

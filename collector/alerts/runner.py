@@ -24,7 +24,8 @@ from breakeven.collector.alerts import store
 from breakeven.collector.alerts.inputs import IngestSamples, rule_inputs
 from breakeven.collector.alerts.notify import Dispatcher, Notifiers
 from breakeven.collector.alerts.rules import Evaluation, evaluate
-from breakeven.collector.config.alerts import AlertsConfig
+from breakeven.collector.config.alerts import AlertsConfig, check_reconcile
+from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.config import PricingConfig
 
 log = logging.getLogger("breakeven.alerts")
@@ -51,7 +52,11 @@ class AlertRunner:
         pricing: PricingConfig,
         dashboard_url: str,
         refused: Callable[[], int] = lambda: 0,
+        reconcile: ReconcileConfig | None = None,
     ) -> None:
+        """SettingsError when a rule cannot be evaluated with this config (a ledger_drift rule without bills)."""
+        self.reconcile = reconcile or ReconcileConfig()
+        check_reconcile(config, self.reconcile)
         self.engine = engine
         self.config = config
         self.pricing = pricing
@@ -102,7 +107,9 @@ class AlertRunner:
                     self.samples.sample(conn, now)
             except Exception as exc:
                 log.warning("alerts: cannot read the ingest counters: %s", exc.__class__.__name__)
-            inputs, failed = rule_inputs(self.engine, self.pricing, self.config.rules, now, self.samples)
+            inputs, failed = rule_inputs(
+                self.engine, self.pricing, self.config.rules, now, self.samples, self.reconcile
+            )
             self.failures += len(failed)
             with self.engine.begin() as conn:
                 if (

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from breakeven.collector.config import checks
+from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.money import ZERO
 
 # The kinds of rule, their severities and what spend_drift may group by.
@@ -27,7 +28,8 @@ CLASS_PAST_BREAKEVEN = "class_past_breakeven"
 SPEND_DRIFT = "spend_drift"
 UNPRICED_TRAFFIC = "unpriced_traffic"
 INGEST_UNHEALTHY = "ingest_unhealthy"
-KINDS = (POOL_BELOW_BREAKEVEN, CLASS_PAST_BREAKEVEN, SPEND_DRIFT, UNPRICED_TRAFFIC, INGEST_UNHEALTHY)
+LEDGER_DRIFT = "ledger_drift"
+KINDS = (POOL_BELOW_BREAKEVEN, CLASS_PAST_BREAKEVEN, SPEND_DRIFT, UNPRICED_TRAFFIC, INGEST_UNHEALTHY, LEDGER_DRIFT)
 SEVERITIES = ("critical", "warning", "info")
 DRIFT_DIMENSIONS = ("service", "team", "provider")
 
@@ -51,10 +53,14 @@ _RULE_KEYS = {
     SPEND_DRIFT: ("group_by", "baseline", "min_spend"),
     UNPRICED_TRAFFIC: (),
     INGEST_UNHEALTHY: ("baseline",),
+    LEDGER_DRIFT: ("sources", "min_coverage", "min_delta"),
 }
-# Per kind: the margin and baseline when the rule does not say (docs/alerts.md).
-_DEFAULT_MARGIN = {SPEND_DRIFT: Decimal(50)}
+# Per kind: the margin, baseline, window and repeat interval when the rule does not say (docs/alerts.md).
+_DEFAULT_MARGIN = {SPEND_DRIFT: Decimal(50), LEDGER_DRIFT: Decimal(5)}
 _DEFAULT_BASELINE = {SPEND_DRIFT: timedelta(days=7), INGEST_UNHEALTHY: timedelta(days=1)}
+# A bill is judged by the day, days after the fact: the last week's days, one notice a day.
+_DEFAULT_WINDOW = {LEDGER_DRIFT: "7d"}
+_DEFAULT_REPEAT = {LEDGER_DRIFT: "1d"}
 # Prometheus: an alert name is a metric name, so the shipped rules can carry the same names.
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -69,8 +75,8 @@ class Rule:
     """One configured rule. margin's unit depends on the kind (docs/alerts.md):
 
     pool_below_breakeven: utilization points (0.05: five points under break-even);
-    class_past_breakeven and spend_drift: percent; unpriced_traffic: calls tolerated in the
-    window; ingest_unhealthy: rejected or refused spans per minute tolerated.
+    class_past_breakeven, spend_drift and ledger_drift: percent; unpriced_traffic: calls
+    tolerated in the window; ingest_unhealthy: rejected or refused spans per minute tolerated.
     """
 
     name: str
@@ -87,6 +93,9 @@ class Rule:
     group_by: str = "provider"  # spend_drift: service, team or provider
     baseline: timedelta = timedelta(days=7)  # spend_drift: trailing baseline; ingest_unhealthy: "usually sends"
     min_spend_usd: Decimal = ZERO  # spend_drift: ignore groups spending less than this in the window
+    sources: tuple[str, ...] = ()  # ledger_drift: only these [[reconcile.sources]] (empty: every source)
+    min_coverage: Decimal = Decimal("0.95")  # ledger_drift: ledger tokens / billed tokens below this fire
+    min_delta_usd: Decimal = Decimal(1)  # ledger_drift: a day whose bill and ledger differ by less never fires
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +185,7 @@ def _rule(raw: Any, key: str) -> Rule:
     if severity not in SEVERITIES:
         checks.fail(f"{key}.severity: one of {', '.join(SEVERITIES)}; got {severity!r}")
     labels = _rule_labels(table, key)
-    window = duration(table.get("window", "1h"), f"{key}.window")
+    window = duration(table.get("window", _DEFAULT_WINDOW.get(kind, "1h")), f"{key}.window")
     if window <= timedelta(0):
         checks.fail(f"{key}.window: must be positive")
     margin = checks.amount(table.get("margin", _DEFAULT_MARGIN.get(kind, Decimal(0))), f"{key}.margin")
@@ -188,7 +197,9 @@ def _rule(raw: Any, key: str) -> Rule:
         window=window,
         margin=margin,
         for_=duration(table.get("for", "0s"), f"{key}.for"),
-        repeat_interval=duration(table.get("repeat_interval", "4h"), f"{key}.repeat_interval"),
+        repeat_interval=duration(
+            table.get("repeat_interval", _DEFAULT_REPEAT.get(kind, "4h")), f"{key}.repeat_interval"
+        ),
         baseline=duration(table.get("baseline", _DEFAULT_BASELINE.get(kind, timedelta(days=7))), f"{key}.baseline"),
     )
     if rule.repeat_interval <= timedelta(0):
@@ -243,7 +254,47 @@ def _with_kind_keys(rule: Rule, table: Mapping[str, Any], key: str) -> Rule:
         rule = replace(
             rule, group_by=group_by, min_spend_usd=checks.amount(table.get("min_spend", 0), f"{key}.min_spend")
         )
+    elif rule.kind == LEDGER_DRIFT:
+        rule = _ledger_drift_keys(rule, table, key)
     return rule
+
+
+def _ledger_drift_keys(rule: Rule, table: Mapping[str, Any], key: str) -> Rule:
+    """A ledger_drift rule's sources, coverage floor and smallest delta, checked (its window whole days)."""
+    sources = table.get("sources", [])
+    if not isinstance(sources, list):
+        checks.fail(f"{key}.sources: expected a list of [[reconcile.sources]] names")
+    coverage = checks.amount(table.get("min_coverage", rule.min_coverage), f"{key}.min_coverage")
+    if coverage > 1:
+        checks.fail(f"{key}.min_coverage: a ratio from 0 to 1 (0.95: the ledger saw 95% of the billed tokens)")
+    if rule.window < timedelta(days=1) or rule.window % timedelta(days=1):
+        checks.fail(f"{key}.window: whole days (a bill is judged by the UTC day), such as 7d; got {rule.window}")
+    return replace(
+        rule,
+        sources=tuple(checks.text(s, f"{key}.sources[{i}]") for i, s in enumerate(sources)),
+        min_coverage=coverage,
+        min_delta_usd=checks.amount(table.get("min_delta", rule.min_delta_usd), f"{key}.min_delta"),
+    )
+
+
+def check_reconcile(alerts: AlertsConfig, reconcile: ReconcileConfig) -> None:
+    """SettingsError when a ledger_drift rule has no bill to read: no [[reconcile.sources]] at all, or
+    a `sources` name none of them has. Such a rule could never fire, so it fails loudly at start-up."""
+    names = {s.name for s in reconcile.sources}
+    for i, rule in enumerate(alerts.rules):
+        if rule.kind != LEDGER_DRIFT:
+            continue
+        if not names:
+            checks.fail(
+                f"alerts.rules[{i}].kind: ledger_drift sets the ledger beside the bills of [[reconcile.sources]],"
+                " and none is configured (docs/reconciliation.md)"
+            )
+        for j, name in enumerate(rule.sources):
+            if name not in names:
+                checks.fail(
+                    f"alerts.rules[{i}].sources[{j}]: no [[reconcile.sources]] is named {name!r}"
+                    f" (configured: {', '.join(sorted(names))})"
+                )
 
 
 def _webhook(raw: Any, key: str) -> Webhook:

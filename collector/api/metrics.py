@@ -8,17 +8,22 @@ rule over these series sees what the built-in rule sees:
 - cumulative counters from the database (ingest outcomes, spend, unpriced calls) are the
   whole ledger's, every replica's: with several collectors on one PostgreSQL, aggregate
   them with max, not sum;
-- pool and traffic-class gauges cover the trailing metrics_window_seconds.
+- pool and traffic-class gauges cover the trailing metrics_window_seconds;
+- reconciliation gauges describe each source's latest closed day (alerts/rules.py
+  closed_days, what the ledger_drift rule judges) among the last refetch_days, computed at
+  most once a RECONCILE_CACHE_SECONDS; its fetch status is read on every scrape.
 
 One prefix, breakeven_, and unit suffixes. Labels stay bounded: backend class, provider
 (known providers, else "other"), pool, reason, alert name; traffic classes (service x
-provider x model) and services are capped at the busiest CLASS_LIMIT and SERVICE_LIMIT.
+provider x model) and services are capped at the busiest CLASS_LIMIT and SERVICE_LIMIT;
+sources are the configured [[reconcile.sources]].
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -32,11 +37,14 @@ from prometheus_client.registry import Collector as PrometheusCollector
 
 from breakeven.collector.alerts import inputs, store
 from breakeven.collector.alerts.notify import OUTCOMES
-from breakeven.collector.alerts.rules import FIRING, PENDING
+from breakeven.collector.alerts.rules import FIRING, PENDING, BillDay, BillFigures, closed_days
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import Settings
+from breakeven.collector.price.periods import utc
 from breakeven.collector.providers import PROVIDER_ALIASES
+from breakeven.collector.reports.errors import ReportError
 from breakeven.collector.store import queries
+from breakeven.collector.store.bills import fetch_statuses
 
 if TYPE_CHECKING:
     from breakeven.collector.alerts.runner import AlertRunner
@@ -48,6 +56,9 @@ KNOWN_PROVIDERS = frozenset(PROVIDER_ALIASES.values())
 CLASS_LIMIT = 100
 SERVICE_LIMIT = 1000
 SERVICE_HORIZON = timedelta(days=7)  # services listed by last call: those that called in this long
+# The reconciliation figures change when a bill is fetched (daily) or a late call lands on a
+# closed day: computing them (a reconciliation over refetch_days) once a minute is plenty.
+RECONCILE_CACHE_SECONDS = 60.0
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # /api/v1/ingest counter -> outcome of breakeven_ingest_spans_total (the outcomes add up to received).
 SPAN_OUTCOMES = {
@@ -118,6 +129,16 @@ HELP = {
     "class_self_hosted_monthly_cost_usd": "The month's cost of the cheapest pool that could serve the class.",
     "service_last_call_timestamp_seconds": "Start of each service's latest call (services seen in the last 7 days).",
     "alerts": "Alert instances of each built-in rule that are pending or firing.",
+    "reconcile_closed_day_timestamp_seconds": (
+        "Start of the source's latest closed day with a bill (in the last refetch_days), the day the "
+        "reconcile coverage and delta gauges describe."
+    ),
+    "reconcile_coverage_ratio": "Ledger tokens over billed tokens on the source's latest closed day.",
+    "reconcile_delta_usd": "Billed cost less ledger cost on the source's latest closed day (bills converted to USD).",
+    "reconcile_delta_ratio": "Billed cost less ledger cost over billed cost on the source's latest closed day.",
+    "reconcile_last_attempt_timestamp_seconds": "When the source's bill was last fetched, successfully or not.",
+    "reconcile_last_success_timestamp_seconds": "When the source's bill was last fetched successfully.",
+    "reconcile_fetch_up": "1 when the source's last fetch succeeded, 0 when it failed.",
     "database_up": "1 when every ledger figure of this scrape could be read, else 0.",
 }
 
@@ -132,7 +153,13 @@ def provider_label(provider: str | None) -> str:
 class Metrics:
     """The registry /metrics serves: in-process instruments plus the ledger collector."""
 
-    def __init__(self, engine: sa.Engine, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        pipeline: Pipeline | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.registry = CollectorRegistry()
         self.commit_seconds = Histogram(
             PREFIX + "ingest_commit_duration_seconds",
@@ -143,7 +170,7 @@ class Metrics:
         self.refused = 0  # exports answered 503 because their commit failed (only the writer thread adds)
         self.alerts: AlertRunner | None = None
         self.decoder: TraceDecoder | None = None
-        self.ledger = _LedgerCollector(engine, settings, pipeline, self)
+        self.ledger = _LedgerCollector(engine, settings, pipeline, self, clock)
         self.registry.register(self.ledger)
 
     def observe_commit(self, seconds: float, futures: list[Future[None]]) -> None:
@@ -187,17 +214,35 @@ def _counter(name: str, *labels: str) -> CounterMetricFamily:
 class _LedgerCollector(PrometheusCollector):
     """Scrape-time figures: in-process state, and the database's."""
 
-    def __init__(self, engine: sa.Engine, settings: Settings, pipeline: Pipeline | None, owner: Metrics) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: Settings,
+        pipeline: Pipeline | None,
+        owner: Metrics,
+        clock: Callable[[], datetime],
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.pipeline = pipeline
         self.owner = owner
+        self.clock = clock
+        self._bills: tuple[float, BillFigures] | None = None  # (monotonic time computed, figures)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._in_process()
-        now = datetime.now(UTC)
+        now = self.clock()
         up = True
-        for section in (self._ingest, self._spend, self._pools, self._classes, self._services, self._alerts):
+        sections = (
+            self._ingest,
+            self._spend,
+            self._pools,
+            self._classes,
+            self._services,
+            self._alerts,
+            self._reconcile,
+        )
+        for section in sections:
             try:
                 with self.engine.connect() as conn:
                     yield from section(conn, now)
@@ -323,3 +368,54 @@ class _LedgerCollector(PrometheusCollector):
             for state in (PENDING, FIRING):
                 alerts.add_metric([rule, severity, state], float(counts.get((rule, severity, state), 0)))
         yield alerts
+
+    def _reconcile(self, conn: sa.Connection, now: datetime) -> Iterator[Metric]:
+        sources = [s.name for s in self.settings.reconcile.sources]
+        attempted = _gauge("reconcile_last_attempt_timestamp_seconds", "source")
+        succeeded = _gauge("reconcile_last_success_timestamp_seconds", "source")
+        fetch_up = _gauge("reconcile_fetch_up", "source")
+        statuses = fetch_statuses(conn) if sources else {}
+        for name in sources:
+            status = statuses.get(name)
+            if status is None:
+                continue  # never fetched nor imported: nothing to tell yet
+            attempted.add_metric([name], utc(status.attempted_at).timestamp())
+            if status.succeeded_at is not None:
+                succeeded.add_metric([name], utc(status.succeeded_at).timestamp())
+            fetch_up.add_metric([name], 0.0 if status.error else 1.0)
+        day = _gauge("reconcile_closed_day_timestamp_seconds", "source")
+        coverage = _gauge("reconcile_coverage_ratio", "source")
+        delta = _gauge("reconcile_delta_usd", "source")
+        delta_ratio = _gauge("reconcile_delta_ratio", "source")
+        for name, d in sorted(self._latest_closed_days(conn, now).items()):
+            if name not in sources:
+                continue
+            day.add_metric([name], datetime.combine(d.day, datetime.min.time(), UTC).timestamp())
+            if d.coverage is not None:
+                coverage.add_metric([name], float(d.coverage))
+            if d.delta_usd is not None:
+                delta.add_metric([name], float(d.delta_usd))
+            if d.delta_percent is not None:
+                delta_ratio.add_metric([name], float(d.delta_percent / 100))
+        yield from (attempted, succeeded, fetch_up, day, coverage, delta, delta_ratio)
+
+    def _latest_closed_days(self, conn: sa.Connection, now: datetime) -> dict[str, BillDay]:
+        """Each source's latest closed day with a bill, from figures at most RECONCILE_CACHE_SECONDS old."""
+        config = self.settings.reconcile
+        if not config.sources:
+            return {}
+        cached = self._bills
+        if cached is None or time.monotonic() - cached[0] >= RECONCILE_CACHE_SECONDS:
+            try:
+                figures = inputs.bill_days(
+                    conn, self.settings.pricing, config, now, timedelta(days=config.refetch_days)
+                )
+            except ReportError as exc:  # a bill in a currency without a rate: a config gap, not the database
+                log.warning("metrics: reconciliation figures: %s", exc)
+                figures = BillFigures(now)
+            cached = self._bills = (time.monotonic(), figures)
+        latest: dict[str, BillDay] = {}
+        for d in closed_days(cached[1]):
+            if d.source not in latest or d.day > latest[d.source].day:
+                latest[d.source] = d
+        return latest

@@ -1,0 +1,79 @@
+"""collector/price/plans.py: the cost against the box count, hand-worked.
+
+Every case runs 4 hours (range 00:00-04:00) on a box rented at $0.50 an hour that serves one
+token a second (input and output alike), so an hour's need in box-seconds is its token count,
+and one box holds 3,600 a hour at max_utilization 1. Each sum is written out beside the case.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from breakeven.collector.price.plans import Box, HourLoad, cost_curve
+from breakeven.collector.price.pools import BoxCost, Capacity
+
+SINCE, UNTIL = datetime(2026, 11, 2, 0, tzinfo=UTC), datetime(2026, 11, 2, 4, tzinfo=UTC)
+BOX = Box(BoxCost(rent_per_hour=Decimal("0.5")), Capacity(Decimal(1), Decimal(1)))
+D = Decimal
+
+
+def hours(*loads: tuple[int, str]) -> list[HourLoad]:
+    return [HourLoad(tokens, 0, D(bought)) for tokens, bought in loads]
+
+
+# (case, profile, box, [(boxes, fixed, variable, overflow, overflow_share, utilization)], best boxes)
+CASES = [
+    (
+        "flat: half a box all day",
+        hours((1800, "1"), (1800, "1"), (1800, "1"), (1800, "1")),
+        BOX,
+        [
+            (0, "0", "0", "4", "1", None),  # everything bought: 4 x $1
+            (1, "2", "0", "0", "0", "0.5"),  # 4 h x $0.50; 7,200 busy s of 14,400
+        ],
+        1,
+    ),
+    (
+        "day and night: two peak hours need two boxes",
+        hours((7200, "4"), (7200, "4"), (1800, "1"), (1800, "1")),
+        BOX,
+        [
+            (0, "0", "0", "10", "1", None),
+            # 1 box: the night hours fit; each peak hour serves 3,600 of 7,200 and buys the other
+            # half: overflow 2 x $4 x 1/2 = $4; tokens overflowing 7,200 of 18,000 = 0.4
+            (1, "2", "0", "4", "0.4", "0.75"),  # busy 1,800 x 2 + 3,600 x 2 = 10,800 of 14,400
+            (2, "4", "0", "0", "0", "0.625"),  # 18,000 of 28,800
+        ],
+        2,
+    ),
+    (
+        "a peak above one box: 2.5 boxes for one hour, then quiet",
+        hours((9000, "5"), (0, "0"), (0, "0"), (360, "0.2")),
+        BOX,
+        [
+            (0, "0", "0", "5.2", "1", None),
+            # 1 box: 3,600 of 9,000 served (0.4): overflow $5 x 0.6 = $3; tokens 5,400 of 9,360
+            # busy (360 + 3,600) / 14,400; total $2 + $3 = $5
+            (1, "2", "0", "3", "0.5769230769230769230769230769", "0.275"),
+            # 2 boxes: 7,200 of 9,000 served: overflow $5 x 0.2 = $1; 1,800 of 9,360 tokens; total $5
+            (2, "4", "0", "1", "0.1923076923076923076923076923", "0.2625"),  # 7,560 / 28,800
+            (3, "6", "0", "0", "0", "0.2166666666666666666666666667"),  # 9,360 / 43,200; total $6
+        ],
+        1,  # $5 with one box or two, against $5.20 bought: the fewest boxes among equals
+    ),
+    ("no traffic", [], BOX, [(0, "0", "0", "0", "0", None)], 0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "profile", "box", "points", "best"), CASES, ids=[c[0] for c in CASES])
+def test_cost_curve(case: str, profile: list[HourLoad], box: Box, points: list[tuple], best: int) -> None:  # type: ignore[type-arg]
+    curve = cost_curve(profile, box, SINCE, UNTIL)
+    got = [
+        (p.boxes, p.fixed_usd, p.variable_usd, p.overflow_usd, p.overflow_share, p.utilization) for p in curve.points
+    ]
+    want = [(k, D(f), D(v), D(o), D(s), None if u is None else D(u)) for k, f, v, o, s, u in points]
+    assert got == want
+    assert curve.best.boxes == best

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from breakeven.collector.auth import AuthConfig
-from breakeven.collector.config.alerts import AlertsConfig, parse_alerts
+from breakeven.collector.config.alerts import AlertsConfig, check_reconcile, parse_alerts
 from breakeven.collector.config.auth import parse_auth
 from breakeven.collector.config.checks import SettingsError, read_toml
 from breakeven.collector.config.pricing import parse_pricing
@@ -241,6 +241,7 @@ def _check(s: Settings) -> None:
     _check_listeners(s)
     _check_limits(s)
     _check_tls(s)
+    check_reconcile(s.alerts, s.reconcile)  # a ledger_drift rule needs bills to read
     if s.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise SettingsError(f"log_level: one of debug, info, warning, error; got {s.log_level!r}")
 

@@ -343,3 +343,10 @@ def test_drift_fires_to_a_webhook_and_a_restated_bill_resolves_it(
             runner.dispatcher.stop()
             admin.results[("anthropic-cost", DAY)] = BILLS[("anthropic-cost", DAY)]
             fetch_again(reconciled, "anthropic")
+
+
+def test_the_settings_refuse_a_ledger_drift_rule_without_bills_before_anything_starts() -> None:
+    from breakeven.collector.config.settings import load_settings
+
+    with pytest.raises(SettingsError, match=r"alerts.rules\[0\].kind: ledger_drift"):
+        load_settings({"alerts": {"rules": [{"name": "LedgerDrift", "kind": "ledger_drift"}]}}, environ={})

@@ -25,9 +25,12 @@ from breakeven.collector.price.gpu_match import GpuMetricsConfig
 from breakeven.collector.price.money import HUNDRED, ONE, ZERO
 from breakeven.collector.price.periods import ALLOCATION_PERIODS
 from breakeven.collector.price.pools import Alternative, BoxCost, Capacity, InvoiceMatch, Pool, PoolMatch, Power
+from breakeven.collector.price.substitutes import Substitute
 from breakeven.collector.providers import canonical_provider
 
-_TOP_KEYS = ("currency", "allocation_period", "price_book", "prices", "discounts", "fx", "pools", "candidates")
+_TOP_KEYS = (
+    "currency", "allocation_period", "price_book", "prices", "discounts", "fx", "pools", "candidates", "substitutes",
+)  # fmt: skip
 _ENTRY_KEYS = ("provider", "model", "effective_from", *TOKEN_KINDS, "tiers", "net")
 _TIER_KEYS = ("above", *TOKEN_KINDS)
 _DISCOUNT_KEYS = ("provider", "percent", "effective_from")
@@ -44,7 +47,8 @@ _COST_KEYS = (
     "capacity",
 )
 _POOL_KEYS = ("name", "match", "boxes", "alternative", "gpu_metrics", "invoice_match", *_COST_KEYS)
-_CANDIDATE_KEYS = ("name", "max_utilization", "models", *_COST_KEYS)
+_CANDIDATE_KEYS = ("name", "max_utilization", "models", "model", "quantization", *_COST_KEYS)
+_SUBSTITUTE_KEYS = ("from", "to", "share", "evidence")
 _MATCH_KEYS = ("backend", "server_address", "model", "quantization")
 
 
@@ -78,6 +82,7 @@ def parse_pricing(raw: Any, config_path: str | None = None) -> PricingConfig:
     _check_scrape_targets(pools)
     candidates = checks.tables(table, "candidates", "pricing", _candidate)
     checks.unique([repr(c.name) for c in candidates], "pricing.candidates", "name")
+    substitutes = checks.tables(table, "substitutes", "pricing", _substitute)
     return PricingConfig(
         currency=currency,
         allocation_period=period,
@@ -85,6 +90,7 @@ def parse_pricing(raw: Any, config_path: str | None = None) -> PricingConfig:
         fx=fx,
         pools=tuple(pools),
         candidates=tuple(candidates),
+        substitutes=tuple(substitutes),
     )
 
 
@@ -270,6 +276,31 @@ def _candidate(raw: Any, key: str) -> Candidate:
         capacity=_capacity(checks.required(table, "capacity", key), f"{key}.capacity"),
         max_utilization=utilization,
         models=tuple(checks.text(m, f"{key}.models[{i}]") for i, m in enumerate(models)),
+        model=checks.text(table["model"], f"{key}.model") if "model" in table else None,
+        quantization=checks.text(table["quantization"], f"{key}.quantization") if "quantization" in table else None,
+    )
+
+
+def _substitute(raw: Any, key: str) -> Substitute:
+    """`from = { provider, model (glob), service }`, `to = { model, quantization }`, share, evidence."""
+    table = checks.table(raw, key, _SUBSTITUTE_KEYS)
+    source = checks.table(checks.required(table, "from", key), f"{key}.from", ("provider", "model", "service"))
+    target = checks.table(checks.required(table, "to", key), f"{key}.to", ("model", "quantization"))
+    share = checks.amount(table.get("share", ONE), f"{key}.share", positive=True)
+    if share > ONE:
+        checks.fail(f"{key}.share: the share of the traffic eligible, above 0 and at most 1, got {share}")
+
+    def text(part: Mapping[str, Any], name: str, where: str) -> str | None:
+        return checks.text(part[name], f"{where}.{name}") if name in part else None
+
+    return Substitute(
+        model=checks.text(checks.required(source, "model", f"{key}.from"), f"{key}.from.model"),
+        to_model=checks.text(checks.required(target, "model", f"{key}.to"), f"{key}.to.model"),
+        provider=_provider(source["provider"], f"{key}.from.provider") if "provider" in source else None,
+        service=text(source, "service", f"{key}.from"),
+        to_quantization=text(target, "quantization", f"{key}.to"),
+        share=share,
+        evidence=text(table, "evidence", key),
     )
 
 

@@ -29,6 +29,7 @@ from breakeven.collector.price.money import MILLION, ONE, ZERO
 from breakeven.collector.price.periods import month_start, next_month, seconds_between, utc
 from breakeven.collector.price.pools import BoxCost, Capacity, Pool, PoolPeriod, fixed_cost
 from breakeven.collector.price.pricer import Pricer, Unpriced
+from breakeven.collector.price.substitutes import Move, Substitute, move
 from breakeven.collector.price.usage import TokenUsage
 
 RUN_RATE_METHOD = "linear run rate: month-to-date x (month length / time elapsed this month)"
@@ -71,15 +72,19 @@ class PoolBreakEven:
 class Candidate:
     """A box that could be rented or bought to serve per-token traffic in-house.
 
-    models lists the models (case-insensitive) whose traffic it could take over; empty means
-    any. max_utilization is the share of capacity sizing may plan on (1 = saturation).
+    model (and quantization) is what it would run: it takes the traffic of that model, and of
+    the models declared substitutes of it (price/substitutes.py); models lists further models
+    (case-insensitive) whose traffic it may take whole. max_utilization is the share of
+    capacity sizing may plan on (1 = saturation).
     """
 
     name: str
     cost: BoxCost
     capacity: Capacity
     max_utilization: Decimal = ONE
-    models: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()  # models whose traffic it may take (a declaration, as substitutes are)
+    model: str | None = None  # the model it would run (price/substitutes.py decides what it may take)
+    quantization: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +119,10 @@ class ClassProjection:
     projected_usd: Decimal
     projected_input_tokens: Decimal  # every prompt token, cached or not
     projected_output_tokens: Decimal
-    cheapest: SizedPool | None
-    savings_usd: Decimal | None  # projected_usd - cheapest.cost_usd: positive, self-hosting wins
+    cheapest: SizedPool | None  # the candidate pool that saves the most on the share that may move
+    savings_usd: Decimal | None  # projected_usd x move.share - cheapest.cost_usd: positive, self-hosting wins
     method: str = RUN_RATE_METHOD
+    move: Move | None = None  # the model the pool would run, the share that may move, and why
 
 
 def alternative_cost(pool: Pool, pricer: Pricer, calls: Iterable[tuple[datetime, TokenUsage]]) -> AlternativeCost:
@@ -169,13 +175,16 @@ def pool_break_even(pool: Pool, period: PoolPeriod, alternative_usd: Decimal | N
 
 
 def pool_candidates(pools: Iterable[Pool]) -> tuple[Candidate, ...]:
-    """Configured pools as candidate boxes for the traffic they replace (their alternative's model)."""
+    """Configured pools as candidate boxes: running their own model (match.model, else the
+    alternative's) for the traffic they replace (their alternative's model)."""
     return tuple(
         Candidate(
             name=f"pool {pool.name}",
             cost=pool.cost,
             capacity=pool.capacity,
-            models=tuple(m for m in (pool.alternative.model, pool.match.model) if m),
+            models=(pool.alternative.model,),
+            model=pool.match.model or pool.alternative.model,
+            quantization=pool.match.quantization,
         )
         for pool in pools
     )
@@ -193,18 +202,31 @@ def size_pool(candidate: Candidate, input_tokens: Decimal, output_tokens: Decima
     return SizedPool(candidate.name, boxes, fixed + variable, busy / (boxes * month_seconds))
 
 
-def project_class(traffic: ClassTraffic, now: datetime, candidates: Sequence[Candidate]) -> ClassProjection:
-    """Month-to-date, run-rate projection to month end, and the cheapest candidate pool for it."""
+def project_class(
+    traffic: ClassTraffic, now: datetime, candidates: Sequence[Candidate], substitutes: Sequence[Substitute] = ()
+) -> ClassProjection:
+    """Month-to-date, run-rate projection to month end, and the candidate pool that would save
+    the most on the share of it that may move (price/substitutes.py: the same model, or a
+    declared substitute; nothing else)."""
     since = month_start(now)
     elapsed = seconds_between(since, now)
     scale = seconds_between(since, next_month(since)) / elapsed if elapsed else ZERO
     projected_in = traffic.usage.total_input * scale
     projected_out = traffic.usage.output * scale
-    fitting = [c for c in candidates if not c.models or traffic.model.lower() in {m.lower() for m in c.models}]
-    # At the very start of a month there is no run rate to size a pool for.
-    sized = [size_pool(c, projected_in, projected_out, utc(now)) for c in fitting] if elapsed else []
-    cheapest = min(sized, key=lambda s: s.cost_usd, default=None)
     projected = traffic.spend_usd * scale
+    best: tuple[Decimal, SizedPool, Move] | None = None
+    # At the very start of a month there is no run rate to size a pool for.
+    for candidate in candidates if elapsed else ():
+        found = move(
+            traffic.provider, traffic.model, traffic.service, candidate.model, candidate.quantization,
+            candidate.models, substitutes,
+        )  # fmt: skip
+        if found is None:
+            continue
+        sized = size_pool(candidate, projected_in * found.share, projected_out * found.share, utc(now))
+        savings = projected * found.share - sized.cost_usd
+        if best is None or savings > best[0]:
+            best = (savings, sized, found)
     return ClassProjection(
         service=traffic.service,
         provider=traffic.provider,
@@ -213,6 +235,7 @@ def project_class(traffic: ClassTraffic, now: datetime, candidates: Sequence[Can
         projected_usd=projected,
         projected_input_tokens=projected_in,
         projected_output_tokens=projected_out,
-        cheapest=cheapest,
-        savings_usd=None if cheapest is None else projected - cheapest.cost_usd,
+        cheapest=None if best is None else best[1],
+        savings_usd=None if best is None else best[0],
+        move=None if best is None else best[2],
     )

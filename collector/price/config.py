@@ -13,6 +13,7 @@ from breakeven.collector.price.breakeven import Candidate
 from breakeven.collector.price.fx import USD, FxTable
 from breakeven.collector.price.pools import Pool
 from breakeven.collector.price.pricer import Pricer
+from breakeven.collector.price.substitutes import Substitute
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class PricingConfig:
     fx: FxTable = field(default_factory=FxTable)
     pools: tuple[Pool, ...] = ()
     candidates: tuple[Candidate, ...] = ()
+    substitutes: tuple[Substitute, ...] = ()  # models the user found may serve some traffic
 
     def pricer(self) -> Pricer:
         """A Pricer over this config's price book and genai-prices."""

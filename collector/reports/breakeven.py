@@ -24,7 +24,7 @@ from breakeven.collector.price.breakeven import (
     size_pool,
 )
 from breakeven.collector.price.config import PricingConfig
-from breakeven.collector.price.money import ZERO
+from breakeven.collector.price.money import ONE, ZERO
 from breakeven.collector.price.periods import MICROSECOND, month_start
 from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.fields import money, number, tokens
@@ -54,16 +54,17 @@ def breakeven_report(
         service, provider, model = row.key
         spend_usd = store.days_of(row.cost_usd)
         traffic = ClassTraffic(service, provider or "", model or "", spend_usd, row.usage)
-        projection = project_class(traffic, now, candidates)
+        projection = project_class(traffic, now, candidates, pricing.substitutes)
         if complete:
             projection = _observed(projection, traffic, candidates, month)
         # A class none of whose calls could be priced has no spend to project (never zero).
         mtd = conv.total(row.cost_usd) if row.cost_usd else None
         scale = projection.projected_usd / spend_usd if spend_usd else ZERO
         projected = None if mtd is None else mtd * scale
-        cheapest = projection.cheapest
+        cheapest, moved = projection.cheapest, projection.move
         cheapest_cost = conv.at(cheapest.cost_usd, now.date()) if cheapest is not None else None
-        savings = projected - cheapest_cost if projected is not None and cheapest_cost is not None else None
+        share = moved.share if moved is not None else ONE
+        savings = projected * share - cheapest_cost if projected is not None and cheapest_cost is not None else None
         ranked.append(
             (
                 savings,
@@ -86,6 +87,11 @@ def breakeven_report(
                         "boxes": cheapest.boxes,
                         "cost": money(cheapest_cost),
                         "utilization": number(cheapest.utilization),
+                        # what it would run, how much of the class may move, and why (price/substitutes.py)
+                        "model": moved.model if moved else None,
+                        "quantization": moved.quantization if moved else None,
+                        "share": number(share),
+                        "evidence": moved.evidence if moved else None,
                     },
                     "savings": money(savings),
                 },
@@ -119,14 +125,15 @@ def _observed(
     was asked for the month's last microsecond, which scales by a hair over 1)."""
     cheapest = projection.cheapest
     tokens_in, tokens_out = Decimal(traffic.usage.total_input), Decimal(traffic.usage.output)
+    share = projection.move.share if projection.move is not None else ONE
     if cheapest is not None:
         box = next(c for c in candidates if c.name == cheapest.candidate)
-        cheapest = size_pool(box, tokens_in, tokens_out, month)
+        cheapest = size_pool(box, tokens_in * share, tokens_out * share, month)
     return replace(
         projection,
         projected_usd=traffic.spend_usd,
         projected_input_tokens=tokens_in,
         projected_output_tokens=tokens_out,
         cheapest=cheapest,
-        savings_usd=None if cheapest is None else traffic.spend_usd - cheapest.cost_usd,
+        savings_usd=None if cheapest is None else traffic.spend_usd * share - cheapest.cost_usd,
     )

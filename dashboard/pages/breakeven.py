@@ -40,18 +40,30 @@ def class_verdict(c: dict[str, Any], currency: str) -> str:
     if c["projected"] is None:
         return f"No verdict for {who}: none of its calls could be priced."
     if pool is None:
-        return f"No verdict for {who}: no candidate box is configured that could serve {c['model']}."
+        return (
+            f"No verdict for {who}: no candidate box runs {c['model']} or a substitute declared for it"
+            " ([[pricing.substitutes]])."
+        )
     savings = Decimal(c["savings"])
+    runs = _runs(pool)
+    part = "" if Decimal(pool["share"]) == 1 else f"the {fmt.percent(pool['share'])} of "
     if savings > 0:
         return (
-            f"Moving {who} to {_box(pool)} would save about {fmt.money(savings, currency)} per month at today's "
-            f"volume ({fmt.money(c['projected'], currency)} projected against {fmt.money(pool['cost'], currency)} "
-            f"for the pool, {fmt.percent(pool['utilization'])} busy)."
+            f"Moving {part}{who} to {_box(pool)} running {runs} would save about {fmt.money(savings, currency)} "
+            f"per month at today's volume ({fmt.money(c['projected'], currency)} projected against "
+            f"{fmt.money(pool['cost'], currency)} for the pool, {fmt.percent(pool['utilization'])} busy)."
         )
+    taken = f"the {fmt.percent(pool['share'])} of it that may move" if part else "it"
     return (
-        f"Keep buying {who}: at today's volume ({fmt.money(c['projected'], currency)} a month) the cheapest pool, "
-        f"{_box(pool)}, would cost {fmt.money(-savings, currency)} a month more."
+        f"Keep buying {who}: at today's volume ({fmt.money(c['projected'], currency)} a month) the best pool, "
+        f"{_box(pool)} running {runs}, would cost {fmt.money(-savings, currency)} a month more than buying {taken}."
     )
+
+
+def _runs(pool: dict[str, Any]) -> str:
+    """What the pool would run, and why it may: "meta-llama/Llama-3.3-70B-Instruct (fp8; passes eval)"."""
+    detail = "; ".join(x for x in (pool.get("quantization"), pool.get("evidence")) if x)
+    return f"{pool['model']} ({detail})" if detail else str(pool["model"])
 
 
 def pool_verdict(p: dict[str, Any], currency: str) -> str:

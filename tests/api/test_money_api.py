@@ -74,8 +74,15 @@ alternative = { provider = "together", model = "llama-8b-turbo" }
 
 [[pricing.candidates]]
 name = "box"
+model = "llama-e2e"
+quantization = "fp8"
 rent_per_month = 3
 capacity = { input_tps = 1000, output_tps = 100 }
+
+[[pricing.substitutes]]           # the e2e evals: llama-e2e in FP8 may serve every e2e model's traffic
+from = { model = "*-e2e" }
+to = { model = "llama-e2e", quantization = "fp8" }
+evidence = "passes the e2e eval"
 """
 
 NS = 1_000_000_000
@@ -191,10 +198,11 @@ def test_breakeven(fleet: RunningCollector) -> None:
         for c in body["classes"]
     ]
     # One box ("box", 3 USD a month = 2.40) carries either class; sorted by savings.
+    moved = {"model": "llama-e2e", "quantization": "fp8", "share": "1", "evidence": "passes the e2e eval"}
     assert got == [
-        ("search", "gpt-e2e", "8.96", "17.92", {"candidate": "box", "boxes": 1, "cost": "2.40", "utilization": "0.0061728395"}, "15.52"),
-        ("chat", "claude-e2e", "4.32", "8.64", {"candidate": "box", "boxes": 1, "cost": "2.40", "utilization": "0.0023148148"}, "6.24"),
-        ("search", "gpt-unknown-e2e", None, None, {"candidate": "box", "boxes": 1, "cost": "2.40", "utilization": "0.0000000849"}, None),
+        ("search", "gpt-e2e", "8.96", "17.92", {"candidate": "box", "boxes": 1, "cost": "2.40", "utilization": "0.0061728395", **moved}, "15.52"),
+        ("chat", "claude-e2e", "4.32", "8.64", {"candidate": "box", "boxes": 1, "cost": "2.40", "utilization": "0.0023148148", **moved}, "6.24"),
+        ("search", "gpt-unknown-e2e", None, None, {"candidate": "box", "boxes": 1, "cost": "2.40", "utilization": "0.0000000849", **moved}, None),
     ]  # fmt: skip
     assert (body["classes"][0]["projected_input_tokens"], body["classes"][0]["projected_output_tokens"]) == (
         "8000000",

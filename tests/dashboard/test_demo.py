@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,13 @@ def test_the_written_config_loads_with_both_pools_a_candidate_and_fx(tmp_path: P
     settings = load_settings({"config": str(path)}, environ={})
     pricing = settings.pricing
     assert [p.name for p in pricing.pools] == ["llama-70b-fp8", "llama-8b-owned"]
-    assert [c.name for c in pricing.candidates] == ["h100-rented"]
+    assert [(c.name, c.model, c.quantization) for c in pricing.candidates] == [
+        ("h100-fp8", "meta-llama/Llama-3.3-70B-Instruct", "fp8"),
+        ("h100-bf16", "meta-llama/Llama-3.3-70B-Instruct", "bf16"),
+    ]
+    assert [(s.model, s.to_model, s.share) for s in pricing.substitutes] == [
+        ("claude-haiku-4-5*", "meta-llama/Llama-3.3-70B-Instruct", Decimal("0.6"))
+    ]
     assert (pricing.currency, set(pricing.fx.currencies())) == ("GBP", {"USD", "EUR", "GBP"})
     assert settings.http_port == 8123
     assert settings.attributes["team"] == ("app.team",)
@@ -99,3 +106,30 @@ def test_refuses_to_overwrite_an_existing_demo_database(tmp_path: Path, capsys: 
 def test_bad_days_are_refused() -> None:
     args = argparse.Namespace(days=0, out=".", db=None, port=8000, seed=7, force=False)
     assert demo.run(args) == 2
+
+
+def test_the_demo_recommends_only_declared_moves_and_the_same_model(tmp_path: Path) -> None:
+    """Of the demo's classes bought per token, a candidate box may take only support-bot's Haiku
+    triage (a declared substitute, 60%) and doc-pipeline's Together Llama 3.3 70B (the same
+    model); never Claude Sonnet, GPT-4o or DeepSeek."""
+    from breakeven.collector.demo.traffic import STREAMS, pool_of
+    from breakeven.collector.price.substitutes import move
+
+    path = tmp_path / CONFIG_NAME
+    path.write_text(config_text(f"duckdb:///{tmp_path / 'x.duckdb'}", 8123, date(2026, 10, 25)))
+    pricing = load_settings({"config": str(path)}, environ={}).pricing
+    movable = {
+        (s.service, s.request_model, found.share, found.evidence[:11])
+        for s in STREAMS
+        if pool_of(s) is None
+        for c in pricing.candidates
+        if (
+            found := move(
+                s.provider, s.request_model, s.service, c.model, c.quantization, c.models, pricing.substitutes
+            )
+        )
+    }
+    assert movable == {
+        ("support-bot", "claude-haiku-4-5", Decimal("0.6"), "triage eval"),
+        ("doc-pipeline", "meta-llama/Llama-3.3-70B-Instruct-Turbo", Decimal(1), "the same mo"),
+    }

@@ -39,7 +39,10 @@ PRICING = {
         {"name": "llama-8b", "boxes": 1, "rent_per_hour": "1", "capacity": {"input_tps": "1000", "output_tps": "100"},
          "match": {"server_address": "10.0.0.7"}, "alternative": {"provider": "anthropic", "model": "claude-e2e"}},
     ],
-    "candidates": [{"name": "box", "rent_per_month": "3", "capacity": {"input_tps": "1000", "output_tps": "100"}}],
+    "candidates": [
+        {"name": "box", "model": "llama-e2e", "rent_per_month": "3", "capacity": {"input_tps": "1000", "output_tps": "100"}}
+    ],
+    "substitutes": [{"from": {"model": "*-e2e"}, "to": {"model": "llama-e2e"}, "evidence": "passes the e2e eval"}],
 }  # fmt: skip
 VIEW = {"range": "custom", "since": "2025-06-01", "until": "2025-06-15"}
 API_RANGE = {"since": "2025-06-01", "until": "2025-06-16"}

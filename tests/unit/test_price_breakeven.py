@@ -16,6 +16,7 @@ from breakeven.collector.price.breakeven import (
 )
 from breakeven.collector.price.pools import BoxCost, Capacity, pool_period
 from breakeven.collector.price.pricer import Pricer
+from breakeven.collector.price.substitutes import Substitute
 from breakeven.collector.price.usage import TokenUsage
 from tests.pricecalls import CHAT, JUNE, RENTED, SEARCH, at, catalog, entry
 
@@ -94,36 +95,90 @@ SMALL = Candidate(
     "small",
     BoxCost(rent_per_month=Decimal("1200")),
     Capacity(input_tps=Decimal("2000"), output_tps=Decimal("200")),
+    model="llama-x",
 )
 BIG = Candidate(
     "big",
     BoxCost(rent_per_month=Decimal("2000")),
     Capacity(input_tps=Decimal("8000"), output_tps=Decimal("800")),
+    model="llama-x",
 )
 OTHER_MODEL = Candidate("other", BoxCost(rent_per_month=Decimal("1")), SMALL.capacity, models=("llama-x",))
+# The user's evals found llama-x may serve claude-x's traffic (all of it, unless said).
+LLAMA_FOR_CLAUDE = (Substitute("claude-*", "llama-x", provider="anthropic", evidence="passes support eval"),)
 
 
 @pytest.mark.parametrize(
-    ("candidates", "name", "boxes", "cost", "utilization", "savings"),
+    ("candidates", "name", "boxes", "cost", "utilization", "savings", "substitutes"),
     [
         # projected: 5,184 million prompt tokens / 2,000 = 2,592,000 s; 259.2 million out / 200 = 1,296,000 s
         # = 3,888,000 busy s, 1.5 box-months -> 2 boxes x 1,200 = 2,400, utilization 0.75
-        pytest.param((SMALL,), "small", 2, Decimal("2400"), Decimal("0.75"), Decimal("600"), id="two small boxes"),
+        pytest.param(
+            (SMALL,),
+            "small",
+            2,
+            Decimal("2400"),
+            Decimal("0.75"),
+            Decimal("600"),
+            LLAMA_FOR_CLAUDE,
+            id="two small boxes",
+        ),
         # on big boxes: 648,000 + 324,000 = 972,000 s -> 1 box x 2,000, utilization 0.375
         pytest.param(
-            (SMALL, BIG), "big", 1, Decimal("2000"), Decimal("0.375"), Decimal("1000"), id="the cheapest candidate wins"
+            (SMALL, BIG),
+            "big",
+            1,
+            Decimal("2000"),
+            Decimal("0.375"),
+            Decimal("1000"),
+            LLAMA_FOR_CLAUDE,
+            id="the cheapest candidate wins",
         ),
         # planning at 50%: 3,888,000 / (2,592,000 x 0.5) = 3 boxes x 1,200
         pytest.param(
-            (Candidate("small", SMALL.cost, SMALL.capacity, max_utilization=Decimal("0.5")),),
+            (Candidate("small", SMALL.cost, SMALL.capacity, max_utilization=Decimal("0.5"), model="llama-x"),),
             "small",
             3,
             Decimal("3600"),
             Decimal("0.5"),
             Decimal("-600"),
+            LLAMA_FOR_CLAUDE,
             id="sizing honours max utilization",
         ),
-        pytest.param((OTHER_MODEL,), None, None, None, None, None, id="a candidate for other models does not count"),
+        pytest.param(
+            (OTHER_MODEL,),
+            None,
+            None,
+            None,
+            None,
+            None,
+            LLAMA_FOR_CLAUDE,
+            id="a candidate for other models does not count",
+        ),
+        pytest.param(
+            (SMALL,), None, None, None, None, None, (), id="another model without a declared substitute: no move"
+        ),
+        # half may move: 1,944,000 busy s = 0.75 box-month -> 1 box x 1,200; savings 3,000 x 0.5 - 1,200
+        pytest.param(
+            (SMALL,),
+            "small",
+            1,
+            Decimal("1200"),
+            Decimal("0.75"),
+            Decimal("300"),
+            (Substitute("claude-x", "llama-x", share=Decimal("0.5")),),
+            id="the share that may move is sized",
+        ),
+        pytest.param(
+            (Candidate("same", SMALL.cost, SMALL.capacity, model="Claude-X"),),
+            "same",
+            2,
+            Decimal("2400"),
+            Decimal("0.75"),
+            Decimal("600"),
+            (),
+            id="the same model self-hosted needs no declaration",
+        ),
     ],
 )
 def test_traffic_class_projection(
@@ -133,8 +188,9 @@ def test_traffic_class_projection(
     cost: Decimal | None,
     utilization: Decimal | None,
     savings: Decimal | None,
+    substitutes: tuple[Substitute, ...],
 ) -> None:
-    projection = project_class(CLASS, NOW, candidates)
+    projection = project_class(CLASS, NOW, candidates, substitutes)
     assert projection.month_to_date_usd == Decimal("1000")
     assert projection.projected_usd == Decimal("3000")  # 1,000 x 30 / 10
     assert (projection.projected_input_tokens, projection.projected_output_tokens) == (
@@ -147,6 +203,11 @@ def test_traffic_class_projection(
         assert projection.savings_usd is None
         return
     assert projection.cheapest is not None
+    moved = projection.move  # the recommendation names the model it would run, and why
+    assert moved is not None
+    assert moved.model in {c.model for c in candidates}
+    why = (substitutes[0].evidence or "a declared substitute") if substitutes else "the same model, self-hosted"
+    assert moved.evidence == why
     got = projection.cheapest
     assert (got.candidate, got.boxes, got.cost_usd, got.utilization, projection.savings_usd) == (
         name,

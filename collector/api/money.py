@@ -17,6 +17,7 @@ from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.breakeven import breakeven_report
 from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.gpu import add_gpu_figures
+from breakeven.collector.reports.plans import plans_report, what_if
 from breakeven.collector.reports.pools import pool_figures, pool_json
 from breakeven.collector.reports.spend import spend_report
 
@@ -65,5 +66,28 @@ def money_router(engine: sa.Engine, pricing: PricingConfig) -> APIRouter:
         conv = Converter(pricing.fx, currency, pricing.currency)
         with engine.connect() as conn:
             return breakeven_report(conn, pricing, conv, start, end)
+
+    @router.get("/api/v1/plans")
+    def get_plans(
+        since: str | None = None,
+        until: str | None = None,
+        currency: str | None = None,
+        growth: str | None = None,
+        max_utilization: str | None = None,
+        discount: str | None = None,
+        price: str | None = None,
+        deferrable: str | None = None,
+        quantization: str | None = None,
+    ) -> dict[str, Any]:
+        """Per traffic class (and per pool's own traffic), the cost of running 0, 1, 2 ... boxes of each
+        candidate that may take it over the range's whole hours, the rest bought per token: the whole
+        curve, the cheapest plan and a sentence. What-if: growth (x1.5), max_utilization (0.6), discount
+        (provider:percent,...), price (candidate:rent,...), deferrable (services at batch price),
+        quantization (only candidates running it). Nothing is stored."""
+        start, end = time_range(since, until)
+        conv = Converter(pricing.fx, currency, pricing.currency)
+        assume = what_if(growth, max_utilization, discount, price, deferrable, quantization)
+        with engine.connect() as conn:
+            return plans_report(conn, pricing, conv, start, end, assume)
 
     return router

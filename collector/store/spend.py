@@ -153,6 +153,7 @@ def _source(
     until: datetime,
     where: Sequence[sa.ColumnElement[bool]],
     pool_hours: bool = False,
+    hours_only: bool = False,
 ) -> sa.Subquery:
     """The calls of [since, until) that pass `where`, as rows to sum (calls, tokens, cost, at).
 
@@ -171,7 +172,7 @@ def _source(
         lo, hi = hours.ceil_hour(since), hours.floor_hour(until)
         dirty = hours.dirty_hours(conn, since, until)
         stretches = hours.raw_stretches(since, until, dirty)
-        days = _clean_days(since, until, stretches)
+        days = [] if hours_only else _clean_days(since, until, stretches)  # hours_only: every call keeps its hour
         r, d = call_rollups, call_rollups_daily
         pooled = r.c.price_status == POOL
         horizon = rollups.horizon_clause()
@@ -455,3 +456,40 @@ def _minus(total: TokenUsage, part: TokenUsage) -> TokenUsage:
 def days_of(by_day: Mapping[date, Decimal]) -> Decimal:
     """The sum over days (USD, unconverted)."""
     return sum(by_day.values(), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class HourRow:
+    """One UTC hour of one traffic class (service x provider x model) and price status / pool."""
+
+    service: str | None
+    provider: str | None
+    model: str | None
+    pool: str | None
+    price_status: str | None
+    hour: datetime
+    calls: int
+    usage: TokenUsage
+    cost_usd: Decimal | None  # per-token calls: their stored cost (None when none was priced)
+
+
+def hourly(conn: sa.Connection, since: datetime, until: datetime) -> list[HourRow]:
+    """Calls, tokens and per-token cost per UTC hour, service, provider, model, pool and price
+    status over [since, until): a traffic class's arrival profile (collector/price/plans.py),
+    whole hours from the hourly rollups, the rest from calls, as spend reads them."""
+    src = _source(conn, since, until, (), pool_hours=True, hours_only=True)
+    bucket = _bucket(src, 3600)
+    keys = [dimension(src, n) for n in ("service", "provider", "model", "pool")] + [src.c.price_status, bucket]
+    query = sa.select(
+        *keys, sa.func.sum(src.c.n).label("calls"), *_token_sums(src), sa.func.sum(src.c.cost).label("cost")
+    ).group_by(*keys)
+    out = []
+    for r in conn.execute(query).all():
+        service, provider, model, pool, status, number, calls, *tokens, cost = r
+        out.append(
+            HourRow(
+                service, provider, model, pool, status, EPOCH + timedelta(seconds=int(number) * 3600), int(calls),
+                TokenUsage(*(int(t or 0) for t in tokens)), None if cost is None else Decimal(cost),
+            )
+        )  # fmt: skip
+    return out

@@ -36,7 +36,7 @@ def _pricing(alternative: str) -> object:
                     "alternative": {"provider": "together", "model": alternative},
                 }
             ],
-        }  # fmt: skip
+        }
     )
 
 

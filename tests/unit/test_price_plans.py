@@ -77,3 +77,11 @@ def test_cost_curve(case: str, profile: list[HourLoad], box: Box, points: list[t
     want = [(k, D(f), D(v), D(o), D(s), None if u is None else D(u)) for k, f, v, o, s, u in points]
     assert got == want
     assert curve.best.boxes == best
+
+
+def test_ops_is_counted_once_per_pool_not_per_box() -> None:
+    # ops $720 a month; the 4 hours of a 30-day June are 4/720 of it: $4, whatever the box count
+    box = Box(BoxCost(rent_per_hour=D("0.5"), ops_per_month=D(720)), Capacity(D(1), D(1)))
+    june = datetime(2025, 6, 10, tzinfo=UTC)
+    curve = cost_curve(hours((9000, "5")), box, june, june.replace(hour=4))
+    assert [p.fixed_usd for p in curve.points] == [D(0), D(6), D(8), D(10)]  # $4 ops + $2 per box

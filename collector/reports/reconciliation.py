@@ -31,7 +31,8 @@ from breakeven.collector.store.bills import FetchStatus, fetch_statuses, lines_b
 from breakeven.collector.store.spend import spend
 
 HUNDRED = Decimal(100)
-LEDGER_KEYS = ("day", "provider", "model", "service", "team", "pool")
+LEDGER_KEYS = ("day", "provider", "model", "service", "team", "pool", "backend_class")
+SELF_HOSTED = "self_hosted"  # served by the company's own boxes: no provider bills it per token
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,8 +78,8 @@ def reconcile(
     lines = [_converted(line, conv, pricing) for line in lines_between(conn, first, last)]
     billers = compare.billed_providers(config.sources, lines)
     for row in spent.rows:
-        day, provider, model, service, team, pool = row.key
-        if pool is not None or provider is None:
+        day, provider, model, service, team, pool, backend_class = row.key
+        if pool is not None or provider is None or backend_class == SELF_HOSTED:
             continue
         cost = conv.total(row.cost_usd) if row.cost_usd else None
         if provider not in billers:

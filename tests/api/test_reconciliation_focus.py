@@ -23,6 +23,9 @@ NS = 1_000_000_000
 BEDROCK_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 
 CONFIG = f"""
+[backend_classes]
+"10.0.0.9" = "self_hosted"
+
 [[pricing.prices]]
 provider = "aws.bedrock"
 model = "{BEDROCK_MODEL}"
@@ -56,6 +59,8 @@ def billed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         sent = [
             ("aws.bedrock", BEDROCK_MODEL, "bedrock-runtime.us-east-1.amazonaws.com", 1_250_000, 200_000),
             ("azure.ai.openai", "gpt-4o-2024-08-06", "acme.openai.azure.com", 1_500_000, 0),
+            ("together", "meta-llama/Llama-3.3-70B-Instruct-Turbo", "api.together.xyz", 1000, 100),  # no bill read
+            ("vllm", "llama-local", "10.0.0.9", 1000, 100),  # our own box: nobody bills it per token
         ]
         with tracer(running.otlp_http, "assistant") as spans:
             for n, (provider, model, host, input_tokens, output) in enumerate(sent):
@@ -66,7 +71,7 @@ def billed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                 )  # fmt: skip
                 span = spans.start_span("chat", start_time=noon + n * NS, attributes=attrs)
                 span.end(end_time=noon + n * NS + NS // 2)
-        wait_for(lambda: len(running.calls(since="2026-11-02T00:00:00Z", until="2026-11-03T00:00:00Z")) == 2)
+        wait_for(lambda: len(running.calls(since="2026-11-02T00:00:00Z", until="2026-11-03T00:00:00Z")) == 4)
         source = running.app.settings.reconcile.sources[0]
         replace_lines(running.app.engine, "cloud", "focus", [], read_bill_file(source, EXPORT))
         yield running
@@ -104,3 +109,10 @@ def test_lines_without_tokens_are_charges_apart(billed: RunningCollector) -> Non
     assert other["billed"]["cost"] == "0.42"
     assert "gcp.vertex_ai gemini15pro" not in rows  # a day's line of Vertex AI: its own row
     assert rows["gcp.vertex_ai Gemini 1.5 Pro"]["status"] == "bill_only"
+
+
+def test_traffic_no_source_bills_is_listed_apart_and_self_hosted_is_not(billed: RunningCollector) -> None:
+    query = {"since": "2026-11-02", "until": "2026-11-03"}
+    body = httpx.get(f"{billed.api}/api/v1/reconciliation", params=query, timeout=30).json()
+    assert [u["provider"] for u in body["unbilled"]] == ["together"]
+    assert body["unbilled"][0]["calls"] == 1

@@ -88,9 +88,12 @@ def cost_curve(profile: Sequence[HourLoad], box: Box, since: datetime, until: da
     """The range's cost for k = 0 up to the fewest boxes that serve every hour of `profile`."""
     cap = box.capacity
     needs = sorted(
-        (Decimal(h.input_tokens) / cap.input_tps + Decimal(h.output_tokens) / cap.output_tps, h)
-        for h in profile
-        if h.tokens
+        (
+            (Decimal(h.input_tokens) / cap.input_tps + Decimal(h.output_tokens) / cap.output_tps, h)
+            for h in profile
+            if h.tokens
+        ),
+        key=lambda pair: pair[0],  # by need alone: two hours of one need but other loads do not compare
     )
     per_box = HOUR * box.max_utilization
     tokens = sum((h.tokens for _, h in needs), 0)

@@ -64,6 +64,16 @@ CASES = [
         ],
         1,  # $5 with one box or two, against $5.20 bought: the fewest boxes among equals
     ),
+    (
+        "two hours of one need at other prices",
+        hours((1800, "1"), (1800, "2"), (0, "0"), (0, "0")),
+        BOX,
+        [
+            (0, "0", "0", "3", "1", None),  # $1 + $2 bought
+            (1, "2", "0", "0", "0", "0.25"),  # both fit one box: 3,600 busy s of 14,400
+        ],
+        1,
+    ),
     ("no traffic", [], BOX, [(0, "0", "0", "0", "0", None)], 0),
 ]  # fmt: skip
 

@@ -178,8 +178,10 @@ def lines(
     unit: str,
     fmt: Callable[[Decimal], str],
     hlines: Sequence[tuple[str, Decimal, str]] = (),
+    x_title: str = "UTC day (month-day)",
 ) -> Markup:
-    """Lines over labelled points (days), with horizontal reference lines (break-even), every point labelled."""
+    """Lines over labelled points (days, unless x_title names other points), with horizontal reference lines
+    (break-even), every point labelled."""
     n = max(1, len(labels))
     values = [v for s in series for v in s.values if v is not None] + [v for _, v, _ in hlines]
     top, ticks = _axis(float(max(values, default=Decimal(0))) * 1.12 or 1.0)
@@ -221,7 +223,7 @@ def lines(
         label = labels[i][5:] if len(labels[i]) == 10 else labels[i]
         body.append(_text(left + slot * i + slot / 2, base + 16, label, size=10))
     body.append(f'<line class="axis" x1="{left}" x2="{WIDTH - right}" y1="{base}" y2="{base}" stroke="#555"/>')
-    body.append(_text(left + (WIDTH - left - right) / 2, base + 32, "UTC day (month-day)", size=10))
+    body.append(_text(left + (WIDTH - left - right) / 2, base + 32, x_title, size=10))
     legend = [(s.name, s.color or color_for(s.name, i), "") for i, s in enumerate(series)]
     parts, height = _legend(legend, base + 54)
     return _svg(height + 4, title, body + parts, "lines")

@@ -139,11 +139,37 @@ def reconciliation(c: dict[str, Any]) -> dict[str, Markup]:
     return out
 
 
+def plans(c: dict[str, Any]) -> dict[str, Markup]:
+    """Per class with a plan: its total cost over the range against the box count, today's cost as a line."""
+    currency = c["view"]["currency"]
+    out: dict[str, Markup] = {}
+    for k in c["classes"]:
+        plan = k["plan"]
+        if plan is None:
+            continue
+        who = f"Pool {k['model']}" if k["kind"] == "pool" else f"{key_text(k['service'])} · {k['model']}"
+        curve = plan["curve"]
+        total = [charts.Series("total cost", _values([p["total"] for p in curve]), SELF_HOSTED)]
+        today = dec(plan["today"])
+        refs = [("today", today, BOUGHT)] if today is not None else []
+        out[f"curve:{k['anchor']}"] = charts.lines(
+            [str(p["boxes"]) for p in curve],
+            total,
+            f"{who}: cost by boxes of {plan['candidate']}",
+            charts.currency_unit(currency, "over the range"),
+            charts.money_fmt(currency),
+            refs,
+            x_title="boxes (0: everything bought)",
+        )
+    return out
+
+
 BY_PAGE = {
     "overview": overview,
     "spend": spend,
     "pools": pools,
     "breakeven": breakeven,
+    "plans": plans,
     "reconciliation": reconciliation,
 }
 

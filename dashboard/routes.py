@@ -26,7 +26,7 @@ from breakeven.collector.config.reconcile import ReconcileConfig
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.errors import ReportError
 from breakeven.dashboard import export, figures, fmt
-from breakeven.dashboard.pages import alerts, breakeven, calls, overview, pools, quality, reconciliation, spend
+from breakeven.dashboard.pages import alerts, breakeven, calls, overview, plans, pools, quality, reconciliation, spend
 from breakeven.dashboard.pages.common import NONE_VALUE, key_text
 from breakeven.dashboard.view import COOKIE, COOKIE_MAX_AGE, PRESETS, VIEW_PARAMS, View, url, view_of
 
@@ -38,6 +38,7 @@ NAV = (
     ("spend", "/spend", "Spend"),
     ("pools", "/pools", "Pools"),
     ("breakeven", "/breakeven", "Break-even"),
+    ("plans", "/plans", "Plans"),
     ("reconciliation", "/reconciliation", "Reconciliation"),
     ("calls", "/calls", "Calls"),
     ("quality", "/quality", "Data quality"),
@@ -171,6 +172,7 @@ def _add_pages(
         "spend": lambda conn, view, r: spend.context(conn, pricing, view, _query(r)),
         "pools": lambda conn, view, r: pools.context(conn, pricing, view),
         "breakeven": lambda conn, view, r: breakeven.context(conn, pricing, view),
+        "plans": lambda conn, view, r: plans.context(conn, pricing, view, _query(r)),
         "reconciliation": lambda conn, view, r: reconciliation.context(conn, pricing, reconcile, view, _query(r)),
         "calls": lambda conn, view, r: calls.context(conn, pricing, view, _query(r)),
         "calls/repeated": lambda conn, view, r: calls.repeated(conn, pricing, view, _query(r)),

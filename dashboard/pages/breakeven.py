@@ -4,7 +4,8 @@ that could serve it, sorted by savings; per pool, its distance to break-even; ve
 Figures are GET /api/v1/breakeven's (breakeven.collector.reports.breakeven.breakeven_report): classes are the
 month `until` falls in, projected by the linear run rate; pools cover the range. A pool's
 savings over the range are also shown per month at the range's pace (x average month / range
-length), so both halves of the page speak in money per month.
+length), so both halves of the page speak in money per month. Each verdict links to its plan
+on the Plans page (`plan_anchor`: the class's, or the pool's own traffic's, anchor there).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from breakeven.collector.reports.breakeven import breakeven_report
 from breakeven.collector.reports.fields import money
 from breakeven.dashboard import fmt
 from breakeven.dashboard.pages.common import converter
+from breakeven.dashboard.pages.plans import class_anchor, pool_anchor
 from breakeven.dashboard.view import View
 
 AVERAGE_MONTH_SECONDS = Decimal("2629746")  # 365.2425 days / 12
@@ -93,9 +95,11 @@ def context(conn: sa.Connection, pricing: PricingConfig, view: View) -> dict[str
     per_month = AVERAGE_MONTH_SECONDS / seconds_between(view.since, view.until)
     for c in report["classes"]:
         c["verdict"] = class_verdict(c, conv.currency)
+        c["plan_anchor"] = class_anchor(c["service"], c["provider"], c["model"])
     for p in report["pools"]:
         savings = p["break_even"]["savings"]
         p["savings_per_month"] = money(Decimal(savings) * per_month) if savings is not None else None
         p["verdict"] = pool_verdict(p, conv.currency)
+        p["plan_anchor"] = pool_anchor(p["name"])
     report["pools"].sort(key=lambda p: (p["savings_per_month"] is None, Decimal(p["savings_per_month"] or 0)))
     return {"page": "breakeven", "view": view.as_json(), **report, "fx": conv.described(view.until)}

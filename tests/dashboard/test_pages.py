@@ -46,7 +46,18 @@ PRICING = {
 }  # fmt: skip
 VIEW = {"range": "custom", "since": "2025-06-01", "until": "2025-06-15"}
 API_RANGE = {"since": "2025-06-01", "until": "2025-06-16"}
-PAGES = ["/", "/overview", "/spend", "/pools", "/breakeven", "/calls", "/calls/repeated", "/quality", "/alerts"]
+PAGES = [
+    "/",
+    "/overview",
+    "/spend",
+    "/pools",
+    "/breakeven",
+    "/plans",
+    "/calls",
+    "/calls/repeated",
+    "/quality",
+    "/alerts",
+]
 
 
 def _calls() -> list[Any]:

@@ -64,6 +64,8 @@ PAGES = [
     ("spend.csv", "/spend.csv?g1=team&g2=provider"),
     ("pools", "/pools"),
     ("breakeven", "/breakeven"),
+    ("plans", "/plans"),
+    ("plans (what-if)", "/plans?growth=1.5&max_utilization=0.6&deferrable=doc-pipeline"),
     ("calls", "/calls"),
     ("calls (service search)", "/calls?service=checkout-api"),
     ("call detail", None),  # filled in with a real call

@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright), over a week made by
 `breakeven demo` through the real OTLP path: every page loads with data, charts render, filters,
-group-by and exports work, the currency switch persists across pages, and nothing logs an error.
+group-by and exports work, the currency switch persists across pages, Plans recommend only the
+moves the demo's config declares (and Break-even links to them), and nothing logs an error.
 The demo bills nothing, so Reconciliation is also shown over a day of traffic and both
 providers' bills of it (tests/reconcilefixture.py).
 
@@ -34,12 +35,15 @@ pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("BREAKEVEN_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "dashboard"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 DEMO_DAYS = 7
+LLAMA_70B = "meta-llama/Llama-3.3-70B-Instruct"  # the model the demo's substitute and candidates name
+NEVER_MOVED = ("claude-sonnet-4-5", "gpt-4o", "o4-mini", "deepseek")  # no box runs them, no substitute names them
 # Page -> what proves it drew real data: a selector that must match at least once.
 PAGES = {
     "/": "svg.chart-stacked rect.bar",
     "/spend": "#spend-table tbody tr td.cost",
     "/pools": "svg.chart-lines polyline.line",
     "/breakeven": "#class-verdicts .verdict",
+    "/plans": "section.plan svg.chart-lines polyline.line",
     "/reconciliation": "#no-sources pre",  # the demo configures no bill: how to configure one
     "/calls": "#calls-table a.detail",
     "/calls/repeated": "#repeated-table tbody tr td.mono a",
@@ -152,6 +156,65 @@ def test_charts_render_with_labels_units_and_currency(page: Any) -> None:
     assert all(v.startswith(("Moving ", "Keep buying ", "No verdict ")) for v in verdicts)
     assert any("a month" in v or "per month" in v for v in verdicts)
     assert "under break-even" in page.locator("#pool-verdicts").inner_text()
+
+
+def test_plans_recommend_only_declared_moves(page: Any) -> None:
+    page.goto("/plans?currency=USD&range=7d")
+    body = page.request.get("/plans.json?currency=USD&range=7d").json()
+    pools = {c["model"]: c["plan"]["runs"]["model"] for c in body["classes"] if c["kind"] == "pool" and c["plan"]}
+    assert set(pools) == {"llama-70b-fp8", "llama-8b-owned"}
+    allowed = {LLAMA_70B, *pools.values()}
+    planned = [c for c in body["classes"] if c["plan"] is not None]
+    for c in planned:
+        plan = c["plan"]
+        assert plan["runs"]["model"] in allowed, c
+        if plan["candidate"].startswith("pool "):  # a pool's box runs the pool's own model
+            assert plan["runs"]["model"] == pools[plan["candidate"].removeprefix("pool ")], c
+        assert not any(name in (c["model"] or "").lower() for name in NEVER_MOVED), c
+    without = [c["model"].lower() for c in body["classes"] if c["plan"] is None]
+    assert all(any(name in model for model in without) for name in NEVER_MOVED), without
+    haiku = next(c for c in planned if c["service"] == "support-bot" and "haiku" in c["model"])
+    assert (haiku["plan"]["runs"]["model"], haiku["plan"]["share"]) == (LLAMA_70B, "0.6")
+    assert haiku["plan"]["evidence"].startswith("triage eval 2026-10")
+    sections = page.locator("section.plan")
+    assert sections.count() == len(planned)
+    for section in sections.all():  # the page shows what its twin says: a model it may run, a curve, today's line
+        assert section.locator("b.runs").inner_text() in allowed
+        assert section.locator(".verdict").inner_text().startswith(("Run ", "Keep buying ", "Pool "))
+        chart = section.locator("svg.chart-lines")
+        assert chart.locator("polyline.line").count() == 1
+        assert chart.locator("line.reference").count() == 1
+        assert any(t.startswith("today $") for t in chart.locator("text").all_text_contents())
+    for name in NEVER_MOVED:
+        assert page.locator(f"section.plan[id*='{name}']").count() == 0, name
+        assert page.locator(f"#no-plan tr[id*='{name}']").count() >= 1, name
+    assert "no candidate box runs claude-sonnet-4-5" in page.locator("#no-plan").inner_text()
+    _shot(page, "plans-usd")
+
+
+def test_plans_what_ifs_round_trip_and_break_even_links_to_plans(page: Any) -> None:
+    page.goto("/plans?currency=USD&range=7d")
+    page.fill("#what-if-growth", "3")
+    page.fill("#what-if-quantization", "bf16")
+    page.click("#recompute")
+    page.wait_for_url(re.compile(r"growth=3.*quantization=bf16"))
+    assert page.input_value("#what-if-growth") == "3"
+    assert "What if: growth 3; quantization bf16." in page.locator("#assuming").inner_text()
+    for section in page.locator("section.plan[id^='class-']").all():  # only the BF16 box may take bought traffic
+        assert "bf16" in section.locator(".card").nth(1).inner_text()
+    page.click("#currency a[data-currency=GBP]")
+    page.wait_for_url(re.compile(r"currency=GBP"))
+    assert page.input_value("#what-if-quantization") == "bf16"  # the what-if survives the currency switch
+    assert "quantization=bf16" in (page.locator("a:text-is('JSON')").get_attribute("href") or "")
+    page.goto("/breakeven?currency=USD&range=7d")
+    verdict = page.locator("#class-verdicts .verdict", has_text="support-bot's claude-haiku")
+    verdict.locator("a.plan").click()
+    page.wait_for_url(re.compile(r"/plans\?currency=USD&range=7d#class-support-bot--anthropic--claude-haiku-4-5"))
+    assert page.locator("section.plan[id^='class-support-bot--anthropic--claude-haiku']").is_visible()
+    page.goto("/breakeven?currency=USD&range=7d")
+    page.locator("#pool-verdicts .verdict", has_text="Pool llama-70b-fp8").locator("a.plan").click()
+    page.wait_for_url(re.compile(r"/plans\?currency=USD&range=7d#pool-llama-70b-fp8"))
+    assert "Pool llama-70b-fp8 (1 box today)" in page.locator("#pool-llama-70b-fp8 .verdict").inner_text()
 
 
 def test_group_by_and_filters(page: Any) -> None:

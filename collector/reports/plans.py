@@ -202,12 +202,25 @@ def _bought_outcome(
         moving = [_scaled(h, found.share) for h in loads]
         curve = cost_curve(moving, Box(c.cost, c.capacity, c.max_utilization), since, until)
         plan = ClassPlan("bought", service, provider, model, c.name, found, curve, today * (ONE - found.share), today)
-        if best is None or plan.savings_usd > best.savings_usd:
+        if best is None or _better(plan, best):
             best = plan
     reason = None if best else f"no candidate box runs {model} or a substitute declared for it"
     if not hours:
         reason = "none of its calls could be priced"
     return ClassOutcome("bought", service, provider, model, tokens, unpriced_calls, best if hours else None, reason)
+
+
+def _better(plan: ClassPlan, than: ClassPlan) -> bool:
+    """More savings; among equals (no box count beats buying), the box whose cheapest count
+    comes nearest, so a "keep buying" names the box that would win first as traffic grows."""
+    if plan.savings_usd != than.savings_usd:
+        return plan.savings_usd > than.savings_usd
+
+    def nearest(p: ClassPlan) -> Decimal | None:
+        return min((p.total(x) for x in p.curve.points[1:]), default=None)
+
+    mine, theirs = nearest(plan), nearest(than)
+    return mine is not None and (theirs is None or mine < theirs)
 
 
 def _pool_outcome(
@@ -231,6 +244,10 @@ def _pool_outcome(
     curve = cost_curve(loads, box, since, until)
     served = sum((h.tokens for h in loads), 0)
     today = fixed_cost(pool.cost, pool.boxes, since, until).total + pool.cost.variable_per_million * served / MILLION
+    if (assume.growth != ONE or assume.max_utilization is not None) and pool.boxes < len(curve.points):
+        # Under a what-if, today's boxes may no longer hold every hour: what they cost is then
+        # the curve at today's box count, the hours they cannot hold bought.
+        today = curve.points[pool.boxes].total_usd
     found = Move(pool.match.model or pool.alternative.model, pool.match.quantization, ONE, "the pool's own traffic")
     plan = ClassPlan("pool", None, pool.alternative.provider, pool.name, f"pool {pool.name}", found, curve, ZERO,
                      today, pool.boxes)  # fmt: skip
@@ -251,11 +268,14 @@ def plans_report(
     def cash(amount: Decimal | None) -> str | None:
         return None if amount is None else money(conv.at(amount, day))
 
-    classes = [_outcome_json(o, cash, conv.currency) for o in outcomes]
+    def words(amount: Decimal) -> str:  # a sentence's figure: to the cent, with its currency
+        return f"{conv.at(amount, day).quantize(Decimal('0.01')):,.2f} {conv.currency}"
+
+    classes = [_outcome_json(o, cash, words) for o in outcomes]
     return {**header(conv, pricing, start, end), "what_if": assume.as_json(), "classes": classes}
 
 
-def _outcome_json(o: ClassOutcome, cash: Any, currency: str) -> dict[str, Any]:
+def _outcome_json(o: ClassOutcome, cash: Any, words: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": o.kind,
         "service": o.service,
@@ -283,7 +303,7 @@ def _outcome_json(o: ClassOutcome, cash: Any, currency: str) -> dict[str, Any]:
         "overflow_share": number(best.overflow_share),
         "utilization": number(best.utilization),
         "stays_bought": cash(p.stays_bought_usd),
-        "sentence": _sentence(o, p, cash),
+        "sentence": _sentence(o, p, words),
         "curve": [
             {
                 "boxes": point.boxes,
@@ -300,7 +320,7 @@ def _outcome_json(o: ClassOutcome, cash: Any, currency: str) -> dict[str, Any]:
     return body
 
 
-def _sentence(o: ClassOutcome, p: ClassPlan, cash: Any) -> str:
+def _sentence(o: ClassOutcome, p: ClassPlan, words: Any) -> str:
     """The plan in one sentence, as finance reads it."""
     best = p.curve.best
     runs = p.move.model + (f" ({p.move.quantization})" if p.move.quantization else "")
@@ -310,25 +330,25 @@ def _sentence(o: ClassOutcome, p: ClassPlan, cash: Any) -> str:
         who = f"Pool {o.model} ({p.current_boxes} box{'es' if p.current_boxes != 1 else ''} today)"
         if best.boxes == 0:
             return (
-                f"{who}: buying all its traffic from {o.provider} would cost {cash(p.total(best))} over the range"
-                f" against {cash(p.today_usd)} today."
+                f"{who}: buying all its traffic from {o.provider} would cost {words(p.total(best))} over the range"
+                f" against {words(p.today_usd)} today."
             )
         burst = f", bursting {_pct(best.overflow_share)} of its tokens to {o.provider}" if best.overflow_share else ""
         return (
-            f"{who}: {best.boxes} box{'es' if best.boxes != 1 else ''}{burst} would cost {cash(p.total(best))}"
-            f" over the range against {cash(p.today_usd)} today."
+            f"{who}: {best.boxes} box{'es' if best.boxes != 1 else ''}{burst} would cost {words(p.total(best))}"
+            f" over the range against {words(p.today_usd)} today."
         )
     who = f"{share}{o.service or '(no service)'}'s {o.model} traffic ({o.provider})"
     if best.boxes == 0:
         cheapest = min(p.curve.points[1:], key=lambda x: p.total(x), default=None)
-        beyond = f"; the cheapest, {cheapest.boxes} x {box}, costs {cash(p.total(cheapest))}" if cheapest else ""
-        return f"Keep buying {who}: no number of {box} boxes beats today's {cash(p.today_usd)}{beyond}."
+        beyond = f"; the cheapest, {cheapest.boxes} x {box}, costs {words(p.total(cheapest))}" if cheapest else ""
+        return f"Keep buying {who}: no number of {box} boxes beats today's {words(p.today_usd)}{beyond}."
     burst = ""
     if best.overflow_share:
         burst = f", sending {_pct(best.overflow_share)} of its tokens to {o.provider} at peaks"
     return (
         f"Run {best.boxes} x {box} serving {runs} for {who} ({p.move.evidence}){burst}:"
-        f" {cash(p.total(best))} over the range instead of {cash(p.today_usd)} (save {cash(p.savings_usd)})."
+        f" {words(p.total(best))} over the range instead of {words(p.today_usd)} (save {words(p.savings_usd)})."
     )
 
 

@@ -55,7 +55,7 @@ def test_the_cost_curve_and_the_cheapest_plan(fleet: RunningCollector) -> None:
     assert plan["evidence"] == "e2e eval"
     assert plan["sentence"] == (
         "Run 2 x box serving llama-e2e for chat's claude-e2e traffic (anthropic) (e2e eval):"
-        " 0.80 over the range instead of 3.5235 (save 2.7235)."
+        " 0.80 USD over the range instead of 3.52 USD (save 2.72 USD)."
     )
 
 

@@ -81,7 +81,7 @@ def test_the_page_shows_the_curve_the_sentence_and_what_the_box_would_run(fleet:
     words = " ".join(_text(chat).split())
     assert (
         "Run 1 x box serving llama-e2e for chat's claude-e2e traffic (anthropic) (e2e eval), sending 30.7% of its"
-        " tokens to anthropic at peaks: 3.48 over the range instead of 3.5235 (save 0.0435)." in words
+        " tokens to anthropic at peaks: 3.48 USD over the range instead of 3.52 USD (save 0.04 USD)." in words
     )
     assert "1 x box" in words
     assert "llama-e2e quantization not named" in words

@@ -64,3 +64,29 @@ def test_a_pool_whose_alternative_cannot_price_it_has_no_plan() -> None:
 
 def test_no_traffic_no_classes() -> None:
     assert plan_classes([], _pricing("alt-e2e"), SINCE, UNTIL, WhatIf()) == []
+
+
+def test_under_growth_todays_boxes_buy_what_they_cannot_hold() -> None:
+    # x2: hour 0 needs 7,200 s ($0.72), hour 1 14,400 s ($1.44). Today's 2 boxes hold 7,200 s an hour:
+    # hour 1 buys half ($0.72) on top of the $8 the boxes cost.
+    rows = [_hour(0, 3600), _hour(1, 7200, calls=2)]
+    (outcome,) = plan_classes(rows, _pricing("alt-e2e"), SINCE, UNTIL, WhatIf(growth=Decimal(2)))
+    assert outcome.plan is not None
+    assert outcome.plan.today_usd == Decimal("8.72")
+
+
+def test_when_nothing_beats_buying_the_box_nearest_to_winning_is_named() -> None:
+    pricing = parse_pricing(
+        {
+            "prices": [{"provider": "openai", "model": "m", "effective_from": "2025-01-01", "input": 1, "output": 1}],
+            "candidates": [
+                {"name": "dear", "model": "x", "rent_per_hour": 100, "capacity": {"input_tps": 1, "output_tps": 1}},
+                {"name": "cheap", "model": "x", "rent_per_hour": 2, "capacity": {"input_tps": 1, "output_tps": 1}},
+            ],
+            "substitutes": [{"from": {"model": "m"}, "to": {"model": "x"}}],
+        }
+    )
+    row = HourRow("svc", "openai", "m", None, "priced", SINCE, 1, TokenUsage(3600), Decimal("0.0036"))
+    (outcome,) = plan_classes([row], pricing, SINCE, UNTIL, WhatIf())
+    assert outcome.plan is not None
+    assert (outcome.plan.candidate, outcome.plan.curve.best.boxes) == ("cheap", 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Response
 
 from breakeven.collector.api.times import time_range
 from breakeven.collector.price.config import PricingConfig
@@ -19,6 +19,7 @@ from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.gpu import add_gpu_figures
 from breakeven.collector.reports.plans import plans_report, what_if
 from breakeven.collector.reports.pools import pool_figures, pool_json
+from breakeven.collector.reports.router import NoPlan, litellm_report
 from breakeven.collector.reports.spend import spend_report
 
 
@@ -89,5 +90,32 @@ def money_router(engine: sa.Engine, pricing: PricingConfig) -> APIRouter:
         assume = what_if(growth, max_utilization, discount, price, deferrable, quantization)
         with engine.connect() as conn:
             return plans_report(conn, pricing, conv, start, end, assume)
+
+    @router.get("/api/v1/plans/litellm", response_class=Response)
+    def get_plan_router(
+        model: str,
+        service: str | None = None,
+        provider: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        growth: str | None = None,
+        max_utilization: str | None = None,
+        discount: str | None = None,
+        price: str | None = None,
+        deferrable: str | None = None,
+        quantization: str | None = None,
+    ) -> Response:
+        """One class's plan (as /api/v1/plans costs it, with the same what-ifs) as a LiteLLM router
+        config.yaml: the plan's boxes first, up to their tokens per minute, the per-token provider
+        taking the overflow. model names the class (a pool's own traffic: the pool); service and
+        provider narrow it. 404 when no such class has a plan."""
+        start, end = time_range(since, until)
+        assume = what_if(growth, max_utilization, discount, price, deferrable, quantization)
+        try:
+            with engine.connect() as conn:
+                body = litellm_report(conn, pricing, start, end, assume, service or None, provider or None, model)
+        except NoPlan as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        return Response(body, media_type="application/yaml")
 
     return router

@@ -1,23 +1,25 @@
-"""The money API: /api/v1/spend, /api/v1/pools and /api/v1/breakeven, over the report builders.
+"""The money API: /api/v1/spend, /pools, /breakeven and /plans (and a plan as a LiteLLM router),
+over the report builders.
 
 Routes only: each parses its range (api/times.py), builds its report (breakeven.collector.reports)
 and returns it. The currency defaults to pricing.currency here (and to USD for /api/v1/calls);
-since defaults to the start of the UTC month `until` falls in, until to now.
+since defaults to the start of the UTC month `until` falls in, until to now. The plans routes
+share their what-if query parameters through one dependency (reports/plans.py `what_if`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 
 from breakeven.collector.api.times import time_range
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.reports.breakeven import breakeven_report
 from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.gpu import add_gpu_figures
-from breakeven.collector.reports.plans import plans_report, what_if
+from breakeven.collector.reports.plans import WhatIf, plans_report, what_if
 from breakeven.collector.reports.pools import pool_figures, pool_json
 from breakeven.collector.reports.router import NoPlan, litellm_report
 from breakeven.collector.reports.spend import spend_report
@@ -70,15 +72,10 @@ def money_router(engine: sa.Engine, pricing: PricingConfig) -> APIRouter:
 
     @router.get("/api/v1/plans")
     def get_plans(
+        assume: Annotated[WhatIf, Depends(what_if)],
         since: str | None = None,
         until: str | None = None,
         currency: str | None = None,
-        growth: str | None = None,
-        max_utilization: str | None = None,
-        discount: str | None = None,
-        price: str | None = None,
-        deferrable: str | None = None,
-        quantization: str | None = None,
     ) -> dict[str, Any]:
         """Per traffic class (and per pool's own traffic), the cost of running 0, 1, 2 ... boxes of each
         candidate that may take it over the range's whole hours, the rest bought per token: the whole
@@ -87,30 +84,23 @@ def money_router(engine: sa.Engine, pricing: PricingConfig) -> APIRouter:
         quantization (only candidates running it). Nothing is stored."""
         start, end = time_range(since, until)
         conv = Converter(pricing.fx, currency, pricing.currency)
-        assume = what_if(growth, max_utilization, discount, price, deferrable, quantization)
         with engine.connect() as conn:
             return plans_report(conn, pricing, conv, start, end, assume)
 
     @router.get("/api/v1/plans/litellm", response_class=Response)
     def get_plan_router(
         model: str,
+        assume: Annotated[WhatIf, Depends(what_if)],
         service: str | None = None,
         provider: str | None = None,
         since: str | None = None,
         until: str | None = None,
-        growth: str | None = None,
-        max_utilization: str | None = None,
-        discount: str | None = None,
-        price: str | None = None,
-        deferrable: str | None = None,
-        quantization: str | None = None,
     ) -> Response:
         """One class's plan (as /api/v1/plans costs it, with the same what-ifs) as a LiteLLM router
         config.yaml: the plan's boxes first, up to their tokens per minute, the per-token provider
         taking the overflow. model names the class (a pool's own traffic: the pool); service and
         provider narrow it. 404 when no such class has a plan."""
         start, end = time_range(since, until)
-        assume = what_if(growth, max_utilization, discount, price, deferrable, quantization)
         try:
             with engine.connect() as conn:
                 body = litellm_report(conn, pricing, start, end, assume, service or None, provider or None, model)

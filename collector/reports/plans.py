@@ -254,14 +254,18 @@ def _pool_outcome(
     return ClassOutcome("pool", None, pool.alternative.provider, pool.name, tokens, 0, plan)
 
 
+def whole_hours(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """The whole UTC hours covering [since, until): a plan reads hours."""
+    start = since.replace(minute=0, second=0, microsecond=0)
+    floor = until.replace(minute=0, second=0, microsecond=0)
+    return start, until if until == floor else floor + timedelta(hours=1)
+
+
 def plans_report(
     conn: sa.Connection, pricing: PricingConfig, conv: Converter, since: datetime, until: datetime, assume: WhatIf
 ) -> dict[str, Any]:
     """GET /api/v1/plans's body."""
-    start = since.replace(minute=0, second=0, microsecond=0)
-    end = until if until == until.replace(minute=0, second=0, microsecond=0) else (
-        until.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    )  # fmt: skip
+    start, end = whole_hours(since, until)
     outcomes = plan_classes(hourly(conn, start, end), pricing, start, end, assume)
     day = (end - MICROSECOND).date()
 

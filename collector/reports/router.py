@@ -36,7 +36,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -48,7 +48,7 @@ from breakeven.collector.price.money import ONE
 from breakeven.collector.price.pools import Capacity
 from breakeven.collector.records import POOL, PRICED
 from breakeven.collector.reports.errors import ReportError
-from breakeven.collector.reports.plans import ClassOutcome, WhatIf, plan_classes
+from breakeven.collector.reports.plans import ClassOutcome, WhatIf, plan_classes, whole_hours
 from breakeven.collector.store.spend import HourRow, hourly
 
 # breakeven's provider names (collector/providers.py) -> LiteLLM's model prefix and the
@@ -205,10 +205,7 @@ def litellm_report(
 ) -> str:
     """GET /api/v1/plans/litellm's body: one class's plan (as /api/v1/plans costs it) as router YAML."""
     # The plans report's whole hours, so the plan exported is the plan /api/v1/plans shows.
-    start = since.replace(minute=0, second=0, microsecond=0)
-    end = until if until == until.replace(minute=0, second=0, microsecond=0) else (
-        until.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    )  # fmt: skip
+    start, end = whole_hours(since, until)
     rows = hourly(conn, start, end)
     outcome = _pick(plan_classes(rows, pricing, start, end, assume), service, provider, model)
     return litellm_yaml(router_plan(outcome, pricing, assume, rows), start, end)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from breakeven.collector.config.pricing import parse_pricing
 from breakeven.collector.config.settings import load_settings
 from breakeven.collector.price.config import PricingConfig
 from breakeven.collector.price.ledger import ledger_pricer
+from breakeven.collector.price.periods import utc
+from breakeven.collector.price.usage import TokenUsage
 from breakeven.collector.records import POOL, Call, Work, WriteBatch
 from breakeven.collector.store import hours, rollup
 from breakeven.collector.store import spend as store
@@ -281,6 +284,46 @@ def test_clean_hours_are_read_from_the_rollups(ledger: sa.Engine) -> None:
     assert_exact(ledger, config, [day])
     rollup.roll_all(ledger)
     assert_exact(ledger, config, [day])
+
+
+def hourly_from_calls(engine: sa.Engine, since: datetime, until: datetime) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """store.hourly's reference twin: each call of [since, until) read one by one, summed in Python."""
+    c = calls.c
+    columns = [c.service, c.provider, c.response_model, c.request_model, c.pool, c.price_status, c.start_time,
+               *(c[name] for name in rollup.TOKENS), c.cost_usd]  # fmt: skip
+    sums: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    with engine.connect() as conn:
+        for service, provider, version, model, pool, status, start, *tokens, cost in conn.execute(
+            sa.select(*columns).where(c.start_time >= since, c.start_time < until)
+        ):
+            hour = utc(start).replace(minute=0, second=0, microsecond=0)
+            key = (service, provider, version or model, pool, status, hour)
+            n, usage, total = sums.get(key, (0, TokenUsage(), None))
+            total = total if cost is None else (total or 0) + cost
+            sums[key] = (n + 1, usage + TokenUsage(*tokens), total)
+    return sums
+
+
+def test_hourly_is_exact_before_during_and_after_the_roll(ledger: sa.Engine) -> None:
+    """The plans' arrival profiles (store.hourly) equal the calls summed one by one, whatever is rolled up."""
+
+    def assert_hourly_exact() -> None:
+        with ledger.connect() as conn:
+            for since, until in RANGES:
+                rows = store.hourly(conn, since, until)
+                served = {
+                    (r.service, r.provider, r.model, r.pool, r.price_status, r.hour): (r.calls, r.usage, r.cost_usd)
+                    for r in rows
+                }
+                assert len(served) == len(rows)
+                assert served == hourly_from_calls(ledger, since, until), (since, until)
+                assert all(type(r.calls) is int and (r.cost_usd is None or type(r.cost_usd) is Decimal) for r in rows)
+
+    assert_hourly_exact()
+    rollup.roll_pass(ledger, max_hours=20)
+    assert_hourly_exact()
+    rollup.roll_all(ledger)
+    assert_hourly_exact()
 
 
 def test_a_late_span_that_re_merges_a_rolled_up_call(engine: sa.Engine) -> None:

@@ -109,10 +109,14 @@ def cost_curve(profile: Sequence[HourLoad], box: Box, since: datetime, until: da
     tail_bought = [ZERO] * (n + 1)
     head_tokens = [0] * (n + 1)
     head_need = [ZERO] * (n + 1)
+    # Every k >= 1 splits at or above `lowest` (the hours one box holds whole), so the sums per
+    # need (a division an hour) stop there; below it they are never read.
+    lowest = bisect.bisect_right(keys, per_box)
     for i in range(n - 1, -1, -1):
         need, hour = needs[i]
-        tail_tokens_per_need[i] = tail_tokens_per_need[i + 1] + hour.tokens / need
-        tail_bought_per_need[i] = tail_bought_per_need[i + 1] + hour.bought_usd / need
+        if i >= lowest:
+            tail_tokens_per_need[i] = tail_tokens_per_need[i + 1] + hour.tokens / need
+            tail_bought_per_need[i] = tail_bought_per_need[i + 1] + hour.bought_usd / need
         tail_bought[i] = tail_bought[i + 1] + hour.bought_usd
     for i, (need, hour) in enumerate(needs):
         head_tokens[i + 1] = head_tokens[i] + hour.tokens

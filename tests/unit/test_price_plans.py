@@ -7,8 +7,11 @@ and one box holds 3,600 a hour at max_utilization 1. Each sum is written out bes
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -95,3 +98,57 @@ def test_ops_is_counted_once_per_pool_not_per_box() -> None:
     june = datetime(2025, 6, 10, tzinfo=UTC)
     curve = cost_curve(hours((9000, "5")), box, june, june.replace(hour=4))
     assert [p.fixed_usd for p in curve.points] == [D(0), D(6), D(8), D(10)]  # $4 ops + $2 per box
+
+
+def reference_curve(profile: list[HourLoad], box: Box) -> list[tuple[int, Fraction, Fraction, Fraction, Fraction]]:
+    """The module docstring's formula hour by hour in exact fractions: (boxes, variable, overflow,
+    overflow share, busy box-seconds) for k = 0 up to the fewest boxes that hold every hour."""
+    cap = box.capacity
+    need = [Fraction(h.input_tokens) / Fraction(cap.input_tps) + Fraction(h.output_tokens) / Fraction(cap.output_tps)
+            for h in profile]  # fmt: skip
+    per_box = 3600 * Fraction(box.max_utilization)
+    tokens = sum(h.tokens for h in profile)
+    most = max(1, math.ceil(max(need) / per_box)) if tokens else 0
+    out = []
+    for k in range(most + 1):
+        served = [min(Fraction(1), k * per_box / n) if n else Fraction(0) for n in need]
+        variable = (
+            Fraction(box.cost.variable_per_million)
+            * sum(s * h.tokens for s, h in zip(served, profile, strict=True))
+            / 10**6
+        )
+        overflow = sum((1 - s) * Fraction(h.bought_usd) for s, h in zip(served, profile, strict=True))
+        share = 1 - sum(s * h.tokens for s, h in zip(served, profile, strict=True)) / tokens if tokens else Fraction(0)
+        busy = sum(min(n, k * per_box) for n in need)
+        out.append((k, variable, overflow, share, busy))
+    return out
+
+
+def random_profile(seed: int) -> tuple[list[HourLoad], Box]:
+    """Up to 60 hours: quiet ones, repeated ones (ties in need), peaks of several boxes."""
+    rng = random.Random(seed)
+    size = rng.randrange(1, 60)
+    pick = [(rng.randrange(0, 20_000), rng.randrange(0, 2_000)) for _ in range(rng.randrange(1, size + 1))]
+    loads = []
+    for _ in range(size):
+        inp, out = rng.choice([(0, 0), *pick])
+        loads.append(HourLoad(inp, out, D(rng.randrange(0, 10**8)) / D(10**6)))
+    cost = BoxCost(rent_per_hour=D("0.5"), variable_per_million=D(rng.choice(["0", "0.01", "3"])))
+    return loads, Box(
+        cost, Capacity(D(rng.choice([1, 3, 7])), D(rng.choice([1, 2]))), D(rng.choice(["1", "0.8", "0.6"]))
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_cost_curve_against_the_formula_hour_by_hour(seed: int) -> None:
+    """Running sums and a binary search per box count give the formula's figures to 20 digits."""
+    profile, box = random_profile(seed)
+    curve = cost_curve(profile, box, SINCE, UNTIL)
+    seconds = 4 * 3600
+    want = reference_curve(profile, box)
+    assert [p.boxes for p in curve.points] == [w[0] for w in want]
+    for point, (k, variable, overflow, share, busy) in zip(curve.points, want, strict=True):
+        utilization = None if k == 0 else (point.utilization, busy / (k * seconds))
+        pairs = [(point.variable_usd, variable), (point.overflow_usd, overflow), (point.overflow_share, share)]
+        for got, exact in [*pairs, *([utilization] if utilization else [])]:
+            assert abs(Fraction(got) - exact) <= Fraction(1, 10**20) * max(1, abs(exact)), (k, got, float(exact))

@@ -479,15 +479,17 @@ def hourly(conn: sa.Connection, since: datetime, until: datetime) -> list[HourRo
     whole hours from the hourly rollups, the rest from calls, as spend reads them."""
     src = _source(conn, since, until, (), pool_hours=True, hours_only=True)
     bucket = _bucket(src, 3600)
-    keys = [dimension(src, n) for n in ("service", "provider", "model", "pool")] + [src.c.price_status, bucket]
-    # A month of 50 classes is some 40,000 rows: turning DuckDB's HUGEINT and DECIMAL(38,10) sums
-    # (PostgreSQL's numeric) into Python objects took longer than the query. Counts fit BIGINT, and
-    # a decimal's text is the same Decimal, read several times faster.
+    # The hour first: PostgreSQL sorts to group, and an integer settles most comparisons (a quarter
+    # faster over a month than sorting on the texts first). A month of 50 classes is some 40,000
+    # rows: turning DuckDB's HUGEINT and DECIMAL(38,10) sums (PostgreSQL's numeric) into Python
+    # objects took longer than the query. Counts fit BIGINT, and a decimal's text is the same
+    # Decimal, read several times faster.
+    keys = [bucket, *(dimension(src, n) for n in ("service", "provider", "model", "pool")), src.c.price_status]
     counts = [sa.cast(sa.func.sum(src.c[name]), sa.BigInteger) for name in ("n", *rollups.TOKENS)]
     query = sa.select(*keys, *counts, sa.cast(sa.func.sum(src.c.cost), sa.String)).group_by(*keys)
     at: dict[int, datetime] = {}
     out = []
-    for service, provider, model, pool, status, number, count, i, cr, cw, o, r, cost in conn.execute(query).all():
+    for number, service, provider, model, pool, status, count, i, cr, cw, o, r, cost in conn.execute(query).all():
         hour = at.get(number) or at.setdefault(number, EPOCH + timedelta(hours=number))
         usage = TokenUsage(i or 0, cr or 0, cw or 0, o or 0, r or 0)
         out.append(

@@ -23,6 +23,7 @@ from breakeven.collector.price.fx import USD
 from breakeven.collector.price.pools import fixed_cost
 from breakeven.collector.reconcile import compare
 from breakeven.collector.reconcile.pools import PoolMonth, pool_months
+from breakeven.collector.reconcile.rows import LedgerCell, Row
 from breakeven.collector.records import BilledLine
 from breakeven.collector.reports.currency import Converter, header
 from breakeven.collector.reports.errors import ReportError
@@ -42,8 +43,8 @@ class Reconciliation:
     first: date
     last: date  # exclusive
     group_by: tuple[str, ...]
-    rows: list[compare.Row]
-    by_source: list[compare.Row]  # the same, one row per source
+    rows: list[Row]
+    by_source: list[Row]  # the same, one row per source
     pools: list[PoolMonth]
     unbilled: dict[str, tuple[int, Decimal | None]]  # provider -> calls, cost: per-token traffic no source bills
 
@@ -86,9 +87,7 @@ def reconcile(
             calls, total = unbilled.get(provider, (0, None))
             unbilled[provider] = (calls + row.calls, _plus(total, cost))
             continue
-        cells.append(
-            compare.LedgerCell(day, provider, model, service, team, row.calls, row.unpriced_calls, row.usage, cost)
-        )
+        cells.append(LedgerCell(day, provider, model, service, team, row.calls, row.unpriced_calls, row.usage, cost))
     at = end - timedelta(microseconds=1)
     discounts = {
         provider: found.percent
@@ -140,7 +139,7 @@ def reconciliation_report(
     }
 
 
-def row_json(row: compare.Row, group_by: Sequence[str]) -> dict[str, Any]:
+def row_json(row: Row, group_by: Sequence[str]) -> dict[str, Any]:
     """One row: its key, both sides, coverage, delta, and causes (the first in words as `cause`)."""
     ledger, billed = row.ledger, row.billed
     return {
@@ -169,7 +168,7 @@ def row_json(row: compare.Row, group_by: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _summary(rows: Sequence[compare.Row]) -> dict[str, Any]:
+def _summary(rows: Sequence[Row]) -> dict[str, Any]:
     """The whole range: ledger and billed cost and tokens, how much of the bill the ledger explains."""
     ledger_cost = sum((r.ledger.cost or Decimal(0) for r in rows), Decimal(0))
     billed_cost = sum((r.billed.cost or Decimal(0) for r in rows), Decimal(0))
@@ -188,7 +187,7 @@ def _summary(rows: Sequence[compare.Row]) -> dict[str, Any]:
     }
 
 
-def _source_json(name: str, kind: str, row: compare.Row | None, status: FetchStatus | None) -> dict[str, Any]:
+def _source_json(name: str, kind: str, row: Row | None, status: FetchStatus | None) -> dict[str, Any]:
     """A source: its totals over the range, and its last fetch (API sources fetched by serve or the CLI)."""
     return {
         "name": name,

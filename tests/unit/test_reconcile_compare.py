@@ -11,15 +11,9 @@ from breakeven.collector.config.reconcile import Owner, ReconcileSource, parse_r
 from breakeven.collector.config.settings import SettingsError
 from breakeven.collector.price.pools import InvoiceMatch
 from breakeven.collector.price.usage import TokenUsage
-from breakeven.collector.reconcile.compare import (
-    GroupError,
-    LedgerCell,
-    bill_model,
-    group_keys,
-    model_key,
-    reconcile_rows,
-)
+from breakeven.collector.reconcile.compare import GroupError, group_keys, reconcile_rows
 from breakeven.collector.reconcile.pools import matches, pool_months
+from breakeven.collector.reconcile.rows import LedgerCell, bill_model, model_key
 from breakeven.collector.records import BilledLine
 
 D = date(2026, 11, 3)

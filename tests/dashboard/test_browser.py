@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from breakeven.collector.price.substitutes import same_model
 from tests.conftest import RunningCollector, require_program, start_collector
 from tests.fakeadmin import running_admin_api
 from tests.reconcilefixture import DAY, bills, reconciled_collector
@@ -174,7 +175,9 @@ def test_plans_recommend_only_declared_moves(page: Any) -> None:
     without = [c["model"].lower() for c in body["classes"] if c["plan"] is None]
     assert all(any(name in model for model in without) for name in NEVER_MOVED), without
     haiku = next(c for c in planned if c["service"] == "support-bot" and "haiku" in c["model"])
-    assert (haiku["plan"]["runs"]["model"], haiku["plan"]["share"]) == (LLAMA_70B, "0.6")
+    # a box running Llama 3.3 70B (a new H100, or one like the 70B pool's, whichever comes nearer)
+    assert same_model(haiku["plan"]["runs"]["model"], LLAMA_70B)
+    assert haiku["plan"]["share"] == "0.6"
     assert haiku["plan"]["evidence"].startswith("triage eval 2026-10")
     sections = page.locator("section.plan")
     assert sections.count() == len(planned)

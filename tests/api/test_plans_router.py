@@ -67,6 +67,7 @@ def _picked(router: Any, model: str) -> str:
     return str(deployment["litellm_params"]["model"])
 
 
+@pytest.mark.slow  # LiteLLM's own Router: some 5 s to import, per process
 def test_the_plan_loads_as_a_router_with_the_pool_first(fleet: RunningCollector, offline: list[Any]) -> None:  # noqa: F811
     answer = _yaml(fleet, service="chat", provider="anthropic", model="claude-e2e")
     assert answer.status_code == 200, answer.text
@@ -101,6 +102,7 @@ def test_the_plan_loads_as_a_router_with_the_pool_first(fleet: RunningCollector,
     assert _picked(router, "chat-claude-e2e") == "hosted_vllm/llama-e2e"  # LiteLLM's own pick: order 1
 
 
+@pytest.mark.slow  # LiteLLM's own Router: some 5 s to import, per process
 def test_a_plan_of_no_box_exports_the_provider_alone(fleet: RunningCollector, offline: list[Any]) -> None:  # noqa: F811
     answer = _yaml(fleet, model="claude-e2e", price="box:1", discount="anthropic:50")  # 0 boxes: test_plans_api
     assert answer.status_code == 200, answer.text
@@ -208,6 +210,7 @@ def test_strings_yaml_would_misread_stay_strings(name: str) -> None:
     assert "tpm" not in config["model_list"][0]["litellm_params"]
 
 
+@pytest.mark.slow  # LiteLLM's own Router: some 5 s to import, per process
 def test_the_pool_takes_a_minutes_tokens_up_to_its_limit_then_the_provider_the_rest(offline: list[Any]) -> None:
     # The exported router as LiteLLM runs it, answering from mock_response instead of calling a
     # model: a limit of 1 token a minute lets one call through to the pool, then the minute is

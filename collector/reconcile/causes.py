@@ -47,7 +47,7 @@ def causes(row: Row, tolerance: Decimal, discounts: Mapping[str, Decimal]) -> li
                 _unseen(row),
             )
         )
-    elif outputs_short:
+    elif outputs_short and inputs_agree:
         missing = bill.output - led.output
         found.append(
             Cause(

@@ -32,7 +32,9 @@ CONFIG = (
     '[[reconcile.sources]]\nname = "aws"\nkind = "focus"\npath = "/nowhere/*.csv"\n'
     + POOL.format(name="one-g5", invoice_match='invoice_match = { ResourceId = "i-0l6bb5al993lfa983" }')
     + POOL.format(name="brightpath", invoice_match='invoice_match = { Tags = { application = "BrightPath*" } }')
-    + POOL.format(name="both", invoice_match='invoice_match = { ResourceId = "i-0b3*", Tags = { environment = "dev" } }')
+    + POOL.format(
+        name="both", invoice_match='invoice_match = { ResourceId = "i-0b3*", Tags = { environment = "dev" } }'
+    )
     + POOL.format(name="unnamed", invoice_match="")
 )
 

@@ -94,6 +94,8 @@ CASES = [
      [usage_line(T(2000, 0, 0, 200)), cost_line("20.00")], ["never_seen"], "differs"),
     ("output short: reasoning", [cell(T(1000, 0, 0, 100), "10.00")],
      [usage_line(T(1000, 0, 0, 400)), cost_line("13.00")], ["output_counted_differently"], "differs"),
+    ("more input, less output: not called reasoning", [cell(T(2000, 0, 0, 100), "20.00")],
+     [usage_line(T(1000, 0, 0, 400)), cost_line("13.00")], ["ledger_over"], "differs"),
     ("ledger over", [cell(T(3000, 0, 0, 100), "30.00")],
      [usage_line(T(1000, 0, 0, 100)), cost_line("10.00")], ["ledger_over"], "differs"),
     ("cached", [cell(T(1000, 0, 0, 100), "10.00")],

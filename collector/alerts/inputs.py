@@ -27,9 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from breakeven.collector.alerts.drift import BillDay, BillFigures
 from breakeven.collector.alerts.rules import (
-    BillDay,
-    BillFigures,
     ClassFigures,
     IngestFigures,
     Inputs,

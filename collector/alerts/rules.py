@@ -14,16 +14,19 @@ evaluate(rules, inputs, previous, now) does two things:
 
 Nothing here reads a clock or a database: `now` and the inputs are arguments, so the
 same call gives the same answer (tests/alerts/test_rules.py is table-driven over it).
-A Rule and the kinds of rule are the config's (collector/config/alerts.py).
+A Rule and the kinds of rule are the config's (collector/config/alerts.py); a Condition and
+the text helpers are conditions.py's, the ledger_drift kind is drift.py's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from breakeven.collector.alerts.conditions import Condition, duration_text, money, percent, ratio, usd
+from breakeven.collector.alerts.drift import BillFigures, ledger_drifting
 from breakeven.collector.config.alerts import (
     CLASS_PAST_BREAKEVEN,
     INGEST_UNHEALTHY,
@@ -41,11 +44,6 @@ RESOLVED = "resolved"
 # Notification events; history also records PENDING and CLEARED (pending that stopped holding).
 REPEAT = "repeat"
 CLEARED = "cleared"
-
-Labels = tuple[tuple[str, str], ...]
-# A day's bill is closed once fetched this long after the day ended: providers settle a day's
-# usage and cost reports within hours, and restate it later (a later fetch resolves the alert).
-CLOSED_AFTER = timedelta(days=1)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -110,32 +108,6 @@ class IngestFigures:
     silent_services: tuple[tuple[str, datetime], ...] = ()  # (service, last call) for services silent in the window
 
 
-@dataclass(frozen=True, slots=True)
-class BillDay:
-    """One source's bill for one UTC day beside the ledger's calls it bills, in USD
-    (a row of the reconciliation report grouped by source and day)."""
-
-    source: str
-    day: date
-    ledger_usd: Decimal | None  # None: no call of it was priced
-    billed_usd: Decimal | None  # None: the bill has no cost that day
-    ledger_tokens: int
-    billed_tokens: int
-    coverage: Decimal | None  # ledger tokens / billed tokens; None: the bill counts no tokens
-    delta_usd: Decimal | None  # billed - ledger; None: the bill has no cost
-    delta_percent: Decimal | None  # of the billed cost
-    cause: str | None  # the report's first cause, in words
-    fetched_at: datetime | None  # the source's last successful fetch; None: never fetched (imported)
-
-
-@dataclass(frozen=True, slots=True)
-class BillFigures:
-    """Each source's days over a window, as read at `as_of`."""
-
-    as_of: datetime
-    days: tuple[BillDay, ...] = ()
-
-
 @dataclass(frozen=True)
 class Inputs:
     """Each rule's inputs by rule name; a rule missing from its kind's map is not evaluated."""
@@ -149,15 +121,6 @@ class Inputs:
 
 
 # ----------------------------------------------------------------------------- outputs
-
-
-@dataclass(frozen=True, slots=True)
-class Condition:
-    """An alert instance that holds now: its own labels and what to tell people."""
-
-    labels: Labels
-    summary: str
-    details: Labels = ()  # figures, as annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,110 +419,3 @@ def ingest_unhealthy(rule: Rule, figures: IngestFigures) -> list[Condition]:
         )
         out.append(Condition((("reason", "silent"), ("service", service)), summary, (("last_call", last.isoformat()),)))
     return out
-
-
-def closed_days(figures: BillFigures) -> list[BillDay]:
-    """The days a bill can be judged on: closed, and billed.
-
-    Closed: the day ended at least CLOSED_AFTER before its source's last successful fetch
-    (before as_of, for a source never fetched: its bills were imported), so the bill read is
-    the settled one. Billed: the source has lines that day; a day without any is a fetch that
-    failed or has not run, which the fetch's own status reports, not drift.
-    """
-    out = []
-    for d in figures.days:
-        if d.billed_usd is None and not d.billed_tokens:
-            continue
-        settled = figures.as_of if d.fetched_at is None else min(d.fetched_at, figures.as_of)
-        if datetime.combine(d.day, time(0), UTC) + timedelta(days=1) + CLOSED_AFTER <= settled:
-            out.append(d)
-    return out
-
-
-def ledger_drifting(rule: Rule, figures: BillFigures) -> list[Condition]:
-    """Closed days (per source) of the window whose bill is more than margin percent away from the
-    ledger, or whose ledger saw fewer than min_coverage of the billed tokens; never a day whose
-    bill and ledger differ by less than min_delta USD."""
-    out = []
-    first = (figures.as_of - rule.window).astimezone(UTC).date()
-    for d in closed_days(figures):
-        if d.day < first or (rule.sources and d.source not in rule.sources):
-            continue
-        if d.delta_usd is not None and abs(d.delta_usd) < rule.min_delta_usd:
-            continue
-        drifted = d.delta_percent is not None and abs(d.delta_percent) > rule.margin
-        uncovered = d.coverage is not None and d.coverage < rule.min_coverage
-        if not (drifted or uncovered):
-            continue
-        out.append(Condition((("day", d.day.isoformat()), ("source", d.source)), _drift_summary(d), _drift_details(d)))
-    return out
-
-
-def _drift_summary(d: BillDay) -> str:
-    billed = "no cost" if d.billed_usd is None else usd(d.billed_usd)
-    text = f"{d.source} billed {billed} for {d.day.isoformat()} against {usd(d.ledger_usd or ZERO)} in the ledger"
-    if d.delta_usd is not None and d.delta_percent is not None:
-        text += f" ({'+' if d.delta_usd >= 0 else ''}{d.delta_percent:.1f}% of the bill)"
-    if d.coverage is not None:
-        text += f"; the ledger saw {percent(d.coverage)} of the {d.billed_tokens:,} billed tokens"
-    return f"{text}. {d.cause[:1].upper() + d.cause[1:]}." if d.cause else f"{text}."
-
-
-def _drift_details(d: BillDay) -> Labels:
-    end = d.day + timedelta(days=1)
-
-    def optional(value: Decimal | None, shown: str) -> str:
-        return "" if value is None else shown
-
-    return (
-        ("day", d.day.isoformat()),
-        ("ledger_cost_usd", money(d.ledger_usd or ZERO)),
-        ("billed_cost_usd", optional(d.billed_usd, money(d.billed_usd or ZERO))),
-        ("delta_usd", optional(d.delta_usd, money(d.delta_usd or ZERO))),
-        ("delta_percent", optional(d.delta_percent, f"{d.delta_percent or ZERO:.1f}")),
-        ("coverage", optional(d.coverage, ratio(d.coverage or ZERO))),
-        ("ledger_tokens", str(d.ledger_tokens)),
-        ("billed_tokens", str(d.billed_tokens)),
-        ("cause", d.cause or ""),
-        (
-            "report",
-            f"/api/v1/reconciliation?since={d.day}T00:00:00Z&until={end}T00:00:00Z&group_by=source,provider,model",
-        ),
-    )
-
-
-# ----------------------------------------------------------------------------- text
-
-
-def usd(amount: Decimal) -> str:
-    """An amount for people: 1234.5 -> '1,234.50 USD'."""
-    return f"{amount:,.2f} USD"
-
-
-def money(amount: Decimal) -> str:
-    """An amount for machines (annotations): six decimal places, no grouping."""
-    return f"{amount:.6f}"
-
-
-def percent(value: Decimal) -> str:
-    """A ratio for people: 0.1234 -> '12.3%'."""
-    return f"{value * 100:.1f}%"
-
-
-def ratio(value: Decimal) -> str:
-    """A ratio for machines."""
-    return f"{value:.6f}"
-
-
-def duration_text(delta: timedelta) -> str:
-    """A duration as config spells it: 90 minutes -> '1h30m'."""
-    total = delta.total_seconds()
-    if total < 1:
-        return f"{round(total * 1000)}ms"
-    parts = []
-    seconds = round(total)
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    return "".join(parts)

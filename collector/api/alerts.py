@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 
 from breakeven.collector.alerts import store
-from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED, duration_text
+from breakeven.collector.alerts.conditions import duration_text
+from breakeven.collector.alerts.rules import FIRING, PENDING, RESOLVED
 from breakeven.collector.api.times import parse_time
 from breakeven.collector.config.alerts import AlertsConfig, Rule
 from breakeven.collector.price.periods import iso_z

@@ -36,8 +36,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector as PrometheusCollector
 
 from breakeven.collector.alerts import inputs, store
+from breakeven.collector.alerts.drift import BillDay, BillFigures, closed_days
 from breakeven.collector.alerts.notify import OUTCOMES
-from breakeven.collector.alerts.rules import FIRING, PENDING, BillDay, BillFigures, closed_days
+from breakeven.collector.alerts.rules import FIRING, PENDING
 from breakeven.collector.calls.pipeline import Pipeline
 from breakeven.collector.config.settings import Settings
 from breakeven.collector.price.periods import utc

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from breakeven.collector.alerts.rules import duration_text
+from breakeven.collector.alerts.conditions import duration_text
 from breakeven.collector.config.alerts import AlertsConfig, duration
 from breakeven.collector.config.checks import SettingsError
 from breakeven.collector.config.settings import Settings, load_settings

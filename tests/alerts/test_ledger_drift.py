@@ -13,16 +13,8 @@ from typing import Any
 import pytest
 
 from breakeven.collector.alerts import store
-from breakeven.collector.alerts.rules import (
-    FIRING,
-    RESOLVED,
-    BillDay,
-    BillFigures,
-    Inputs,
-    closed_days,
-    conditions_of,
-    evaluate,
-)
+from breakeven.collector.alerts.drift import BillDay, BillFigures, closed_days
+from breakeven.collector.alerts.rules import FIRING, RESOLVED, Inputs, conditions_of, evaluate
 from breakeven.collector.alerts.runner import AlertRunner
 from breakeven.collector.config.alerts import LEDGER_DRIFT, AlertsConfig, Rule, Webhook, check_reconcile, parse_alerts
 from breakeven.collector.config.checks import SettingsError

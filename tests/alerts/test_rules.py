@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from breakeven.collector.alerts.conditions import duration_text
 from breakeven.collector.alerts.rules import (
     FIRING,
     PENDING,
@@ -21,7 +22,6 @@ from breakeven.collector.alerts.rules import (
     SpendGroup,
     UnpricedFigures,
     conditions_of,
-    duration_text,
     evaluate,
     fingerprint,
 )

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from breakeven.collector.alerts import inputs
-from breakeven.collector.alerts.rules import BillFigures
+from breakeven.collector.alerts.drift import BillFigures
 from breakeven.collector.api import metrics as metrics_module
 from breakeven.collector.api.metrics import Metrics
 from breakeven.collector.config.settings import load_settings
